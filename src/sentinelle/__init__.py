@@ -1,0 +1,49 @@
+"""Sentinelle: a defensive toolkit against child sexual abuse material.
+
+Public API::
+
+    from sentinelle import hash_file, hash_bytes, PDQIndex, BankStore
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BankStore",
+    "Matcher",
+    "PDQIndex",
+    "ExactIndex",
+    "enrollment_hashes",
+    "hash_bytes",
+    "hash_file",
+    "__version__",
+]
+
+_LAZY = {
+    "hash_file": "sentinelle.hasher",
+    "hash_bytes": "sentinelle.hasher",
+    "enrollment_hashes": "sentinelle.hasher",
+    "PDQIndex": "sentinelle.index.pdq_index",
+    "ExactIndex": "sentinelle.index.exact",
+    "BankStore": "sentinelle.store.banks",
+    "Matcher": "sentinelle.matcher",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hasher import enrollment_hashes, hash_bytes, hash_file
+    from .index.exact import ExactIndex
+    from .index.pdq_index import PDQIndex
+    from .matcher import Matcher
+    from .store.banks import BankStore
+
+
+def __getattr__(name: str) -> Any:
+    """Import heavy modules (numba, PyAV, SQLAlchemy) only when they are used."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sentinelle' has no attribute {name!r}")

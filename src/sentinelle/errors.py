@@ -19,6 +19,16 @@ class SentinelleError(Exception):
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 
+    def __reduce__(self):  # keep ``code`` (and other fields) across processes
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[SentinelleError], state: dict) -> SentinelleError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("message", ""))
+    err.__dict__.update(state)
+    return err
+
 
 class MediaError(SentinelleError):
     """A media file could not be hashed (corrupt, too large, unsupported, timeout...).

@@ -1,0 +1,341 @@
+"""Match signals against the enabled entries of hash banks.
+
+A :class:`Matcher` loads the enabled entries of the selected banks into in-memory
+indexes (exact lookups for cryptographic hashes, :class:`PDQIndex` for PDQ and
+vPDQ frame hashes) and keeps them current by following the store's change log:
+``refresh()`` applies only what changed, it never rebuilds the indexes.
+
+Matching rules
+* md5 / sha1 / sha256: equality.
+* pdq: Hamming distance <= the bank's PDQ threshold (default 31), for every query
+  variant of the image (plain, trimmed, dihedral views); each entry is reported once,
+  with its best (smallest) distance and the variant that produced it.
+* vpdq: a video matches a banked video when >= 80% of the query's unique frames
+  (quality >= 50) match one of the banked video's frames and >= 80% of the banked
+  video's unique frames are matched (the vPDQ video-level rule). Video frames are also
+  matched against image PDQ entries (variant ``frame:<n>``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from .hashcodec import pdq_bytes_to_hex, pdq_hexes_to_array
+from .index.exact import ExactIndex
+from .index.pdq_index import PDQIndex
+from .signals.types import CRYPTO_SIGNALS, HashResult, HashSignal, VPDQSignal
+
+VIDEO_MATCH_PCT = 80.0
+MIN_FRAME_QUALITY = 50
+MIN_VARIANT_QUALITY = 50  # query variants other than "plain" below this are not used
+
+
+@dataclass(frozen=True)
+class Match:
+    bank: str
+    entry_id: int
+    entry_hash: str
+    signal: str
+    distance: int
+    variant: str = "plain"
+    category: str | None = None
+    enrolled_variant: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return d
+
+
+@dataclass
+class _EntryMeta:
+    bank_id: int
+    hash: str
+    variant: str = "plain"
+    media_ref: str | None = None
+    category: str | None = None
+
+
+class Matcher:
+    """In-memory matching over the enabled entries of ``banks`` (default: all enabled)."""
+
+    def __init__(self, store: Any, banks: list[str] | None = None) -> None:
+        self.store = store
+        self.banks = list(banks) if banks else None
+        self.version = -1
+        self._lock = threading.RLock()
+        self.load()
+
+    # ---------------------------------------------------------------- loading
+    def load(self) -> None:
+        """(Re)load everything from the store. Used at start-up only."""
+        with self._lock:
+            self.version = self.store.current_seq()
+            self._bank_names: dict[int, str] = {}
+            self._thresholds: dict[int, dict[str, int]] = {}
+            self._meta: dict[int, _EntryMeta] = {}
+            self._exact: dict[str, ExactIndex] = {s: ExactIndex() for s in CRYPTO_SIGNALS}
+            self._pdq = PDQIndex()
+            self._vpdq = PDQIndex()
+            self._video_frames: dict[str, int] = defaultdict(int)  # media_ref -> frames
+            self._load_banks()
+            for sig in (*CRYPTO_SIGNALS, "pdq", "vpdq"):
+                loaded = self.store.load_signal(sig, banks=self.banks)
+                self._bank_names.update(loaded.bank_names)
+                self._add_loaded(sig, loaded)
+
+    def _load_banks(self) -> None:
+        for bank in self.store.list_banks():
+            if self.banks is not None and bank.name not in self.banks:
+                continue
+            self._bank_names[bank.id] = bank.name
+            self._thresholds[bank.id] = self.store.thresholds(bank.name)
+
+    def _add_loaded(self, sig: str, loaded: Any) -> None:
+        ids = np.asarray(loaded.entry_ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        if sig in CRYPTO_SIGNALS:
+            self._exact[sig].add(ids.tolist(), list(loaded.hashes))
+        else:
+            arr = np.asarray(loaded.hashes, dtype=np.uint8)
+            (self._pdq if sig == "pdq" else self._vpdq).add(ids, arr)
+        refs = getattr(loaded, "media_refs", None)
+        variants = getattr(loaded, "variants", None)
+        for i, (eid, bid) in enumerate(zip(ids.tolist(), np.asarray(loaded.bank_ids).tolist())):
+            h = loaded.hashes[i]
+            meta = _EntryMeta(
+                bank_id=int(bid),
+                hash=h if isinstance(h, str) else pdq_bytes_to_hex(h),
+                variant=variants[i] if variants is not None else "plain",
+                media_ref=refs[i] if refs is not None else None,
+            )
+            self._meta[eid] = meta
+            if sig == "vpdq" and meta.media_ref:
+                self._video_frames[meta.media_ref] += 1
+
+    # ---------------------------------------------------------------- updates
+    def refresh(self) -> int:
+        """Apply the store's changes since the last load/refresh; returns how many."""
+        with self._lock:
+            changes = self.store.changes_since(self.version)
+            if not changes:
+                return 0
+            for ch in changes:
+                if ch.entry_id is None:  # a bank-level change: thresholds, enable, delete
+                    self._load_banks_changed()
+                    continue
+                self._apply_entry(ch.entry_id)
+                self.version = max(self.version, ch.seq)
+            self.version = max(self.version, changes[-1].seq)
+            return len(changes)
+
+    def _load_banks_changed(self) -> None:
+        # Bank-level changes are rare (admin actions); reload everything to stay simple
+        # and obviously correct.
+        self.load()
+
+    def _apply_entry(self, entry_id: int) -> None:
+        entry = self.store.get_entry(entry_id)
+        old = self._meta.pop(entry_id, None)
+        if old is not None:
+            self._remove(entry_id, old)
+        if entry is None or not self._active(entry):
+            return
+        meta = _EntryMeta(
+            bank_id=entry.bank_id,
+            hash=entry.hash,
+            variant=getattr(entry, "variant", "plain") or "plain",
+            media_ref=getattr(entry, "media_ref", None),
+            category=entry.category,
+        )
+        sig = entry.signal_type
+        if sig in CRYPTO_SIGNALS:
+            self._exact[sig].add([entry_id], [entry.hash])
+        elif sig in ("pdq", "vpdq"):
+            (self._pdq if sig == "pdq" else self._vpdq).add(
+                [entry_id], pdq_hexes_to_array([entry.hash])
+            )
+            if sig == "vpdq" and meta.media_ref:
+                self._video_frames[meta.media_ref] += 1
+        else:
+            return
+        self._meta[entry_id] = meta
+
+    def _remove(self, entry_id: int, meta: _EntryMeta) -> None:
+        for ex in self._exact.values():
+            ex.remove([entry_id])
+        self._pdq.remove([entry_id])
+        self._vpdq.remove([entry_id])
+        if meta.media_ref and meta.media_ref in self._video_frames:
+            self._video_frames[meta.media_ref] -= 1
+
+    def _active(self, entry: Any) -> bool:
+        if entry.bank_id not in self._bank_names:
+            return False
+        if not entry.enabled:
+            return False
+        until = entry.disabled_until
+        if until is not None:
+            if until.tzinfo is None:
+                until = until.replace(tzinfo=UTC)
+            if until > datetime.now(UTC):
+                return False
+        return True
+
+    # ---------------------------------------------------------------- matching
+    def _threshold(self, bank_id: int, sig: str) -> int:
+        default = 31 if sig in ("pdq", "vpdq") else 0
+        return self._thresholds.get(bank_id, {}).get(sig, default)
+
+    def _max_threshold(self, sig: str) -> int:
+        vals = [self._threshold(b, sig) for b in self._bank_names]
+        return max(vals, default=31)
+
+    def _category(self, entry_id: int, meta: _EntryMeta) -> str | None:
+        if meta.category is None:
+            entry = self.store.get_entry(entry_id)
+            meta.category = (entry.category or "") if entry is not None else ""
+        return meta.category or None
+
+    def _make(self, entry_id: int, sig: str, distance: int, variant: str, **extra: Any) -> Match:
+        meta = self._meta[entry_id]
+        return Match(
+            bank=self._bank_names.get(meta.bank_id, str(meta.bank_id)),
+            entry_id=entry_id,
+            entry_hash=meta.hash,
+            signal=sig,
+            distance=int(distance),
+            variant=variant,
+            category=self._category(entry_id, meta),
+            enrolled_variant=meta.variant,
+            extra=extra,
+        )
+
+    def match(self, result: HashResult) -> list[Match]:
+        """All matches for one hashed file (empty when it has an error)."""
+        if result.error is not None:
+            return []
+        with self._lock:
+            out: list[Match] = []
+            for s in result.signals:
+                if isinstance(s, HashSignal) and s.type in CRYPTO_SIGNALS:
+                    out.extend(self.match_exact(s.type, s.hash))
+            queries = [(v.variant, v.hash, v.quality) for v in result.query_variants]
+            pdq = result.signal("pdq")
+            if not queries and isinstance(pdq, HashSignal):
+                queries = [("plain", pdq.hash, pdq.quality or 0)]
+            if queries:
+                out.extend(self._match_pdq_variants(queries))
+            vpdq = result.signal("vpdq")
+            if isinstance(vpdq, VPDQSignal):
+                out.extend(self.match_video(vpdq))
+            return out
+
+    def match_exact(self, sig: str, hex_hash: str) -> list[Match]:
+        with self._lock:
+            return [
+                self._make(eid, sig, 0, "plain")
+                for eid in self._exact[sig].lookup(hex_hash)
+                if eid in self._meta
+            ]
+
+    def match_pdq(self, hex_hashes: list[str]) -> list[list[Match]]:
+        """Match a batch of PDQ hashes (as given by a caller); one list per hash."""
+        with self._lock:
+            if not hex_hashes:
+                return []
+            res = self._pdq.search(pdq_hexes_to_array(hex_hashes), self._max_threshold("pdq"))
+            return [
+                [
+                    self._make(eid, "pdq", d, "plain")
+                    for eid, d in hits
+                    if d <= self._threshold(self._meta[eid].bank_id, "pdq")
+                ]
+                for hits in res
+            ]
+
+    def _match_pdq_variants(self, queries: list[tuple[str, str, int]]) -> list[Match]:
+        usable = [q for q in queries if q[0] == "plain" or q[2] >= MIN_VARIANT_QUALITY]
+        if not usable or len(self._pdq) == 0:
+            return []
+        res = self._pdq.search(
+            pdq_hexes_to_array([h for _, h, _ in usable]), self._max_threshold("pdq")
+        )
+        best: dict[int, tuple[int, int, str]] = {}  # entry -> (distance, order, variant)
+        for order, ((variant, _, _), hits) in enumerate(zip(usable, res)):
+            for eid, d in hits:
+                meta = self._meta.get(eid)
+                if meta is None or d > self._threshold(meta.bank_id, "pdq"):
+                    continue
+                cand = (int(d), order, variant)
+                if eid not in best or cand < best[eid]:
+                    best[eid] = cand
+        return [
+            self._make(eid, "pdq", d, variant)
+            for eid, (d, _, variant) in sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))
+        ]
+
+    def match_video(self, vpdq: VPDQSignal) -> list[Match]:
+        frames = vpdq.unique_frames(min_quality=MIN_FRAME_QUALITY)
+        if not frames:
+            return []
+        arr = pdq_hexes_to_array([f.hash for f in frames])
+        out: list[Match] = []
+        if len(self._vpdq):
+            res = self._vpdq.search(arr, self._max_threshold("vpdq"))
+            # per banked video: which query frames matched, which target frames were hit
+            q_hit: dict[str, set[int]] = defaultdict(set)
+            t_hit: dict[str, set[int]] = defaultdict(set)
+            dists: dict[str, list[int]] = defaultdict(list)
+            first_entry: dict[str, int] = {}
+            for qi, hits in enumerate(res):
+                for eid, d in hits:
+                    meta = self._meta.get(eid)
+                    if meta is None or not meta.media_ref:
+                        continue
+                    if d > self._threshold(meta.bank_id, "vpdq"):
+                        continue
+                    ref = meta.media_ref
+                    q_hit[ref].add(qi)
+                    t_hit[ref].add(eid)
+                    dists[ref].append(int(d))
+                    first_entry[ref] = min(first_entry.get(ref, eid), eid)
+            for ref, qs in q_hit.items():
+                q_pct = 100.0 * len(qs) / len(frames)
+                t_total = max(1, self._video_frames.get(ref, 1))
+                t_pct = 100.0 * len(t_hit[ref]) / t_total
+                if q_pct >= VIDEO_MATCH_PCT and t_pct >= VIDEO_MATCH_PCT:
+                    out.append(
+                        self._make(
+                            first_entry[ref],
+                            "vpdq",
+                            int(np.median(dists[ref])),
+                            "video",
+                            media_ref=ref,
+                            query_match_pct=round(q_pct, 1),
+                            target_match_pct=round(t_pct, 1),
+                        )
+                    )
+        if len(self._pdq):
+            # individual frames that are known images
+            res = self._pdq.search(arr, self._max_threshold("pdq"))
+            best: dict[int, tuple[int, int]] = {}
+            for f, hits in zip(frames, res):
+                for eid, d in hits:
+                    meta = self._meta.get(eid)
+                    if meta is None or d > self._threshold(meta.bank_id, "pdq"):
+                        continue
+                    if eid not in best or (d, f.frame) < best[eid]:
+                        best[eid] = (int(d), f.frame)
+            for eid, (d, fr) in sorted(best.items()):
+                out.append(self._make(eid, "pdq", d, f"frame:{fr}"))
+        return out

@@ -1,0 +1,256 @@
+"""Parallel, resumable scanning: walk -> hash (worker processes) -> match -> JSONL.
+
+* Hashing runs in worker processes so a decoder that crashes or hangs takes down only
+  its worker; the file gets an error record and the scan goes on.
+* Every finished file is appended (and flushed) to ``<out>.partial`` at once; when the
+  scan completes the partial file atomically replaces ``<out>``. An interrupted scan
+  therefore loses nothing: the next run reads both files and skips every file whose
+  size and mtime are unchanged. Files whose banks changed since they were scanned are
+  re-matched from their stored signals without being hashed again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import MediaError
+from ..media.limits import DEFAULT_LIMITS, Limits
+from ..signals.types import HashResult
+from .records import dumps, error_record, make_record, read_records, result_from_record
+from .walker import FileRef, walk
+
+
+class MatcherLike(Protocol):
+    version: int
+
+    def match(self, result: HashResult) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    workers: int = max(1, os.cpu_count() or 1)
+    exact: bool = False
+    dihedral: bool = False
+    trimmed: bool = True
+    rescan: bool = False  # ignore previous results
+    limits: Limits = DEFAULT_LIMITS
+
+    @property
+    def config(self) -> str:
+        parts = ["exact" if self.exact else "fast"]
+        if self.trimmed:
+            parts.append("trim")
+        if self.dihedral:
+            parts.append("dihedral")
+        return "+".join(parts)
+
+    @property
+    def query_variants(self) -> tuple[str, ...]:
+        v = []
+        if self.trimmed:
+            v.append("trimmed")
+        if self.dihedral:
+            v.append("dihedral")
+        return tuple(v)
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    hashed: int = 0
+    unchanged: int = 0
+    rematched: int = 0
+    matched: int = 0
+    errors: int = 0
+    per_bank: Counter[str] = field(default_factory=Counter)
+    error_codes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.files += 1
+        if rec.get("error"):
+            self.errors += 1
+            self.error_codes[rec["error"]["code"]] += 1
+        if rec.get("matches"):
+            self.matched += 1
+            for bank in {m["bank"] for m in rec["matches"]}:
+                self.per_bank[bank] += 1
+
+
+SIGNALS = ("md5", "sha1", "sha256", "pdq", "vpdq")
+
+
+def _hash_worker(path: str, exact: bool, variants: tuple[str, ...], limits: Limits) -> HashResult:
+    """Runs in a worker process. A hard wall-clock alarm backs up the decoders' own checks."""
+    from ..hasher import hash_file
+
+    def _alarm(signum: int, frame: object) -> None:
+        raise MediaError(
+            f"decoding took longer than {limits.decode_timeout_s:g}s", "decode_timeout"
+        )
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, limits.decode_timeout_s * 1.5 + 1.0)
+    try:
+        return hash_file(
+            path, signals=SIGNALS, exact=exact, query_variants=variants, limits=limits
+        )
+    except MediaError as e:
+        return HashResult(path=path, size=0, error=e)
+    except Exception as e:  # noqa: BLE001 - a worker must always answer with a record
+        return HashResult(path=path, size=0, error=MediaError(f"{type(e).__name__}", "internal_error"))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _previous(out: Path) -> dict[str, dict[str, Any]]:
+    prev: dict[str, dict[str, Any]] = {}
+    for p in (out, out.with_name(out.name + ".partial")):
+        for rec in read_records(p):
+            prev[rec["path"]] = rec
+    return prev
+
+
+def scan(
+    paths: Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    matcher: MatcherLike,
+    options: ScanOptions = ScanOptions(),
+    *,
+    on_progress: Callable[[dict[str, Any], ScanSummary], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ScanSummary:
+    """Scan ``paths`` into the JSONL file ``out``; returns the summary counts."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    prev = {} if options.rescan else _previous(out)
+    refs = list(walk(paths))
+    if on_total:
+        on_total(len(refs))
+    summary = ScanSummary()
+    tmp = partial.with_name(partial.name + ".new")
+    with tmp.open("w", encoding="utf-8") as fh:
+
+        def emit(rec: dict[str, Any]) -> None:
+            fh.write(dumps(rec) + "\n")
+            fh.flush()
+            summary.add(rec)
+            if on_progress:
+                on_progress(rec, summary)
+
+        to_hash: list[FileRef] = []
+        for ref in refs:
+            if ref.error:
+                emit(error_record(ref.path, *ref.error))
+                continue
+            old = prev.get(ref.path)
+            if (
+                old
+                and not old.get("error")
+                and old.get("size") == ref.size
+                and old.get("mtime_ns") == ref.mtime_ns
+                and old.get("config") == options.config
+            ):
+                summary.unchanged += 1
+                if old.get("bank_version") != matcher.version:
+                    old = _rematch(old, matcher)
+                    summary.rematched += 1
+                emit(old)
+            else:
+                to_hash.append(ref)
+        # The old partial (if any) is now fully carried over into tmp.
+        os.replace(tmp, partial)
+        for ref, result in _hash_all(to_hash, options):
+            summary.hashed += 1
+            matches = [] if result.error else [m.to_dict() for m in matcher.match(result)]
+            emit(
+                make_record(
+                    result,
+                    mtime_ns=ref.mtime_ns,
+                    matches=matches,
+                    config=options.config,
+                    bank_version=matcher.version,
+                )
+            )
+    os.replace(partial, out)
+    return summary
+
+
+def _rematch(rec: dict[str, Any], matcher: MatcherLike) -> dict[str, Any]:
+    result = result_from_record(rec)
+    rec = dict(rec)
+    rec["matches"] = [m.to_dict() for m in matcher.match(result)]
+    rec["bank_version"] = matcher.version
+    return rec
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["sentinelle.hasher"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def _hash_all(refs: list[FileRef], options: ScanOptions) -> Iterable[tuple[FileRef, HashResult]]:
+    """Hash files in worker processes, yielding results as they finish.
+
+    If a worker dies (a decoder crash), the files that were in flight are retried one
+    at a time in a fresh single-worker pool; a file that kills its worker again gets a
+    ``decoder_crashed`` error record.
+    """
+    if not refs:
+        return
+    args = (options.exact, options.query_variants, options.limits)
+    pending = list(reversed(refs))
+    suspects: list[FileRef] = []
+    max_in_flight = options.workers * 4
+    pool = _pool(options.workers)
+    try:
+        in_flight: dict[Future[HashResult], FileRef] = {}
+        while pending or in_flight:
+            while pending and len(in_flight) < max_in_flight:
+                ref = pending.pop()
+                try:
+                    in_flight[pool.submit(_hash_worker, ref.path, *args)] = ref
+                except BrokenProcessPool:
+                    pending.append(ref)
+                    break
+            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                ref = in_flight.pop(fut)
+                try:
+                    yield ref, fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    suspects.append(ref)
+            if broken:
+                suspects.extend(in_flight.values())
+                in_flight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = _pool(options.workers)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for ref in suspects:
+        yield ref, _isolated(ref, args)
+
+
+def _isolated(ref: FileRef, args: tuple[Any, ...]) -> HashResult:
+    with _pool(1) as solo:
+        try:
+            return solo.submit(_hash_worker, ref.path, *args).result()
+        except BrokenProcessPool:
+            return HashResult(
+                path=ref.path,
+                size=ref.size,
+                error=MediaError("the decoder crashed on this file", "decoder_crashed"),
+            )
