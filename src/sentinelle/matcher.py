@@ -82,7 +82,7 @@ class Matcher:
             self._bank_names: dict[int, str] = {}
             self._thresholds: dict[int, dict[str, int]] = {}
             self._meta: dict[int, _EntryMeta] = {}
-            self._exact: dict[str, ExactIndex] = {s: ExactIndex() for s in CRYPTO_SIGNALS}
+            self._exact: dict[str, ExactIndex] = {s: ExactIndex(s) for s in CRYPTO_SIGNALS}
             self._pdq = PDQIndex()
             self._vpdq = PDQIndex()
             self._video_frames: dict[str, int] = defaultdict(int)  # media_ref -> frames
@@ -94,7 +94,7 @@ class Matcher:
 
     def _load_banks(self) -> None:
         for bank in self.store.list_banks():
-            if self.banks is not None and bank.name not in self.banks:
+            if not bank.enabled or (self.banks is not None and bank.name not in self.banks):
                 continue
             self._bank_names[bank.id] = bank.name
             self._thresholds[bank.id] = self.store.thresholds(bank.name)
