@@ -26,7 +26,9 @@ def _flip(hex_hash: str, n: int, rng: np.random.Generator) -> str:
 
 def _pdq_result(h: str, variants: list[tuple[str, str]] | None = None) -> HashResult:
     return HashResult(
-        path="q.jpg", size=1, media_type="image",
+        path="q.jpg",
+        size=1,
+        media_type="image",
         signals=[HashSignal("pdq", h, 100)],
         query_variants=[PDQVariant(n, v, 100) for n, v in (variants or [("plain", h)])],
     )
@@ -80,7 +82,10 @@ def test_exact_and_bank_selection(db_url: str) -> None:
     r = HashResult(path="f", size=1, signals=[HashSignal("md5", md5)])
     assert {x.bank for x in Matcher(store).match(r)} == {"x", "y"}
     assert {x.bank for x in Matcher(store, banks=["y"]).match(r)} == {"y"}
-    assert Matcher(store).match(HashResult(path="f", size=1, signals=[HashSignal("md5", "f" * 32)])) == []
+    assert (
+        Matcher(store).match(HashResult(path="f", size=1, signals=[HashSignal("md5", "f" * 32)]))
+        == []
+    )
 
 
 def test_video_level_rule(db_url: str) -> None:
@@ -90,8 +95,10 @@ def test_video_level_rule(db_url: str) -> None:
     frames = [_rand_hex(rng) for _ in range(10)]
     store.add_entries(
         "v",
-        [EntryIn(signal_type="vpdq", hash=h, variant=f"frame{i}", media_ref="vid1")
-         for i, h in enumerate(frames)],
+        [
+            EntryIn(signal_type="vpdq", hash=h, variant=f"frame{i}", media_ref="vid1")
+            for i, h in enumerate(frames)
+        ],
     )
     m = Matcher(store)
 

@@ -63,8 +63,9 @@ def _by_name(jsonl: Path) -> dict[str, dict]:
 def test_scan_matches_transforms_and_reports_errors(world, tmp_path: Path) -> None:
     url, store, originals, inbox = world
     out = tmp_path / "scan.jsonl"
-    summary = run_scan([inbox], out, html=tmp_path / "r.html", dihedral=True, workers=2,
-                       show_progress=False)
+    summary = run_scan(
+        [inbox], out, html=tmp_path / "r.html", dihedral=True, workers=2, show_progress=False
+    )
     recs = _by_name(out)
     assert len(recs) == 10 == summary.files  # nothing silently skipped
     m = recs["resized.png"]["matches"]
@@ -72,8 +73,10 @@ def test_scan_matches_transforms_and_reports_errors(world, tmp_path: Path) -> No
     border = recs["border.webp"]["matches"]
     assert border and min(x["distance"] for x in border) <= 31
     assert any(x["variant"].startswith("trimmed") for x in border)
-    assert any(x["variant"] == "rotate270" or x["variant"] == "rotate90"
-               for x in recs["rotated.jpg"]["matches"])
+    assert any(
+        x["variant"] == "rotate270" or x["variant"] == "rotate90"
+        for x in recs["rotated.jpg"]["matches"]
+    )
     exact = recs["exact-copy.bin"]["matches"]
     assert {x["signal"] for x in exact} >= {"md5", "sha256", "pdq"}
     for j in range(3):
@@ -112,8 +115,13 @@ def test_scan_is_resumable_and_rematches_when_banks_change(world, tmp_path: Path
     third = run_scan([inbox], out, workers=1, show_progress=False)
     assert third.hashed == 4
     # the banks change: unchanged files are re-matched without being hashed
-    other1 = next(iter(_by_name(out)["other1.jpg"]["signals"][i] for i in range(4)
-                       if _by_name(out)["other1.jpg"]["signals"][i]["type"] == "pdq"))
+    other1 = next(
+        iter(
+            _by_name(out)["other1.jpg"]["signals"][i]
+            for i in range(4)
+            if _by_name(out)["other1.jpg"]["signals"][i]["type"] == "pdq"
+        )
+    )
     store.add_entries("known", [EntryIn(signal_type="pdq", hash=other1["hash"])])
     fourth = run_scan([inbox], out, workers=1, show_progress=False)
     assert fourth.rematched == 7
@@ -157,16 +165,31 @@ def test_scan_cli(world, tmp_path: Path) -> None:
     out = tmp_path / "cli.jsonl"
     res = CliRunner().invoke(
         app,
-        ["scan", str(inbox), "--jsonl", str(out), "--html", str(tmp_path / "c.html"),
-         "--bank", "known", "--dihedral", "--workers", "2", "--quiet"],
+        [
+            "scan",
+            str(inbox),
+            "--jsonl",
+            str(out),
+            "--html",
+            str(tmp_path / "c.html"),
+            "--bank",
+            "known",
+            "--dihedral",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
         env={"SENTINELLE_DATABASE_URL": url},
     )
     assert res.exit_code == 0, res.output
     recs = _by_name(out)
     assert len(recs) == 10
     assert any(m["variant"].startswith("rotate") for m in recs["rotated.jpg"]["matches"])
-    bad = CliRunner().invoke(app, ["scan", str(inbox), "--jsonl", str(out), "--bank", "nope"],
-                             env={"SENTINELLE_DATABASE_URL": url})
+    bad = CliRunner().invoke(
+        app,
+        ["scan", str(inbox), "--jsonl", str(out), "--bank", "nope"],
+        env={"SENTINELLE_DATABASE_URL": url},
+    )
     assert bad.exit_code == 2 and "unknown bank" in bad.output
 
 
@@ -201,5 +224,6 @@ def test_grayscale_and_mirror_copies(world, tmp_path: Path) -> None:
     run_scan([d], out, workers=1, dihedral=True, show_progress=False)
     recs = _by_name(out)
     assert recs["gray.png"]["matches"]
-    assert any(m["variant"] == "flipx" or m["variant"] == "flipy"
-               for m in recs["mirror.png"]["matches"])
+    assert any(
+        m["variant"] == "flipx" or m["variant"] == "flipy" for m in recs["mirror.png"]["matches"]
+    )

@@ -32,9 +32,7 @@ def entries_from_media(
         raise result.error
     sha = result.signal("sha256")
     assert isinstance(sha, HashSignal)
-    common = dict(
-        media_ref=sha.hash, category=category, source_org=source_org, note=note
-    )
+    common = dict(media_ref=sha.hash, category=category, source_org=source_org, note=note)
     out: list[EntryIn] = []
     for s in result.signals:
         if isinstance(s, HashSignal) and s.type in ("md5", "sha256"):
@@ -47,7 +45,9 @@ def entries_from_media(
         if not isinstance(vpdq, VPDQSignal) or not vpdq.unique_frames(50):
             raise MediaError("video has no frame of sufficient quality to enroll", "no_frames")
         for f in vpdq.unique_frames(50):
-            out.append(EntryIn(signal_type="vpdq", hash=f.hash, variant=f"frame{f.frame}", **common))
+            out.append(
+                EntryIn(signal_type="vpdq", hash=f.hash, variant=f"frame{f.frame}", **common)
+            )
     return out
 
 

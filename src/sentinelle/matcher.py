@@ -64,6 +64,37 @@ class _EntryMeta:
     category: str | None = None
 
 
+class _Columns:
+    """The entries of one signal type as loaded at start-up, column-wise, sorted by id."""
+
+    def __init__(self, loaded: Any) -> None:
+        ids = np.asarray(loaded.entry_ids, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        self.ids = ids[order]
+        self.bank_ids = np.asarray(loaded.bank_ids, dtype=np.int64)[order]
+        if isinstance(loaded.hashes, np.ndarray):
+            self.hashes = np.asarray(loaded.hashes, dtype=np.uint8)[order]
+        else:
+            self.hashes = [loaded.hashes[i] for i in order]
+        n = len(ids)
+        variants = list(getattr(loaded, "variants", None) or ["plain"] * n)
+        refs = list(getattr(loaded, "media_refs", None) or [None] * n)
+        self.variants = [variants[i] for i in order]
+        self.media_refs = [refs[i] for i in order]
+
+    def get(self, entry_id: int) -> _EntryMeta | None:
+        i = int(np.searchsorted(self.ids, entry_id))
+        if i >= len(self.ids) or self.ids[i] != entry_id:
+            return None
+        h = self.hashes[i]
+        return _EntryMeta(
+            bank_id=int(self.bank_ids[i]),
+            hash=h if isinstance(h, str) else pdq_bytes_to_hex(h),
+            variant=self.variants[i],
+            media_ref=self.media_refs[i],
+        )
+
+
 class Matcher:
     """In-memory matching over the enabled entries of ``banks`` (default: all enabled)."""
 
@@ -81,7 +112,10 @@ class Matcher:
             self.version = self.store.current_seq()
             self._bank_names: dict[int, str] = {}
             self._thresholds: dict[int, dict[str, int]] = {}
-            self._meta: dict[int, _EntryMeta] = {}
+            # Loaded entries live in numpy columns (compact at 10M+ entries); entries
+            # changed since (and cached look-ups) live in the overlay.
+            self._columns: list[_Columns] = []
+            self._overlay: dict[int, _EntryMeta | None] = {}
             self._exact: dict[str, ExactIndex] = {s: ExactIndex(s) for s in CRYPTO_SIGNALS}
             self._pdq = PDQIndex()
             self._vpdq = PDQIndex()
@@ -100,27 +134,29 @@ class Matcher:
             self._thresholds[bank.id] = self.store.thresholds(bank.name)
 
     def _add_loaded(self, sig: str, loaded: Any) -> None:
-        ids = np.asarray(loaded.entry_ids, dtype=np.int64)
-        if len(ids) == 0:
+        if len(loaded.entry_ids) == 0:
             return
+        cols = _Columns(loaded)
+        self._columns.append(cols)
         if sig in CRYPTO_SIGNALS:
-            self._exact[sig].add(ids.tolist(), list(loaded.hashes))
+            self._exact[sig].add(cols.ids.tolist(), list(loaded.hashes))
         else:
-            arr = np.asarray(loaded.hashes, dtype=np.uint8)
-            (self._pdq if sig == "pdq" else self._vpdq).add(ids, arr)
-        refs = getattr(loaded, "media_refs", None)
-        variants = getattr(loaded, "variants", None)
-        for i, (eid, bid) in enumerate(zip(ids.tolist(), np.asarray(loaded.bank_ids).tolist())):
-            h = loaded.hashes[i]
-            meta = _EntryMeta(
-                bank_id=int(bid),
-                hash=h if isinstance(h, str) else pdq_bytes_to_hex(h),
-                variant=variants[i] if variants is not None else "plain",
-                media_ref=refs[i] if refs is not None else None,
-            )
-            self._meta[eid] = meta
-            if sig == "vpdq" and meta.media_ref:
-                self._video_frames[meta.media_ref] += 1
+            (self._pdq if sig == "pdq" else self._vpdq).add(cols.ids, cols.hashes)
+        if sig == "vpdq":
+            for ref in cols.media_refs:
+                if ref:
+                    self._video_frames[ref] += 1
+
+    def _meta_of(self, entry_id: int) -> _EntryMeta | None:
+        """Metadata of an indexed entry: the overlay of refreshed entries, else the columns."""
+        if entry_id in self._overlay:
+            return self._overlay[entry_id]
+        for cols in self._columns:
+            meta = cols.get(entry_id)
+            if meta is not None:
+                self._overlay[entry_id] = meta  # cache (matches are rare)
+                return meta
+        return None
 
     # ---------------------------------------------------------------- updates
     def refresh(self) -> int:
@@ -145,9 +181,10 @@ class Matcher:
 
     def _apply_entry(self, entry_id: int) -> None:
         entry = self.store.get_entry(entry_id)
-        old = self._meta.pop(entry_id, None)
+        old = self._meta_of(entry_id)
         if old is not None:
             self._remove(entry_id, old)
+        self._overlay[entry_id] = None
         if entry is None or not self._active(entry):
             return
         meta = _EntryMeta(
@@ -168,7 +205,7 @@ class Matcher:
                 self._video_frames[meta.media_ref] += 1
         else:
             return
-        self._meta[entry_id] = meta
+        self._overlay[entry_id] = meta
 
     def _remove(self, entry_id: int, meta: _EntryMeta) -> None:
         for ex in self._exact.values():
@@ -192,6 +229,10 @@ class Matcher:
         return True
 
     # ---------------------------------------------------------------- matching
+    def _bank_of(self, entry_id: int) -> int:
+        meta = self._meta_of(entry_id)
+        return meta.bank_id if meta is not None else -1
+
     def _threshold(self, bank_id: int, sig: str) -> int:
         default = 31 if sig in ("pdq", "vpdq") else 0
         return self._thresholds.get(bank_id, {}).get(sig, default)
@@ -207,7 +248,8 @@ class Matcher:
         return meta.category or None
 
     def _make(self, entry_id: int, sig: str, distance: int, variant: str, **extra: Any) -> Match:
-        meta = self._meta[entry_id]
+        meta = self._meta_of(entry_id)
+        assert meta is not None  # only indexed entries are ever found
         return Match(
             bank=self._bank_names.get(meta.bank_id, str(meta.bank_id)),
             entry_id=entry_id,
@@ -245,7 +287,7 @@ class Matcher:
             return [
                 self._make(eid, sig, 0, "plain")
                 for eid in self._exact[sig].lookup(hex_hash)
-                if eid in self._meta
+                if self._meta_of(eid) is not None
             ]
 
     def match_pdq(self, hex_hashes: list[str]) -> list[list[Match]]:
@@ -258,7 +300,7 @@ class Matcher:
                 [
                     self._make(eid, "pdq", d, "plain")
                     for eid, d in hits
-                    if d <= self._threshold(self._meta[eid].bank_id, "pdq")
+                    if d <= self._threshold(self._bank_of(eid), "pdq")
                 ]
                 for hits in res
             ]
@@ -271,9 +313,9 @@ class Matcher:
             pdq_hexes_to_array([h for _, h, _ in usable]), self._max_threshold("pdq")
         )
         best: dict[int, tuple[int, int, str]] = {}  # entry -> (distance, order, variant)
-        for order, ((variant, _, _), hits) in enumerate(zip(usable, res)):
+        for order, ((variant, _, _), hits) in enumerate(zip(usable, res, strict=False)):
             for eid, d in hits:
-                meta = self._meta.get(eid)
+                meta = self._meta_of(eid)
                 if meta is None or d > self._threshold(meta.bank_id, "pdq"):
                     continue
                 cand = (int(d), order, variant)
@@ -299,7 +341,7 @@ class Matcher:
             first_entry: dict[str, int] = {}
             for qi, hits in enumerate(res):
                 for eid, d in hits:
-                    meta = self._meta.get(eid)
+                    meta = self._meta_of(eid)
                     if meta is None or not meta.media_ref:
                         continue
                     if d > self._threshold(meta.bank_id, "vpdq"):
@@ -329,9 +371,9 @@ class Matcher:
             # individual frames that are known images
             res = self._pdq.search(arr, self._max_threshold("pdq"))
             best: dict[int, tuple[int, int]] = {}
-            for f, hits in zip(frames, res):
+            for f, hits in zip(frames, res, strict=False):
                 for eid, d in hits:
-                    meta = self._meta.get(eid)
+                    meta = self._meta_of(eid)
                     if meta is None or d > self._threshold(meta.bank_id, "pdq"):
                         continue
                     if eid not in best or (d, f.frame) < best[eid]:

@@ -12,7 +12,9 @@ from rich.console import Console
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_cmd(
-        out: Annotated[Path, typer.Option("--out", help="Folder for the demo files and outputs.")] = Path("demo-output"),
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for the demo files and outputs.")
+        ] = Path("demo-output"),
         workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
     ) -> None:
         """Render benign scenes, bank half of them, scan altered copies, write the report."""
@@ -44,8 +46,14 @@ def register(app: typer.Typer) -> None:
         )
         jsonl, html = out / "scan.jsonl", out / "report.html"
         summary = run_scan(
-            [inbox], jsonl, html=html, banks=[DEMO_BANK], dihedral=True, workers=workers,
-            rescan=True, console=console,
+            [inbox],
+            jsonl,
+            html=html,
+            banks=[DEMO_BANK],
+            dihedral=True,
+            workers=workers,
+            rescan=True,
+            console=console,
         )
         _print_summary(console, summary, jsonl, html)
         console.print(f"Open the triage report: [bold]{html.resolve()}[/]")

@@ -111,20 +111,56 @@ def register(app: typer.Typer) -> None:
     @app.command("scan")
     def scan_cmd(
         paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
-        jsonl: Annotated[Path, typer.Option("--jsonl", help="JSON-lines output (one record per file).")],
-        html: Annotated[Path | None, typer.Option("--html", help="Write the HTML triage report here.")] = None,
-        bank: Annotated[list[str] | None, typer.Option("--bank", help="Bank to match (repeatable; default: all enabled).")] = None,
-        dihedral: Annotated[bool, typer.Option("--dihedral", help="Also match rotated and mirrored copies.")] = False,
-        exact: Annotated[bool, typer.Option("--exact", help="Use the reference-exact PDQ path (slower).")] = False,
-        trim: Annotated[bool, typer.Option("--trim/--no-trim", help="Also match with borders/padding trimmed.")] = True,
-        workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes (default: cores).")] = None,
-        rescan: Annotated[bool, typer.Option("--rescan", help="Ignore earlier results in --jsonl; hash everything again.")] = False,
-        thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Embed blurred grayscale thumbnails in the report (revealed on click).")] = False,
-        max_file_mb: Annotated[float, typer.Option(help="Largest file to read, MiB.")] = DEFAULT_LIMITS.max_file_bytes / 2**20,
-        max_pixels: Annotated[int, typer.Option(help="Most pixels per image/frame (decompression bombs).")] = DEFAULT_LIMITS.max_pixels,
-        decode_timeout: Annotated[float, typer.Option(help="Seconds allowed to decode one file.")] = DEFAULT_LIMITS.decode_timeout_s,
-        max_frames: Annotated[int, typer.Option(help="Most video frames decoded per file.")] = DEFAULT_LIMITS.max_frames,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+        jsonl: Annotated[
+            Path, typer.Option("--jsonl", help="JSON-lines output (one record per file).")
+        ],
+        html: Annotated[
+            Path | None, typer.Option("--html", help="Write the HTML triage report here.")
+        ] = None,
+        bank: Annotated[
+            list[str] | None,
+            typer.Option("--bank", help="Bank to match (repeatable; default: all enabled)."),
+        ] = None,
+        dihedral: Annotated[
+            bool, typer.Option("--dihedral", help="Also match rotated and mirrored copies.")
+        ] = False,
+        exact: Annotated[
+            bool, typer.Option("--exact", help="Use the reference-exact PDQ path (slower).")
+        ] = False,
+        trim: Annotated[
+            bool, typer.Option("--trim/--no-trim", help="Also match with borders/padding trimmed.")
+        ] = True,
+        workers: Annotated[
+            int | None, typer.Option("--workers", min=1, help="Worker processes (default: cores).")
+        ] = None,
+        rescan: Annotated[
+            bool,
+            typer.Option(
+                "--rescan", help="Ignore earlier results in --jsonl; hash everything again."
+            ),
+        ] = False,
+        thumbnails: Annotated[
+            bool,
+            typer.Option(
+                "--thumbnails",
+                help="Embed blurred grayscale thumbnails in the report (revealed on click).",
+            ),
+        ] = False,
+        max_file_mb: Annotated[
+            float, typer.Option(help="Largest file to read, MiB.")
+        ] = DEFAULT_LIMITS.max_file_bytes / 2**20,
+        max_pixels: Annotated[
+            int, typer.Option(help="Most pixels per image/frame (decompression bombs).")
+        ] = DEFAULT_LIMITS.max_pixels,
+        decode_timeout: Annotated[
+            float, typer.Option(help="Seconds allowed to decode one file.")
+        ] = DEFAULT_LIMITS.decode_timeout_s,
+        max_frames: Annotated[
+            int, typer.Option(help="Most video frames decoded per file.")
+        ] = DEFAULT_LIMITS.max_frames,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+        ] = False,
     ) -> None:
         """Scan media against hash banks; write JSONL records and an HTML report.
 

@@ -100,13 +100,13 @@ def _hash_worker(path: str, exact: bool, variants: tuple[str, ...], limits: Limi
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limits.decode_timeout_s * 1.5 + 1.0)
     try:
-        return hash_file(
-            path, signals=SIGNALS, exact=exact, query_variants=variants, limits=limits
-        )
+        return hash_file(path, signals=SIGNALS, exact=exact, query_variants=variants, limits=limits)
     except MediaError as e:
         return HashResult(path=path, size=0, error=e)
     except Exception as e:  # noqa: BLE001 - a worker must always answer with a record
-        return HashResult(path=path, size=0, error=MediaError(f"{type(e).__name__}", "internal_error"))
+        return HashResult(
+            path=path, size=0, error=MediaError(f"{type(e).__name__}", "internal_error")
+        )
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
