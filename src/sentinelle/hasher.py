@@ -1,0 +1,363 @@
+"""Public hashing entry point: one file (or bytes) in, one :class:`HashResult` out.
+
+::
+
+    from sentinelle.hasher import hash_file
+    r = hash_file("photo.jpg")                    # md5, sha1, sha256 + pdq
+    r = hash_file("clip.mp4", signals=("vpdq",))  # per-frame PDQ
+    r = hash_file("photo.jpg", exact=False, query_variants=("trimmed", "dihedral"))
+
+What happens, in order:
+
+1. **Size check** before reading anything (``Limits.max_file_bytes``).
+2. **Type detection** from the first bytes (:mod:`sentinelle.media.detect`); the
+   file name is ignored.
+3. **Crypto hashes** (MD5/SHA-1/SHA-256) of the original bytes. They are reported
+   even when decoding later fails, so a corrupt copy of a known file still matches.
+4. **Decoding** under limits and **perceptual hashes**: PDQ for images, vPDQ for
+   videos. A requested signal that does not apply to the media type is absent.
+
+``hash_file`` and ``hash_bytes`` never raise for bad media: every problem ends in
+``HashResult.error`` (a :class:`~sentinelle.errors.MediaError` with a stable code).
+They raise ``ValueError`` only for programming mistakes (unknown signal names).
+
+``exact=True`` (default; ``sentinelle hash`` and enrollment) gives
+reference-exact PDQ/vPDQ hashes; ``exact=False`` (``scan``) decodes at reduced
+size for speed, staying within a few bits of the reference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import MediaError
+from .media.detect import HEAD_BYTES, detect
+from .media.image import open_image, to_pdq_rgb
+from .media.limits import DEFAULT_LIMITS, Limits
+from .media.video import VideoInfo
+from .signals.crypto import crypto_hashes_bytes, crypto_hashes_stream
+from .signals.pdq import (
+    DIHEDRAL_NAMES,
+    FAST_MIN_SIDE,
+    dihedral_from_array,
+    pdq_from_array,
+)
+from .signals.types import (
+    CRYPTO_SIGNALS,
+    SIGNAL_TYPES,
+    DihedralSignal,
+    HashResult,
+    HashSignal,
+    PDQVariant,
+    Signal,
+)
+
+DEFAULT_SIGNALS = ("md5", "sha1", "sha256", "pdq", "vpdq")
+QUERY_VARIANTS = ("trimmed", "dihedral")
+
+IN_MEMORY_MAX_BYTES = 256 * 1024**2
+"""Images up to this size are read once into memory (crypto hashes and decoding
+share the bytes); bigger files are streamed for the hashes and decoded from disk."""
+
+_Source = Path | bytes
+
+
+def _check_options(signals: Collection[str], query_variants: Collection[str]) -> None:
+    bad = [s for s in signals if s not in SIGNAL_TYPES]
+    if bad:
+        raise ValueError(f"unknown signal type(s) {bad}; choose from {list(SIGNAL_TYPES)}")
+    badq = [q for q in query_variants if q not in QUERY_VARIANTS]
+    if badq:
+        raise ValueError(f"unknown query variant(s) {badq}; choose from {list(QUERY_VARIANTS)}")
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _decode_for_pdq(source: _Source, fmt: str, exact: bool, limits: Limits):
+    return open_image(source, fmt, limits, min_side=None if exact else FAST_MIN_SIDE)
+
+
+def _hash_views(
+    im: Image.Image, prefix: str, dihedral: bool
+) -> tuple[PDQVariant, tuple[PDQVariant, ...]]:
+    """PDQ of ``im`` (named ``prefix`` or ``plain``) and, if asked, its 8 orientations."""
+    rgb = to_pdq_rgb(im)
+    if dihedral:
+        views = dihedral_from_array(rgb)
+        if prefix:
+            views = tuple(
+                PDQVariant(
+                    prefix if v.variant == "plain" else f"{prefix}+{v.variant}", v.hash, v.quality
+                )
+                for v in views
+            )
+        return views[0], views
+    h, q = pdq_from_array(rgb)
+    return PDQVariant(prefix or "plain", h, q), ()
+
+
+def _trimmed(im: Image.Image) -> Image.Image | None:
+    """The colleague-owned trimming step; ``None`` when nothing was trimmed."""
+    from .signals.trim import trim_uniform_borders  # lazy: optional heavier module
+
+    out = trim_uniform_borders(im)
+    if out is None or out.size == im.size or min(out.size) < 1:
+        return None
+    return out
+
+
+def _image_signals(
+    result: HashResult,
+    source: _Source,
+    fmt: str,
+    signals: Collection[str],
+    exact: bool,
+    query_variants: Collection[str],
+    limits: Limits,
+) -> list[Signal]:
+    want_dihedral_signal = "pdq-dihedral" in signals
+    want_q = bool(query_variants)
+    if not ("pdq" in signals or want_dihedral_signal or want_q):
+        return []
+    decoded = _decode_for_pdq(source, fmt, exact, limits)
+    result.width, result.height = decoded.width, decoded.height
+    need_dihedral = want_dihedral_signal or "dihedral" in query_variants
+    plain, views = _hash_views(decoded.image, "", need_dihedral)
+    out: list[Signal] = []
+    if "pdq" in signals:
+        out.append(HashSignal("pdq", plain.hash, plain.quality))
+    if want_dihedral_signal:
+        out.append(DihedralSignal(hashes=views))
+    if want_q:
+        qv = [plain]
+        if "dihedral" in query_variants:
+            qv.extend(views[1:])
+        if "trimmed" in query_variants:
+            trimmed = _trimmed(decoded.image)
+            if trimmed is not None:
+                t_plain, t_views = _hash_views(trimmed, "trimmed", "dihedral" in query_variants)
+                qv.extend(t_views if t_views else (t_plain,))
+        result.query_variants = qv
+    return out
+
+
+# --------------------------------------------------------------------------- videos
+
+
+def _video_signals(
+    result: HashResult,
+    source: _Source,
+    fmt: str,
+    signals: Collection[str],
+    exact: bool,
+    limits: Limits,
+) -> list[Signal]:
+    if "vpdq" not in signals:
+        return []
+    from .signals.vpdq import vpdq_hash  # lazy: imports PyAV
+
+    info: list[VideoInfo] = []
+    sig = vpdq_hash(source, fmt, limits, exact=exact, info_out=info)
+    if info:
+        result.width, result.height = info[0].width, info[0].height
+    return [sig]
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _perceptual(
+    result: HashResult,
+    source: _Source,
+    detected: tuple[str, str] | None,
+    signals: Collection[str],
+    exact: bool,
+    query_variants: Collection[str],
+    limits: Limits,
+) -> list[Signal]:
+    """Decode + perceptual hashes; on failure sets ``result.error`` and returns []."""
+    if detected is None:
+        result.error = MediaError(
+            "not a supported image or video (unrecognised content)", "unsupported_type"
+        )
+        return []
+    media_type, fmt = detected
+    result.media_type, result.format = media_type, fmt
+    try:
+        if media_type == "image":
+            return _image_signals(result, source, fmt, signals, exact, query_variants, limits)
+        return _video_signals(result, source, fmt, signals, exact, limits)
+    except MediaError as e:
+        result.error = e
+    except MemoryError:
+        result.error = MediaError("out of memory while decoding", "too_many_pixels")
+    except Exception as e:  # noqa: BLE001 - last line of defence: never raise for media
+        result.error = MediaError(f"cannot decode {fmt}: {type(e).__name__}: {e}", "corrupt_media")
+    return []
+
+
+def hash_file(
+    path: str | os.PathLike[str],
+    *,
+    signals: Collection[str] = DEFAULT_SIGNALS,
+    exact: bool = True,
+    query_variants: Collection[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> HashResult:
+    """Hash one file. Never raises for bad or hostile media (see module docstring).
+
+    ``signals``: any of ``md5``, ``sha1``, ``sha256``, ``pdq``, ``pdq-dihedral``,
+    ``vpdq``. ``query_variants``: ``trimmed`` and/or ``dihedral`` (images only),
+    filling ``HashResult.query_variants`` (``plain`` first).
+    """
+    _check_options(signals, query_variants)
+    p = Path(path)
+    result = HashResult(path=str(path), size=0)
+    crypto_names = [s for s in CRYPTO_SIGNALS if s in signals]
+    try:
+        st = p.stat()
+        if not p.is_file():
+            result.error = MediaError(f"not a regular file: {path}", "io_error")
+            return result
+        result.size = st.st_size
+        if st.st_size > limits.max_file_bytes:
+            result.error = MediaError(
+                f"file is {st.st_size} bytes, over the limit of {limits.max_file_bytes}",
+                "file_too_large",
+            )
+            return result
+        with open(p, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+            detected = detect(head)
+            small_image = (
+                detected is not None
+                and detected[0] == "image"
+                and st.st_size <= IN_MEMORY_MAX_BYTES
+            )
+            if small_image:
+                # One read: the bytes feed both the crypto hashes and the decoder.
+                data = head + fh.read(limits.max_file_bytes + 1 - len(head))
+                source: _Source = data
+                crypto = crypto_hashes_bytes(data, crypto_names)
+                size = len(data)
+            else:
+                fh.seek(0)
+                crypto, size = crypto_hashes_stream(fh, crypto_names)
+                source = p
+    except FileNotFoundError:
+        result.error = MediaError(f"no such file: {path}", "io_error")
+        return result
+    except OSError as e:
+        result.error = MediaError(f"cannot read {path}: {e.strerror or e}", "io_error")
+        return result
+    result.size = size
+    if size > limits.max_file_bytes:  # the file grew while we read it
+        result.error = MediaError("file grew past the size limit while reading", "file_too_large")
+        return result
+    if size == 0:
+        result.signals = list(crypto)
+        result.error = MediaError("file is empty", "empty_file")
+        return result
+    perceptual = _perceptual(result, source, detected, signals, exact, query_variants, limits)
+    result.signals = [*perceptual, *crypto]
+    return result
+
+
+def hash_bytes(
+    data: bytes,
+    *,
+    name: str | None = None,
+    signals: Collection[str] = DEFAULT_SIGNALS,
+    exact: bool = True,
+    query_variants: Collection[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> HashResult:
+    """Like :func:`hash_file` for in-memory content (``name`` is only recorded as ``path``).
+
+    Nothing is written to disk: images and videos are decoded from memory.
+    """
+    _check_options(signals, query_variants)
+    result = HashResult(path=name, size=len(data))
+    if len(data) > limits.max_file_bytes:
+        result.error = MediaError(
+            f"data is {len(data)} bytes, over the limit of {limits.max_file_bytes}",
+            "file_too_large",
+        )
+        return result
+    data = bytes(data)
+    crypto = crypto_hashes_bytes(data, [s for s in CRYPTO_SIGNALS if s in signals])
+    if not data:
+        result.signals = list(crypto)
+        result.error = MediaError("data is empty", "empty_file")
+        return result
+    detected = detect(data[:HEAD_BYTES])
+    perceptual = _perceptual(result, data, detected, signals, exact, query_variants, limits)
+    result.signals = [*perceptual, *crypto]
+    return result
+
+
+def enrollment_hashes(
+    path_or_bytes: str | os.PathLike[str] | bytes,
+    *,
+    augment: bool = False,
+    exact: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[PDQVariant]:
+    """PDQ hashes to store when enrolling an image into a bank.
+
+    Returns ``[plain]``, plus with ``augment=True`` one hash per central crop from
+    :func:`sentinelle.signals.augment.central_crops` (named as that function names
+    them), so crops of the enrolled image are matched too. Raises
+    :class:`~sentinelle.errors.MediaError` when the input is not a decodable image.
+    """
+    if isinstance(path_or_bytes, bytes | bytearray):
+        data = bytes(path_or_bytes)
+        if len(data) > limits.max_file_bytes:
+            raise MediaError("data is over the file size limit", "file_too_large")
+    else:
+        p = Path(path_or_bytes)
+        try:
+            if p.stat().st_size > limits.max_file_bytes:
+                raise MediaError("file is over the file size limit", "file_too_large")
+            data = p.read_bytes()
+        except FileNotFoundError as e:
+            raise MediaError(f"no such file: {p}", "io_error") from e
+        except OSError as e:
+            raise MediaError(f"cannot read {p}: {e.strerror or e}", "io_error") from e
+    if not data:
+        raise MediaError("file is empty", "empty_file")
+    detected = detect(data[:HEAD_BYTES])
+    if detected is None or detected[0] != "image":
+        raise MediaError("enrollment from media needs an image", "unsupported_type")
+    try:
+        decoded = _decode_for_pdq(data, detected[1], exact, limits)
+        plain, _ = _hash_views(decoded.image, "", False)
+        out = [plain]
+        if augment:
+            from .signals.augment import central_crops  # lazy: colleague's module
+
+            for crop_name, crop in central_crops(decoded.image):
+                h, q = pdq_from_array(to_pdq_rgb(crop))
+                out.append(PDQVariant(crop_name, h, q))
+        return out
+    except MediaError:
+        raise
+    except MemoryError as e:
+        raise MediaError("out of memory while decoding", "too_many_pixels") from e
+    except Exception as e:  # noqa: BLE001
+        raise MediaError(f"cannot decode image: {type(e).__name__}: {e}", "corrupt_media") from e
+
+
+__all__ = [
+    "DEFAULT_SIGNALS",
+    "DIHEDRAL_NAMES",
+    "QUERY_VARIANTS",
+    "enrollment_hashes",
+    "hash_bytes",
+    "hash_file",
+]
