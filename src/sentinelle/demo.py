@@ -41,7 +41,11 @@ def render_scene(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
         col = tuple(rng.randint(0, 255) for _ in range(3))
         (d.rectangle if rng.random() < 0.5 else d.ellipse)((x0, y0, x1, y1), fill=col)
     d.text((12, h - 24), f"Sentinelle demo scene #{seed}", fill=(255, 255, 255))
-    return img.filter(ImageFilter.GaussianBlur(0.6))
+    # photo-like texture: real photos have no perfectly flat rows (sensor noise, detail)
+    noise = np.random.default_rng(seed).normal(0, 9, (h, w, 1)).astype(np.float32)
+    arr = np.asarray(img, dtype=np.float32) + noise
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    return img.filter(ImageFilter.GaussianBlur(0.8))
 
 
 def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
