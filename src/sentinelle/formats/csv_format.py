@@ -1,0 +1,162 @@
+"""``csv``: one hash per row, with a required header row.
+
+Columns (header names are case-insensitive, surrounding spaces ignored):
+
+* ``signal_type`` (alias ``type``) and ``hash`` -- required; or instead a single
+  column named after a signal type (``md5``, ``sha1``, ``sha256``, ``pdq``,
+  ``vpdq``), meaning every row is a hash of that type;
+* optional metadata: ``variant`` (default ``plain``), ``media_ref``,
+  ``source_org``, ``external_id``, ``category``, ``note``, ``added_at`` and
+  ``disabled_until`` (ISO-8601; naive = UTC), ``enabled`` (true/false/1/0/yes/no;
+  default true).
+
+Unknown columns are **ignored** (vendor exports often carry extra columns such as
+file names or sizes), but a header that names neither the hash columns nor a
+signal type is rejected, as is a duplicated column name. Rows with a different
+number of fields than the header, empty hashes, bad values, NUL bytes or invalid
+UTF-8 are errors; line numbers are physical lines (a quoted field may span lines;
+the error names the line where its row ends). Fields are limited to
+``InputLimits.max_line_bytes``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from ..errors import BankImportError, InvalidHashError, LineError
+from ._io import DEFAULT_INPUT_LIMITS, InputLimits, iter_lines, reject_if, text_out
+from .entry import ENTRY_SIGNAL_TYPES, EntryIn, normalize_entry, parse_datetime
+
+NAME = "csv"
+
+TEXT_COLUMNS = ("variant", "media_ref", "source_org", "external_id", "category", "note")
+DATE_COLUMNS = ("added_at", "disabled_until")
+WRITE_COLUMNS = ("signal_type", "hash", *TEXT_COLUMNS, "added_at", "enabled", "disabled_until")
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
+
+
+def _parse_bool(v: str) -> bool:
+    s = v.strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError(f"enabled must be true/false, got {v[:20]!r}")
+
+
+def parse(stream: IO[Any], limits: InputLimits = DEFAULT_INPUT_LIMITS) -> list[EntryIn]:
+    bad: list[LineError] = []
+    out: list[EntryIn] = []
+    lines = iter_lines(stream, limits, bad)
+    current = [0]
+
+    def feed() -> Iterator[str]:
+        for no, text in lines:
+            current[0] = no
+            yield text + "\n"
+
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(limits.max_line_bytes)
+    try:
+        reader = csv.reader(feed(), strict=True)
+        try:
+            header = next(reader, None)
+        except csv.Error as e:
+            raise BankImportError("CSV header unreadable", [LineError(current[0], str(e))]) from e
+        if header is None:
+            reject_if(bad, "CSV rejected")
+            raise BankImportError("CSV rejected: empty file (a header row is required)")
+        cols = [h.strip().lower() for h in header]
+        if len(set(cols)) != len(cols):
+            raise BankImportError("CSV rejected", [LineError(1, "duplicate column name in header")])
+        idx = {c: i for i, c in enumerate(cols)}
+        fixed_type: str | None = None
+        if "hash" in idx and ("signal_type" in idx or "type" in idx):
+            type_col = idx.get("signal_type", idx.get("type"))
+            hash_col = idx["hash"]
+        else:
+            named = [c for c in cols if c in ENTRY_SIGNAL_TYPES]
+            if len(named) != 1:
+                raise BankImportError(
+                    "CSV rejected",
+                    [
+                        LineError(
+                            1,
+                            "header must have 'signal_type' (or 'type') and 'hash' columns, "
+                            "or exactly one column named after a signal type (e.g. 'md5', 'pdq')",
+                        )
+                    ],
+                )
+            fixed_type = named[0]
+            type_col = None
+            hash_col = idx[fixed_type]
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                bad.append(LineError(current[0], f"CSV syntax error: {e}"))
+                continue
+            no = current[0]
+            if not row or all(not f.strip() for f in row):
+                continue  # blank line
+            if len(row) != len(cols):
+                bad.append(LineError(no, f"expected {len(cols)} fields, got {len(row)}"))
+                continue
+            try:
+                out.append(_row_to_entry(row, idx, type_col, hash_col, fixed_type, no))
+            except (InvalidHashError, ValueError) as e:
+                msg = e.message if isinstance(e, InvalidHashError) else str(e)
+                bad.append(LineError(no, msg))
+    finally:
+        csv.field_size_limit(old_limit)
+    reject_if(bad, "CSV rejected")
+    return out
+
+
+def _row_to_entry(
+    row: list[str],
+    idx: dict[str, int],
+    type_col: int | None,
+    hash_col: int,
+    fixed_type: str | None,
+    no: int,
+) -> EntryIn:
+    st = fixed_type if fixed_type is not None else row[type_col]  # type: ignore[index]
+    kw: dict[str, Any] = {}
+    for c in TEXT_COLUMNS:
+        if c in idx and row[idx[c]].strip() != "":
+            kw[c] = row[idx[c]].strip() if c == "variant" else row[idx[c]]
+    for c in DATE_COLUMNS:
+        if c in idx and row[idx[c]].strip():
+            try:
+                kw[c] = parse_datetime(row[idx[c]])
+            except ValueError:
+                raise ValueError(f"{c} is not an ISO-8601 date: {row[idx[c]][:40]!r}") from None
+    if "enabled" in idx and row[idx["enabled"]].strip():
+        kw["enabled"] = _parse_bool(row[idx["enabled"]])
+    return normalize_entry(EntryIn(signal_type=st, hash=row[hash_col], line=no, **kw))
+
+
+def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
+    n = 0
+    with text_out(stream) as out:
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(WRITE_COLUMNS)
+        for e in entries:
+            w.writerow(
+                [
+                    e.signal_type,
+                    e.hash,
+                    *[getattr(e, c) or "" for c in TEXT_COLUMNS],
+                    e.added_at.isoformat() if e.added_at else "",
+                    "true" if e.enabled else "false",
+                    e.disabled_until.isoformat() if e.disabled_until else "",
+                ]
+            )
+            n += 1
+    return n
