@@ -319,3 +319,18 @@ def test_vics_bad_inputs(data: bytes, lines: list[int], needle: str) -> None:
         vics.parse(io.BytesIO(data))
     assert lines_of(exc) == lines
     assert needle in str(exc.value)
+
+
+def test_csv_export_neutralises_spreadsheet_formulas() -> None:
+    import io as _io
+
+    from sentinelle.formats import FORMATS
+    from sentinelle.formats.entry import EntryIn as _E
+
+    e = _E(signal_type="md5", hash="a" * 32, note="=HYPERLINK(\"http://x\")", category="-1+2")
+    buf = _io.StringIO()
+    FORMATS["csv"].write([e], buf)
+    text = buf.getvalue()
+    assert "'=HYPERLINK" in text and "'-1+2" in text
+    (back,) = FORMATS["csv"].parse(_io.StringIO(text))
+    assert back.note == e.note and back.category == e.category

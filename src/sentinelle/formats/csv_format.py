@@ -17,6 +17,11 @@ number of fields than the header, empty hashes, bad values, NUL bytes or invalid
 UTF-8 are errors; line numbers are physical lines (a quoted field may span lines;
 the error names the line where its row ends). Fields are limited to
 ``InputLimits.max_line_bytes``.
+
+Spreadsheet safety: on export, a text field that starts with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return is prefixed with ``'`` so that opening the file
+in a spreadsheet cannot run a formula (CSV injection); on import a leading ``'``
+before one of those characters is removed again, so exports round-trip.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ NAME = "csv"
 TEXT_COLUMNS = ("variant", "media_ref", "source_org", "external_id", "category", "note")
 DATE_COLUMNS = ("added_at", "disabled_until")
 WRITE_COLUMNS = ("signal_type", "hash", *TEXT_COLUMNS, "added_at", "enabled", "disabled_until")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
 
@@ -45,6 +51,15 @@ def _parse_bool(v: str) -> bool:
     if s in _FALSE:
         return False
     raise ValueError(f"enabled must be true/false, got {v[:20]!r}")
+
+
+def _escape(text: str) -> str:
+    """Neutralise spreadsheet formulas (see the module docstring)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _unescape(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
 
 
 def parse(stream: IO[Any], limits: InputLimits = DEFAULT_INPUT_LIMITS) -> list[EntryIn]:
@@ -130,7 +145,7 @@ def _row_to_entry(
     kw: dict[str, Any] = {}
     for c in TEXT_COLUMNS:
         if c in idx and row[idx[c]].strip() != "":
-            kw[c] = row[idx[c]].strip() if c == "variant" else row[idx[c]]
+            kw[c] = row[idx[c]].strip() if c == "variant" else _unescape(row[idx[c]])
     for c in DATE_COLUMNS:
         if c in idx and row[idx[c]].strip():
             try:
@@ -152,7 +167,7 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
                 [
                     e.signal_type,
                     e.hash,
-                    *[getattr(e, c) or "" for c in TEXT_COLUMNS],
+                    *[_escape(getattr(e, c) or "") for c in TEXT_COLUMNS],
                     e.added_at.isoformat() if e.added_at else "",
                     "true" if e.enabled else "false",
                     e.disabled_until.isoformat() if e.disabled_until else "",
