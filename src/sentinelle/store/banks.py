@@ -400,6 +400,27 @@ class BankStore:
             conn.execute(update(B).where(B.c.id == bid).values(enabled=bool(enabled)))
             self._log(conn, bid, None, "enable" if enabled else "disable", utcnow())
 
+    def set_bank_description(self, name: str, description: str) -> None:
+        """Change a bank's description. Not logged: matching does not depend on it."""
+        if not isinstance(description, str) or len(description) > MAX_TEXT_FIELD * 4:
+            raise BankError("description too long", code="bad_description")
+        with self._write() as conn:
+            bid = self._bank_id(conn, name)
+            conn.execute(update(B).where(B.c.id == bid).values(description=description))
+
+    def rename_bank(self, name: str, new_name: str) -> BankInfo:
+        """Rename a bank (a bank-level change: matchers reload bank names)."""
+        _check_name(new_name)
+        with self._write() as conn:
+            bid = self._bank_id(conn, name)
+            if new_name != name:
+                taken = conn.execute(select(B.c.id).where(B.c.name == new_name)).scalar()
+                if taken is not None:
+                    raise BankError(f"bank {new_name!r} already exists", code="bank_exists")
+                conn.execute(update(B).where(B.c.id == bid).values(name=new_name))
+                self._log(conn, bid, None, "update", utcnow())
+        return self.get_bank(new_name)
+
     def set_threshold(self, name: str, signal_type: str, max_distance: int) -> None:
         _check_threshold(signal_type, max_distance)
         with self._write() as conn:
@@ -593,14 +614,16 @@ class BankStore:
         active_only: bool = False,
         now: datetime | None = None,
         batch: int = 10_000,
+        after: int = 0,
     ) -> Iterator[StoredEntry]:
-        """Entries of bank ``name`` in id order, fetched in batches (keyset paging)."""
+        """Entries of bank ``name`` in id order, fetched in batches (keyset paging);
+        ``after``: start after this entry id (a cursor for paginated listings)."""
         if signal_type is not None:
             _check_signal(signal_type)
         with self._read() as conn:
             bid = self._bank_id(conn, name)
         now = to_utc(now) or utcnow()
-        last = 0
+        last = int(after)
         while True:
             q = select(E).where(E.c.bank_id == bid, E.c.id > last)
             if signal_type is not None:
