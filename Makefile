@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/sentinelle demo --out demo-output
+	$(BIN)/sentinelle serve --demo --host 127.0.0.1 --port 8080
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -19,12 +19,15 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import bank_cmd, demo_cmd, hash_cmd, scan_cmd
+    from . import actions_cmd, bank_cmd, demo_cmd, hash_cmd, key_cmd, scan_cmd, serve_cmd
 
     hash_cmd.register(app)
     scan_cmd.register(app)
     bank_cmd.register(app)
     demo_cmd.register(app)
+    serve_cmd.register(app)
+    key_cmd.register(app)
+    actions_cmd.register(app)
 
 
 _register()

@@ -1,0 +1,109 @@
+"""`sentinelle serve`: run the HTTP API (FastAPI on uvicorn).
+
+Settings come from ``SENTINELLE_*`` environment variables
+(:mod:`sentinelle.service.settings`). ``--demo`` (what ``make run`` uses) first
+enrolls rendered benign scenes into the ``demo-known`` bank and prints a fresh
+API key with every scope, for local use only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+
+def _demo_setup(console: Console, out: Path, engine) -> str:  # type: ignore[no-untyped-def]
+    """Bank the demo scenes (idempotent) and return a new all-scopes key."""
+    from ..demo import DEMO_BANK, build_demo
+    from ..enroll import entries_from_paths
+    from ..errors import BankError
+    from ..service.keys import create_key
+    from ..store.banks import BankStore
+
+    originals, inbox = build_demo(out)
+    store = BankStore(engine)
+    try:
+        store.get_bank(DEMO_BANK)
+    except BankError:
+        store.create_bank(DEMO_BANK, description="Demo bank of rendered benign scenes")
+    entries, _failed = entries_from_paths(
+        sorted(originals.iterdir()), augment=True, category="demo", source_org="sentinelle-demo"
+    )
+    report = store.add_entries(DEMO_BANK, entries)
+    console.print(
+        f"bank [bold]{DEMO_BANK}[/]: {report.added} entries added, "
+        f"{report.duplicates} already present; sample files to upload in {escape(str(inbox))}",
+        soft_wrap=True,
+    )
+    _rec, token = create_key(engine, "demo (sentinelle serve --demo)", ["admin"])
+    return token
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+        threads: Annotated[
+            int,
+            typer.Option(
+                "--threads",
+                min=0,
+                max=512,
+                help="Worker threads for blocking work (default $SENTINELLE_THREADS or 40).",
+            ),
+        ] = 0,
+        demo: Annotated[
+            bool, typer.Option("--demo", help="Enroll the demo bank and print a demo key.")
+        ] = False,
+        demo_dir: Annotated[
+            Path, typer.Option("--demo-dir", help="Folder for the demo images.")
+        ] = Path("demo-output"),
+    ) -> None:
+        """Serve the HTTP API (docs at /docs, OpenAPI at /openapi.json)."""
+        import uvicorn
+
+        from ..errors import SentinelleError
+        from ..service.app import create_app
+        from ..service.logging import configure_logging
+        from ..service.settings import Settings
+
+        console = Console(stderr=True, highlight=False)
+        try:
+            settings = Settings.from_env(threads=threads) if threads else Settings.from_env()
+            configure_logging(settings.log_level)
+            application = create_app(settings)
+        except SentinelleError as e:
+            console.print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
+            raise typer.Exit(1) from None
+        state = application.state.sentinelle
+        if demo:
+            token = _demo_setup(console, demo_dir, state.engine)
+            state.matcher.refresh()
+            base = f"http://{host}:{port}"
+            sample = next(iter(sorted((demo_dir / "inbox").glob("copy-00-*"))), None)
+            console.print("\n[bold]Demo API key[/] (all scopes; shown once):")
+            typer.echo(token)
+            console.print(
+                f"\n  export SENTINELLE_KEY={token}\n"
+                f'  curl -s -H "Authorization: Bearer $SENTINELLE_KEY" '
+                f"-F file=@{sample} {base}/v1/match\n"
+                f"  docs: {base}/docs\n",
+                soft_wrap=True,
+            )
+        console.print(
+            f"Sentinelle API on http://{host}:{port} · database: {settings.database_url}",
+            soft_wrap=True,
+        )
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )

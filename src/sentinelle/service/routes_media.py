@@ -1,0 +1,339 @@
+"""Media routes (hash, match, scan, match a hash list) and operations routes.
+
+=========================  ========  ===============================================
+route                      scope     does
+=========================  ========  ===============================================
+``POST /v1/hash``          scan      hash an upload (the ``sentinelle hash`` record)
+``POST /v1/match``         scan      hash an upload and match it against the banks
+``POST /v1/scan``          scan      hash + match + actions (quarantine, webhooks)
+``POST /v1/scan/url``      scan      the same for media fetched by URL (off by default)
+``POST /v1/match/hashes``  scan      match hashes given by the caller
+``GET /v1/health``         none      liveness
+``GET /v1/ready``          any key   index loaded and synced recently (else 503)
+``GET /metrics``           metrics   Prometheus text
+=========================  ========  ===============================================
+
+Uploads are read into memory (:mod:`sentinelle.service.uploads`) and hashed from
+memory (:func:`sentinelle.hasher.hash_bytes`); they are never written, stored or
+logged. Media that cannot be decoded gets 422 (413 when too large) with the
+hasher's error code -- except when its cryptographic hash matches a bank entry:
+then the answer is 200 with those matches and the decode ``error`` alongside,
+because a known file must be reported even when it cannot be decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from ..errors import InvalidHashError
+from ..hashcodec import normalize_hash
+from ..hasher import DEFAULT_SIGNALS, hash_bytes
+from ..matcher import Match
+from ..signals.types import CRYPTO_SIGNALS, SIGNAL_TYPES, HashResult, HashSignal
+from .auth import ApiKeyInfo, api_error
+from .deps import body_limit, get_state, require_scope
+from .state import ServiceState
+from .uploads import UPLOAD_OPENAPI, read_upload
+
+log = logging.getLogger("sentinelle.service.media")
+
+router = APIRouter(prefix="/v1", tags=["media"])
+ops_router = APIRouter(tags=["operations"])
+
+for _p in ("/v1/hash", "/v1/match", "/v1/scan"):
+    body_limit(_p, "upload")
+
+MAX_HASHES = 10_000
+MATCH_HASH_TYPES = ("pdq", *CRYPTO_SIGNALS)
+
+Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+# ------------------------------------------------------------------ helpers
+def _media(r: HashResult) -> dict[str, Any]:
+    return {
+        "size": r.size,
+        "media_type": r.media_type,
+        "format": r.format,
+        "width": r.width,
+        "height": r.height,
+    }
+
+
+def _error_response(r: HashResult) -> Exception:
+    assert r.error is not None
+    status = 413 if r.error.code == "file_too_large" else 422
+    return api_error(status, r.error.code, r.error.message)
+
+
+async def _hash_upload(
+    request: Request,
+    state: ServiceState,
+    *,
+    signals: tuple[str, ...] = DEFAULT_SIGNALS,
+    exact: bool = True,
+    query_variants: tuple[str, ...] = (),
+    data: bytes | None = None,
+) -> HashResult:
+    if data is None:
+        data = await read_upload(request, state.settings.max_upload_bytes)
+    return await run_in_threadpool(
+        hash_bytes,
+        data,
+        signals=signals,
+        exact=exact,
+        query_variants=query_variants,
+        limits=state.settings.media_limits,
+    )
+
+
+def _match(state: ServiceState, r: HashResult) -> list[Match]:
+    if r.error is None:
+        matches = state.matcher.match(r)
+    else:  # undecodable: the crypto hashes of the bytes may still be known
+        matches = [
+            m
+            for s in r.signals
+            if isinstance(s, HashSignal) and s.type in CRYPTO_SIGNALS
+            for m in state.matcher.match_exact(s.type, s.hash)
+        ]
+    state.metrics.count_matches(matches)
+    return matches
+
+
+def _variants(dihedral: bool) -> tuple[str, ...]:
+    return ("trimmed", "dihedral") if dihedral else ("trimmed",)
+
+
+def _match_body(r: HashResult, matches: list[Match]) -> dict[str, Any]:
+    return {
+        "media": _media(r),
+        "signals": [s.to_dict() for s in r.signals],
+        "matches": [m.to_dict() for m in matches],
+        "error": r.error.to_dict() if r.error else None,
+    }
+
+
+def _actions(state: ServiceState, matches: list[Match], context: dict[str, Any]) -> dict[str, Any]:
+    """Run the per-bank actions (S3's dispatcher) when there are matches.
+
+    If the dispatcher fails, the scan still answers; ``quarantine`` is then true
+    whenever there was a match (fail closed), with ``actions.error`` set.
+    """
+    if not matches:
+        return {"quarantine": False, "actions": None}
+    try:
+        from ..actions.dispatch import on_matches
+    except ImportError:
+        return {"quarantine": False, "actions": None}
+    try:
+        out = on_matches(state, matches, context=context)
+    except Exception as e:  # noqa: BLE001 - the match result must still reach the caller
+        log.error("actions failed", extra={"fields": {"error": type(e).__name__}})
+        return {"quarantine": True, "actions": {"error": "actions_failed"}}
+    return {
+        "quarantine": bool(out.quarantine),
+        "actions": {
+            "webhooks_queued": out.webhooks_queued,
+            "paused_entries": list(out.paused_entries),
+            "alerts": list(out.alerts),
+        },
+    }
+
+
+# ------------------------------------------------------------------ routes
+@router.post("/hash", openapi_extra=UPLOAD_OPENAPI, summary="Hash an uploaded file")
+async def hash_upload(
+    request: Request,
+    state: StateDep,
+    who: Scan,
+    signal: Annotated[
+        list[str] | None,
+        Query(description=f"signals to compute (repeat); any of {', '.join(SIGNAL_TYPES)}"),
+    ] = None,
+) -> dict[str, Any]:
+    """Reference-exact hashes of the upload, as ``sentinelle hash`` prints them
+    (``path`` is always null: file names are not kept)."""
+    chosen = tuple(dict.fromkeys(signal)) if signal else DEFAULT_SIGNALS
+    bad = [s for s in chosen if s not in SIGNAL_TYPES]
+    if bad:
+        raise api_error(
+            422, "bad_signal_type", f"unknown signal {bad[0]!r}; choose from {list(SIGNAL_TYPES)}"
+        )
+    r = await _hash_upload(request, state, signals=chosen, exact=True)
+    if r.error is not None:
+        raise _error_response(r)
+    out = r.to_dict()
+    out["path"] = None
+    out["width"], out["height"] = r.width, r.height
+    return out
+
+
+@router.post("/match", openapi_extra=UPLOAD_OPENAPI, summary="Match an uploaded file")
+async def match_upload(
+    request: Request,
+    state: StateDep,
+    who: Scan,
+    dihedral: Annotated[bool, Query(description="also match rotated/mirrored copies")] = False,
+) -> dict[str, Any]:
+    r = await _hash_upload(request, state, exact=False, query_variants=_variants(dihedral))
+    matches = await run_in_threadpool(_match, state, r)
+    if r.error is not None and not matches:
+        raise _error_response(r)
+    return _match_body(r, matches)
+
+
+async def _scan(
+    request: Request, state: ServiceState, who: ApiKeyInfo, dihedral: bool, data: bytes | None
+) -> dict[str, Any]:
+    r = await _hash_upload(
+        request, state, exact=False, query_variants=_variants(dihedral), data=data
+    )
+    matches = await run_in_threadpool(_match, state, r)
+    if r.error is not None and not matches:
+        raise _error_response(r)
+    context = {
+        "route": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+        "key_id": who.id,
+        "key_name": who.name,
+        "instance": state.instance_id,
+        "media": _media(r),
+        "signals": [s.to_dict() for s in r.signals if isinstance(s, HashSignal)],
+    }
+    acts = await run_in_threadpool(_actions, state, matches, context)
+    body = _match_body(r, matches)
+    body.update(acts)
+    body["provenance"] = None  # filled by the provenance module (later issue)
+    body["guard"] = None  # filled by the generation guard (later issue)
+    return body
+
+
+@router.post("/scan", openapi_extra=UPLOAD_OPENAPI, summary="Scan an uploaded file")
+async def scan_upload(
+    request: Request,
+    state: StateDep,
+    who: Scan,
+    dihedral: Annotated[bool, Query(description="also match rotated/mirrored copies")] = False,
+) -> dict[str, Any]:
+    """Hash + match + the matched banks' actions. ``quarantine`` is true when a
+    matched bank is configured to quarantine; ``provenance`` and ``guard`` are
+    null until those parts exist."""
+    return await _scan(request, state, who, dihedral, None)
+
+
+class ScanUrlRequest(BaseModel):
+    url: str = Field(max_length=2048, description="http(s) URL on an allowed host")
+    dihedral: bool = False
+
+
+@router.post("/scan/url", summary="Scan media fetched by URL (off by default)")
+async def scan_url(
+    request: Request, body: ScanUrlRequest, state: StateDep, who: Scan
+) -> dict[str, Any]:
+    """Fetch the media (only when ``SENTINELLE_FETCH_ENABLED`` and the host is on
+    ``SENTINELLE_FETCH_ALLOWED_HOSTS``; private and loopback addresses are always
+    refused) and scan it like an upload."""
+    from .fetch import FetchError, fetch_media
+
+    s = state.settings
+    if not s.fetch_enabled:
+        raise api_error(403, "fetch_disabled", "fetching media by URL is disabled")
+    try:
+        data = await run_in_threadpool(
+            fetch_media,
+            body.url,
+            allowed_hosts=s.fetch_allowed_hosts,
+            max_bytes=s.fetch_limit,
+            timeout_s=s.fetch_timeout_s,
+        )
+    except FetchError as e:
+        raise api_error(e.status, e.code, e.message) from None
+    return await _scan(request, state, who, body.dihedral, data)
+
+
+class HashQuery(BaseModel):
+    type: str = Field(max_length=16, description=f"one of {', '.join(MATCH_HASH_TYPES)}")
+    hash: str = Field(max_length=128, description="lowercase or uppercase hex")
+
+
+class HashListRequest(BaseModel):
+    hashes: list[HashQuery] = Field(max_length=MAX_HASHES)
+
+
+def _match_hash_list(state: ServiceState, items: list[tuple[str, str]]) -> list[list[Match]]:
+    out: list[list[Match]] = [[] for _ in items]
+    pdq_pos = [i for i, (t, _) in enumerate(items) if t == "pdq"]
+    if pdq_pos:
+        res = state.matcher.match_pdq([items[i][1] for i in pdq_pos])
+        for i, ms in zip(pdq_pos, res, strict=True):
+            out[i] = ms
+    for i, (t, h) in enumerate(items):
+        if t != "pdq":
+            out[i] = state.matcher.match_exact(t, h)
+    for ms in out:
+        state.metrics.count_matches(ms)
+    return out
+
+
+@router.post("/match/hashes", summary="Match a list of hashes")
+def match_hashes(body: HashListRequest, state: StateDep, who: Scan) -> dict[str, Any]:
+    """Match up to 10,000 hashes (``pdq``, ``md5``, ``sha1``, ``sha256``). Every hash is
+    validated first; any bad one rejects the request with 422 listing each position."""
+    items: list[tuple[str, str]] = []
+    errors: list[dict[str, Any]] = []
+    for i, q in enumerate(body.hashes):
+        t = q.type.strip().lower()
+        if t not in MATCH_HASH_TYPES:
+            errors.append({"index": i, "message": f"type must be one of {list(MATCH_HASH_TYPES)}"})
+            continue
+        try:
+            items.append((t, normalize_hash(t, q.hash)))
+        except InvalidHashError as e:
+            errors.append({"index": i, "message": e.message})
+    if errors:
+        shown = "; ".join(f"hashes[{e['index']}]: {e['message']}" for e in errors[:5])
+        raise api_error(
+            422, "invalid_hash", f"{len(errors)} invalid hash(es): {shown}", errors=errors[:1000]
+        )
+    results = _match_hash_list(state, items)
+    return {
+        "results": [
+            {"type": t, "hash": h, "matches": [m.to_dict() for m in ms]}
+            for (t, h), ms in zip(items, results, strict=True)
+        ]
+    }
+
+
+# ------------------------------------------------------------------ operations
+@ops_router.get("/v1/health", summary="Liveness (no key needed)")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@ops_router.get("/v1/ready", summary="Readiness: index loaded and fresh")
+def ready(state: StateDep, who: Annotated[ApiKeyInfo, Depends(require_scope("*"))]) -> Any:
+    lag = state.sync.lag_s()
+    body = {
+        "index_version": state.matcher.version,
+        "sync_lag_s": None if lag is None else round(lag, 3),
+        "instance": state.instance_id,
+    }
+    if state.matcher.version < 0 or lag is None or lag > state.settings.ready_max_lag_s:
+        raise api_error(
+            503, "not_ready", "the index is not loaded or has not synced recently", **body
+        )
+    return {"status": "ready", **body}
+
+
+@ops_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(
+    state: StateDep, who: Annotated[ApiKeyInfo, Depends(require_scope("metrics"))]
+) -> Response:
+    return Response(state.metrics.render(), media_type=state.metrics.content_type)
