@@ -124,8 +124,11 @@ def _bank_names(state: ServiceState) -> dict[int, str]:
     return {b.id: b.name for b in state.store.list_banks()}
 
 
+MAX_ROW_ID = 2**63 - 1  # ids beyond a 64-bit integer cannot exist (and overflow the driver)
+
+
 def _entry_or_404(state: ServiceState, entry_id: int) -> StoredEntry:
-    e = state.store.get_entry(entry_id)
+    e = state.store.get_entry(entry_id) if abs(entry_id) <= MAX_ROW_ID else None
     if e is None:
         raise api_error(404, "unknown_entry", f"no entry with id {entry_id}")
     return e
@@ -554,7 +557,7 @@ def export_bank(
 # ------------------------------------------------------------------- jobs
 @router.get("/jobs/{job_id}", tags=["jobs"], summary="Status of a background job")
 def get_job(job_id: int, state: State, who: Curate) -> dict[str, Any]:
-    job = jobs.get_job(state.engine, job_id)
+    job = jobs.get_job(state.engine, job_id) if abs(job_id) <= MAX_ROW_ID else None
     if job is None:
         raise api_error(404, "unknown_job", f"no job with id {job_id}")
     d = job.to_dict()

@@ -488,7 +488,7 @@ def _group(state: ServiceState, entry: StoredEntry) -> list[StoredEntry]:
 
 def _content(state: ServiceState, bank_name: str, content_id: int) -> list[StoredEntry]:
     bank = _get_bank(state, bank_name)
-    e = state.store.get_entry(content_id)
+    e = state.store.get_entry(content_id) if abs(content_id) <= 2**63 - 1 else None
     if e is None or e.bank_id != bank.id:
         raise hma_error(404, f"content '{content_id}' not found", "unknown_entry")
     return _group(state, e)
