@@ -34,6 +34,7 @@ from .signals.types import CRYPTO_SIGNALS, HashResult, HashSignal, VPDQSignal
 VIDEO_MATCH_PCT = 80.0
 MIN_FRAME_QUALITY = 50
 MIN_VARIANT_QUALITY = 50  # query variants other than "plain" below this are not used
+RELOAD_AFTER_CHANGES = 50_000  # a bigger batch of changes (bulk import) -> reload aside
 
 
 @dataclass(frozen=True)
@@ -102,29 +103,53 @@ class Matcher:
         self.store = store
         self.banks = list(banks) if banks else None
         self.version = -1
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards the indexes: held briefly
+        self._refresh_lock = threading.Lock()  # one refresh/reload at a time
         self.load()
 
     # ---------------------------------------------------------------- loading
+    _STATE = (
+        "version",
+        "_bank_names",
+        "_thresholds",
+        "_columns",
+        "_overlay",
+        "_exact",
+        "_pdq",
+        "_vpdq",
+        "_video_frames",
+    )
+
     def load(self) -> None:
-        """(Re)load everything from the store. Used at start-up only."""
+        """(Re)load everything from the store: at start-up and after bank-level changes.
+
+        The new indexes are built aside, without the lock, and swapped in at once:
+        matching goes on against the old ones meanwhile.
+        """
+        fresh = Matcher.__new__(Matcher)
+        fresh.store, fresh.banks = self.store, self.banks
+        fresh._build()
         with self._lock:
-            self.version = self.store.current_seq()
-            self._bank_names: dict[int, str] = {}
-            self._thresholds: dict[int, dict[str, int]] = {}
-            # Loaded entries live in numpy columns (compact at 10M+ entries); entries
-            # changed since (and cached look-ups) live in the overlay.
-            self._columns: list[_Columns] = []
-            self._overlay: dict[int, _EntryMeta | None] = {}
-            self._exact: dict[str, ExactIndex] = {s: ExactIndex(s) for s in CRYPTO_SIGNALS}
-            self._pdq = PDQIndex()
-            self._vpdq = PDQIndex()
-            self._video_frames: dict[str, int] = defaultdict(int)  # media_ref -> frames
-            self._load_banks()
-            for sig in (*CRYPTO_SIGNALS, "pdq", "vpdq"):
-                loaded = self.store.load_signal(sig, banks=self.banks)
-                self._bank_names.update(loaded.bank_names)
-                self._add_loaded(sig, loaded)
+            for name in self._STATE:
+                setattr(self, name, getattr(fresh, name))
+
+    def _build(self) -> None:
+        self.version = self.store.current_seq()
+        self._bank_names: dict[int, str] = {}
+        self._thresholds: dict[int, dict[str, int]] = {}
+        # Loaded entries live in numpy columns (compact at 10M+ entries); entries
+        # changed since (and cached look-ups) live in the overlay.
+        self._columns: list[_Columns] = []
+        self._overlay: dict[int, _EntryMeta | None] = {}
+        self._exact: dict[str, ExactIndex] = {s: ExactIndex(s) for s in CRYPTO_SIGNALS}
+        self._pdq = PDQIndex()
+        self._vpdq = PDQIndex()
+        self._video_frames: dict[str, int] = defaultdict(int)  # media_ref -> frames
+        self._load_banks()
+        for sig in (*CRYPTO_SIGNALS, "pdq", "vpdq"):
+            loaded = self.store.load_signal(sig, banks=self.banks)
+            self._bank_names.update(loaded.bank_names)
+            self._add_loaded(sig, loaded)
 
     def _load_banks(self) -> None:
         for bank in self.store.list_banks():
@@ -160,27 +185,29 @@ class Matcher:
 
     # ---------------------------------------------------------------- updates
     def refresh(self) -> int:
-        """Apply the store's changes since the last load/refresh; returns how many."""
-        with self._lock:
+        """Apply the store's changes since the last load/refresh; returns how many.
+
+        Entry changes are applied in place (the entries are read in batches, then the
+        indexes are updated under the lock without database access). A bank-level
+        change (threshold, enable, delete) or a very large batch of changes (a bulk
+        import) triggers a reload built aside and swapped in.
+        """
+        with self._refresh_lock:
             changes = self.store.changes_since(self.version)
             if not changes:
                 return 0
-            for ch in changes:
-                if ch.entry_id is None:  # a bank-level change: thresholds, enable, delete
-                    self._load_banks_changed()
-                    continue
-                self._apply_entry(ch.entry_id)
-                self.version = max(self.version, ch.seq)
-            self.version = max(self.version, changes[-1].seq)
+            if len(changes) > RELOAD_AFTER_CHANGES or any(c.entry_id is None for c in changes):
+                self.load()
+                return len(changes)
+            ids = [c.entry_id for c in changes if c.entry_id is not None]
+            entries = self.store.get_entries(ids)
+            with self._lock:
+                for eid in dict.fromkeys(ids):  # each entry once, in change order
+                    self._apply_entry(eid, entries.get(eid))
+                self.version = max(self.version, changes[-1].seq)
             return len(changes)
 
-    def _load_banks_changed(self) -> None:
-        # Bank-level changes are rare (admin actions); reload everything to stay simple
-        # and obviously correct.
-        self.load()
-
-    def _apply_entry(self, entry_id: int) -> None:
-        entry = self.store.get_entry(entry_id)
+    def _apply_entry(self, entry_id: int, entry: Any) -> None:
         old = self._meta_of(entry_id)
         if old is not None:
             self._remove(entry_id, old)
@@ -192,7 +219,7 @@ class Matcher:
             hash=entry.hash,
             variant=getattr(entry, "variant", "plain") or "plain",
             media_ref=getattr(entry, "media_ref", None),
-            category=entry.category,
+            category=entry.category or "",
         )
         sig = entry.signal_type
         if sig in CRYPTO_SIGNALS:

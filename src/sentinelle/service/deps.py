@@ -8,7 +8,7 @@
     router = APIRouter(prefix="/v1")
 
     @router.get("/things")
-    def things(state=Depends(get_state), who: ApiKeyInfo = Depends(require_scope("scan"))):
+    def things(state=Depends(state_dep), who: ApiKeyInfo = Depends(require_scope("scan"))):
         ...
         raise api_error(404, "unknown_thing", "no such thing")
 
@@ -26,11 +26,20 @@ from fastapi import Request
 from .auth import ApiKeyInfo, api_error, authenticate
 from .state import ServiceState
 
-__all__ = ["ApiKeyInfo", "api_error", "body_limit", "get_state", "require_scope"]
+__all__ = ["ApiKeyInfo", "api_error", "body_limit", "get_state", "require_scope", "state_dep"]
 
 
 def get_state(request: Request) -> ServiceState:
-    """The :class:`ServiceState` of the app serving ``request``."""
+    """The :class:`ServiceState` of the app serving ``request``.
+
+    A plain function: FastAPI runs sync dependencies in its thread pool, which costs
+    more than this look-up, so routes depend on :func:`state_dep` instead.
+    """
+    return request.app.state.sentinelle
+
+
+async def state_dep(request: Request) -> ServiceState:
+    """``Depends(state_dep)``: the state, resolved on the event loop (no thread hop)."""
     return request.app.state.sentinelle
 
 
@@ -40,7 +49,9 @@ def require_scope(scope: str, *, allow_list: bool = False) -> Callable[..., ApiK
     Raises 401 (no/invalid/revoked key), 403 (scope), 429 (rate limit).
     """
 
-    def dependency(request: Request) -> ApiKeyInfo:
+    async def dependency(request: Request) -> ApiKeyInfo:
+        # Runs on the event loop: verification is an in-memory cache hit except
+        # once per key every few seconds (a short indexed primary-key query).
         return authenticate(get_state(request), request, scope, allow_list=allow_list)
 
     dependency.__name__ = f"require_{scope}"

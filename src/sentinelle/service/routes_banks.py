@@ -39,7 +39,7 @@ from ..jobs import queue as jobs
 from ..store.banks import BankInfo, StoredEntry, _check_threshold
 from ..store.models import BankEntry
 from . import imports
-from .deps import ApiKeyInfo, api_error, body_limit, get_state
+from .deps import ApiKeyInfo, api_error, body_limit, state_dep
 from .deps import require_scope as _require_scope
 from .state import ServiceState
 
@@ -59,7 +59,7 @@ EXPORT_CONTENT_TYPES = {
 
 Curate = Annotated[ApiKeyInfo, Depends(_require_scope("curate"))]
 Admin = Annotated[ApiKeyInfo, Depends(_require_scope("admin"))]
-State = Annotated[ServiceState, Depends(get_state)]
+State = Annotated[ServiceState, Depends(state_dep)]
 
 _STATUS_BY_CODE = {
     "unknown_bank": 404,

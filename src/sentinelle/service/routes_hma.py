@@ -57,7 +57,7 @@ from ..matcher import Match
 from ..signals.types import HashSignal
 from ..store.banks import StoredEntry
 from ..store.models import BankEntry
-from .deps import ApiKeyInfo, body_limit, get_state, require_scope
+from .deps import ApiKeyInfo, body_limit, require_scope, state_dep
 from .state import ServiceState
 
 router = APIRouter(tags=["hma-compat"])
@@ -67,7 +67,7 @@ for _path in (r"/h/hash", r"/m/lookup", r"/c/bank/[^/]+/content"):
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan", allow_list=True))]
 Curate = Annotated[ApiKeyInfo, Depends(require_scope("curate", allow_list=True))]
 Admin = Annotated[ApiKeyInfo, Depends(require_scope("admin", allow_list=True))]
-State = Annotated[ServiceState, Depends(get_state)]
+State = Annotated[ServiceState, Depends(state_dep)]
 
 #: HMA signal type name -> ours. Output uses the first HMA name of each of ours.
 SIGNAL_IN = {"pdq": "pdq", "video_md5": "md5", "md5": "md5", "sha1": "sha1", "sha256": "sha256"}
@@ -319,7 +319,7 @@ async def h_hash_post(request: Request, state: State, who: Scan) -> dict[str, st
 
 # ------------------------------------------------------------- /m matching
 @router.get("/m/raw_lookup", summary="HMA: look a hash up (content ids)")
-def m_raw_lookup(
+async def m_raw_lookup(
     state: State,
     who: Scan,
     signal: str | None = None,

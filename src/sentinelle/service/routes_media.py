@@ -36,7 +36,7 @@ from ..hasher import DEFAULT_SIGNALS, hash_bytes
 from ..matcher import Match
 from ..signals.types import CRYPTO_SIGNALS, SIGNAL_TYPES, HashResult, HashSignal
 from .auth import ApiKeyInfo, api_error
-from .deps import body_limit, get_state, require_scope
+from .deps import body_limit, require_scope, state_dep
 from .state import ServiceState
 from .uploads import UPLOAD_OPENAPI, read_upload
 
@@ -52,7 +52,7 @@ MAX_HASHES = 10_000
 MATCH_HASH_TYPES = ("pdq", *CRYPTO_SIGNALS)
 
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
-StateDep = Annotated[ServiceState, Depends(get_state)]
+StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 
 # ------------------------------------------------------------------ helpers
@@ -283,7 +283,7 @@ def _match_hash_list(state: ServiceState, items: list[tuple[str, str]]) -> list[
 
 
 @router.post("/match/hashes", summary="Match a list of hashes")
-def match_hashes(body: HashListRequest, state: StateDep, who: Scan) -> dict[str, Any]:
+async def match_hashes(body: HashListRequest, state: StateDep, who: Scan) -> dict[str, Any]:
     """Match up to 10,000 hashes (``pdq``, ``md5``, ``sha1``, ``sha256``). Every hash is
     validated first; any bad one rejects the request with 422 listing each position."""
     items: list[tuple[str, str]] = []

@@ -647,6 +647,16 @@ class BankStore:
             r = conn.execute(select(E).where(E.c.id == entry_id)).first()
         return None if r is None else _row_to_entry(r)
 
+    def get_entries(self, entry_ids: Iterable[int]) -> dict[int, StoredEntry]:
+        """The entries that exist among ``entry_ids``, by id (one query per 500 ids)."""
+        ids = sorted({int(i) for i in entry_ids})
+        out: dict[int, StoredEntry] = {}
+        with self._read() as conn:
+            for k in range(0, len(ids), 500):
+                for r in conn.execute(select(E).where(E.c.id.in_(ids[k : k + 500]))):
+                    out[int(r.id)] = _row_to_entry(r)
+        return out
+
     def _entry_bank(self, conn: Connection, entry_id: int) -> Any:
         r = conn.execute(select(E).where(E.c.id == entry_id)).first()
         if r is None:
