@@ -8,6 +8,7 @@ API key with every scope, for local use only.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +58,15 @@ def register(app: typer.Typer) -> None:
                 help="Worker threads for blocking work (default $SENTINELLE_THREADS or 40).",
             ),
         ] = 0,
+        workers: Annotated[
+            int,
+            typer.Option(
+                "--workers",
+                min=1,
+                max=64,
+                help="Worker processes (each holds its own index in memory).",
+            ),
+        ] = 1,
         demo: Annotated[
             bool, typer.Option("--demo", help="Enroll the demo bank and print a demo key.")
         ] = False,
@@ -99,6 +109,22 @@ def register(app: typer.Typer) -> None:
             f"Sentinelle API on http://{host}:{port} · database: {settings.database_url}",
             soft_wrap=True,
         )
+        if workers > 1:
+            # Each worker process builds its own app (and index) from the environment.
+            if threads:
+                os.environ["SENTINELLE_THREADS"] = str(threads)
+            state.close()
+            uvicorn.run(
+                "sentinelle.service.app:create_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+            )
+            return
         uvicorn.run(
             application,
             host=host,
