@@ -71,17 +71,32 @@ def machine_info() -> str:
     )
 
 
+def load_average() -> str:
+    """``1/5/15``-minute load averages: the machine is shared, so say how busy it was."""
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not available
+        return "unknown"
+
+
+HEADER = (
+    "# Benchmark results\n\n"
+    "Sections are appended by the scripts in `bench/` (newest last); the summary table "
+    "at the top is maintained by hand.\n"
+)
+
+
 def append_results(title: str, markdown_body: str) -> None:
     """Append ``## title (date)`` + machine line + body to ``bench/RESULTS.md``."""
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     section = (
         f"\n## {title} ({now})\n\n"
-        f"Machine: {machine_info()}\n\n"
+        f"Machine: {machine_info()}; load average at the end {load_average()}\n\n"
         f"Command: `{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}`\n\n"
         f"{markdown_body.strip()}\n"
     )
     if not RESULTS_PATH.exists():
-        RESULTS_PATH.write_text("# Benchmark results\n\nAppended by the scripts in `bench/`.\n")
+        RESULTS_PATH.write_text(HEADER)
     with RESULTS_PATH.open("a", encoding="utf-8") as fh:
         fh.write(section)
     print(f"appended '{title}' to {RESULTS_PATH}")

@@ -107,6 +107,28 @@ def test_search_equals_brute_force(kind: str) -> None:
     assert idx.search(queries[:20], max_distance=70) == brute_force(ids, hashes, queries[:20], 70)
 
 
+@pytest.mark.parametrize("layout", ["one segment", "segments + buffer"])
+def test_one_query_per_call_equals_batch_and_brute_force(layout: str) -> None:
+    """The single-query fast paths (one segment, nq == 1) sort and report like a batch."""
+    rng = np.random.default_rng(7)
+    hashes = clustered(rng, 6_000, n_centres=30, max_flips=6)  # many ties per query
+    hashes[1] = hashes[0]  # same hash, two ids: ties on distance are ordered by id
+    ids = np.arange(6_000, dtype=np.int64)[::-1].copy()
+    idx = PDQIndex()
+    if layout == "one segment":
+        idx.add(ids, hashes)
+        assert idx.stats()["buffer"] == 0 and len(idx.stats()["segments"]) == 1
+    else:
+        idx.add(ids[:5_000], hashes[:5_000])
+        idx.add(ids[5_000:], hashes[5_000:])  # stays in the buffer
+        assert idx.stats()["buffer"] > 0
+    queries = np.concatenate([hashes[:3], make_queries(rng, hashes, 40)])
+    expected = brute_force(ids, hashes, queries, 31)
+    assert sum(len(e) > 1 for e in expected) >= 3
+    assert idx.search(queries) == expected
+    assert [idx.search(queries[i : i + 1])[0] for i in range(len(queries))] == expected
+
+
 def test_boundary_distances_31_and_32() -> None:
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
