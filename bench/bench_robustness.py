@@ -1,9 +1,9 @@
 """Robustness benchmark: does a transformed copy of an enrolled photo still match?
 
-Run by hand (about 3-5 minutes on 2 cores)::
+Run by hand (about 10-12 minutes on 2 cores, 4 of them for the small photos)::
 
-    .venv/bin/python bench/bench_robustness.py            # all 524 photos
-    .venv/bin/python bench/bench_robustness.py --limit 50 # quick look
+    .venv/bin/python bench/bench_robustness.py                      # all 524 photos
+    .venv/bin/python bench/bench_robustness.py --limit 50 --large 0 # quick look
 
 Setup. The 500 BSDS500 photos and the 24 Kodak photos (benign, from ``../shared``)
 are enrolled into an in-memory bank with :func:`sentinelle.hasher.enrollment_hashes`
@@ -30,6 +30,16 @@ hashes match. Matching is numpy brute force (exact Hamming distances).
 
 Alternative match rules (per-variant thresholds, a quality gate on variant
 hashes) are evaluated from the same hashes to show what each mitigation costs.
+
+Large images (``--large N``, default 40 photos, evenly spaced). The photos are
+too small for the fast path to decode at reduced size, so (e) above proves
+nothing about it. Here each photo is upscaled (Lanczos) to about 4 MP and 12 MP
+and saved as JPEG q92; that file is enrolled (exact, ``augment=True``), the same
+transforms are applied to the large image, and every copy is hashed with
+``exact=True`` and ``exact=False``: recall per transform for both paths, the
+fast-vs-exact bit distance of the plain hash, and false matches. A 12 MP photo
+costs about 15 s of CPU (20 transforms, two paths, trimmed + dihedral), hence the
+subset.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ from transforms import (  # noqa: E402
     DIHEDRAL_TRANSFORMS,
     PADDING_TRANSFORMS,
     TRANSFORMS,
+    encode,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -61,6 +72,10 @@ PHOTO_DIRS = (SHARED / "corpora/photos/bsds500", SHARED / "corpora/photos/kodak2
 THRESHOLD = 31
 QUERY_VARIANTS = ("trimmed", "dihedral")
 ORIGINAL = "original"
+LARGE_MEGAPIXELS = (4.0, 12.0)
+"""Sizes of the large-image configuration (fast path proof): bsds500/kodak photos
+are too small (481x321, 500x500) for ``exact=False`` to decode at reduced size."""
+LARGE_QUALITY = 92
 
 # config name -> (which query variants, which enrolled hashes)
 CONFIGS: dict[str, tuple[str, str]] = {
@@ -115,12 +130,29 @@ def _variants(data: bytes, exact: bool) -> Hashes:
     return [(v.variant, v.hash, v.quality) for v in r.query_variants]
 
 
-def work(job: tuple[int, str]) -> tuple[int, Hashes, dict[str, dict[str, Hashes]], float]:
-    """Enroll one photo and hash all of its transformed copies (runs in a worker)."""
-    idx, path = job
-    data = Path(path).read_bytes()
+def upscale(img: Image.Image, megapixels: float) -> Image.Image:
+    """``img`` enlarged (Lanczos) to about ``megapixels`` MP, aspect ratio kept."""
+    s = (megapixels * 1e6 / (img.width * img.height)) ** 0.5
+    return img.resize((round(img.width * s), round(img.height * s)), Image.LANCZOS)
+
+
+def work(
+    job: tuple[int, str] | tuple[int, str, float],
+) -> tuple[int, Hashes, dict[str, dict[str, Hashes]], float]:
+    """Enroll one photo and hash all of its transformed copies (runs in a worker).
+
+    With a third job field (megapixels), the photo is first upscaled to that size
+    and saved as JPEG q92: that file is the enrolled original (exact hash) and the
+    transforms are applied to the large image.
+    """
+    idx, path = job[0], job[1]
+    if len(job) > 2:
+        img = upscale(Image.open(Path(path)).convert("RGB"), float(job[2]))
+        data = encode(img, quality=LARGE_QUALITY)
+    else:
+        data = Path(path).read_bytes()
+        img = Image.open(Path(path)).convert("RGB")
     enrolled = [(v.variant, v.hash, v.quality) for v in enrollment_hashes(data, augment=True)]
-    img = Image.open(Path(path)).convert("RGB")
     queries: dict[str, dict[str, Hashes]] = {}
     t_hash = 0.0
     for name, fn in [(ORIGINAL, None), *TRANSFORMS.items()]:
@@ -180,6 +212,121 @@ class Bank:
         return set(self.owner[ok.any(axis=0)].tolist())
 
 
+def score(
+    bank: Bank,
+    queries: dict[int, dict[str, dict[str, Hashes]]],
+    n_photos: int,
+    transforms: list[str],
+    rules: tuple[Rule, ...],
+) -> tuple[dict, dict, dict]:
+    """Recall hits and false-match pairs for every mode, config and rule.
+
+    Returns ``recall[mode][config][rule][transform]`` (hits),
+    ``fm[mode][config][rule]`` (pairs, untransformed originals) and
+    ``fm_transformed[mode][config][rule]`` (pairs, transformed copies).
+    """
+    recall: dict = {}
+    fm: dict = {}
+    fm_transformed: dict = {}
+    for mode in ("exact", "fast"):
+        hits = {(c, r.name): dict.fromkeys(transforms, 0) for c in CONFIGS for r in rules}
+        pairs = dict.fromkeys(hits, 0)
+        pairs_t = dict.fromkeys(hits, 0)
+        for i in range(n_photos):
+            for t in [ORIGINAL, *transforms]:
+                q = queries[i][t][mode]
+                dist = bank.distances(q) if q else None
+                for config in CONFIGS:
+                    for rule in rules:
+                        k = (config, rule.name)
+                        owners = bank.matched_owners(q, dist, config, rule) if q else set()
+                        if t == ORIGINAL:
+                            pairs[k] += len(owners - {i})
+                        else:
+                            hits[k][t] += i in owners
+                            pairs_t[k] += len(owners - {i})
+        for (config, rname), h in hits.items():
+            recall.setdefault(mode, {}).setdefault(config, {})[rname] = h
+            fm.setdefault(mode, {}).setdefault(config, {})[rname] = pairs[(config, rname)]
+            fm_transformed.setdefault(mode, {}).setdefault(config, {})[rname] = pairs_t[
+                (config, rname)
+            ]
+    return recall, fm, fm_transformed
+
+
+def large_images(
+    paths: list[Path], args: argparse.Namespace, transforms: list[str]
+) -> tuple[list[str], float]:
+    """The large-image configuration: exact vs fast path on 4 MP and 12 MP copies.
+
+    Returns the report lines and the worst fast-path recall drop (fraction).
+    """
+    step = max(1, len(paths) // args.large)
+    chosen = paths[::step][: args.large]
+    lines = [
+        "",
+        "### Large images: fast path (`exact=False`) vs exact",
+        "",
+        f"{len(chosen)} photos (every {step}th of the set) upscaled (Lanczos) to about "
+        + " and ".join(f"{m:g} MP" for m in LARGE_MEGAPIXELS)
+        + f", saved as JPEG q{LARGE_QUALITY}; the upscaled original is enrolled "
+        "(exact hash, augment=True); the same transforms are applied to the large image. "
+        "Columns: recall with config (b) + trimmed and (d) + dihedral, each exact / fast. "
+        f"With {len(chosen)} photos one copy is {100 / len(chosen):.1f} points, so "
+        "'<= 1 point' means no copy lost.",
+    ]
+    worst_drop = 0.0
+    base = RULES[0].name
+    for megapixels in LARGE_MEGAPIXELS:
+        t0 = time.perf_counter()
+        enrolled: dict[int, Hashes] = {}
+        queries: dict[int, dict[str, dict[str, Hashes]]] = {}
+        jobs = [(i, str(p), megapixels) for i, p in enumerate(chosen)]
+        with mp.get_context("spawn").Pool(args.workers) as pool:
+            for i, enr, qs, _ in pool.imap_unordered(work, jobs, chunksize=1):
+                enrolled[i], queries[i] = enr, qs
+        wall = time.perf_counter() - t0
+        print(f"  large {megapixels:g} MP: {len(chosen)} photos in {wall:.0f}s", flush=True)
+        n = len(chosen)
+        bank = Bank(enrolled)
+        recall, fm, fm_t = score(bank, queries, n, transforms, RULES[:1])
+        # fast-vs-exact bit distance of the plain hash, over all copies and originals
+        bit_d = []
+        for i in range(n):
+            for t in [ORIGINAL, *transforms]:
+                e, f = queries[i][t]["exact"], queries[i][t]["fast"]
+                if e and f:
+                    bit_d.append(
+                        int(np.bitwise_count(to_words([e[0][1]]) ^ to_words([f[0][1]])).sum())
+                    )
+        d = np.array(bit_d)
+        lines += [
+            "",
+            f"**{megapixels:g} MP** ({wall:.0f}s): fast vs exact plain-hash distance over "
+            f"{len(d)} files: mean {d.mean():.2f}, p95 {np.percentile(d, 95):.0f}, "
+            f"max {d.max()} bits. False-match pairs, config (d), originals exact/fast: "
+            f"{fm['exact']['+dihedral'][base]}/{fm['fast']['+dihedral'][base]}; "
+            f"transformed copies exact/fast: {fm_t['exact']['+dihedral'][base]}/"
+            f"{fm_t['fast']['+dihedral'][base]}.",
+            "",
+            "| transform | (b) exact | (b) fast | (d) exact | (d) fast "
+            "| fast - exact, worst config |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for t in transforms:
+            cells = [
+                pct(recall[mode][c][base][t] / n)
+                for c in ("+trimmed", "+dihedral")
+                for mode in ("exact", "fast")
+            ]
+            drop = max(
+                (recall["exact"][c][base][t] - recall["fast"][c][base][t]) / n for c in CONFIGS
+            )
+            worst_drop = max(worst_drop, drop)
+            lines.append(f"| {t} | " + " | ".join(cells) + f" | {-100 * drop:+.1f} |")
+    return lines, worst_drop
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -189,6 +336,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N photos")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-append", action="store_true", help="do not write bench/RESULTS.md")
+    ap.add_argument(
+        "--large",
+        type=int,
+        default=40,
+        help="photos (evenly spaced) for the large-image fast-path check; 0 skips it",
+    )
     args = ap.parse_args()
 
     paths = photo_paths()
@@ -211,34 +364,8 @@ def main() -> None:
     n_photos = len(paths)
     transforms = list(TRANSFORMS)
 
-    # recall[mode][config][rule][transform] = hits; fm[mode][config][rule] = pairs
-    recall: dict = {}
-    fm: dict = {}
-    fm_transformed: dict = {}
+    recall, fm, fm_transformed = score(bank, queries, n_photos, transforms, RULES)
     n_query_hashes: dict[str, list[int]] = {c: [] for c in CONFIGS}
-    for mode in ("exact", "fast"):
-        hits = {(c, r.name): dict.fromkeys(transforms, 0) for c in CONFIGS for r in RULES}
-        pairs = dict.fromkeys(hits, 0)
-        pairs_t = dict.fromkeys(hits, 0)
-        for i in range(n_photos):
-            for t in [ORIGINAL, *transforms]:
-                q = queries[i][t][mode]
-                dist = bank.distances(q) if q else None
-                for config in CONFIGS:
-                    for rule in RULES:
-                        k = (config, rule.name)
-                        owners = bank.matched_owners(q, dist, config, rule) if q else set()
-                        if t == ORIGINAL:
-                            pairs[k] += len(owners - {i})
-                        else:
-                            hits[k][t] += i in owners
-                            pairs_t[k] += len(owners - {i})
-        for (config, rname), h in hits.items():
-            recall.setdefault(mode, {}).setdefault(config, {})[rname] = h
-            fm.setdefault(mode, {}).setdefault(config, {})[rname] = pairs[(config, rname)]
-            fm_transformed.setdefault(mode, {}).setdefault(config, {})[rname] = pairs_t[
-                (config, rname)
-            ]
     for i in range(n_photos):
         for t in transforms:
             q = queries[i][t]["exact"]
@@ -320,6 +447,9 @@ def main() -> None:
             + f" | {pct(others)} |"
         )
 
+    large_lines, large_drop = large_images(paths, args, transforms) if args.large else ([], None)
+    lines += large_lines
+
     # Targets
     rd = recall["exact"]
     pad_min = min(rd["+trimmed"][base][t] for t in PADDING_TRANSFORMS) / n_photos
@@ -349,6 +479,12 @@ def main() -> None:
         f"- fast path loses <= 1 point vs exact on every transform and config: "
         f"{met(worst_fast_drop <= 0.01)}, worst drop {100 * worst_fast_drop:.1f} points.",
     ]
+    if large_drop is not None:
+        lines.append(
+            "- fast path loses <= 1 point vs exact on every transform and config, large "
+            f"images ({' and '.join(f'{m:g} MP' for m in LARGE_MEGAPIXELS)}): "
+            f"{met(large_drop <= 0.01)}, worst drop {100 * large_drop:.1f} points."
+        )
     for c in ("+trimmed", "+augmented", "+dihedral"):
         extra = fm["exact"][c][base] - fm_plain
         lines.append(

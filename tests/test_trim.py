@@ -182,3 +182,40 @@ def test_truncated_file_raises_structured_error(tmp_path: Path, kodak: Image.Ima
     with pytest.raises(MediaError) as info:
         trim_uniform_borders(im)
     assert info.value.code == "corrupt_media"
+
+
+def test_saturated_blue_border_jpeg_ringing() -> None:
+    """A saturated border's JPEG chroma ringing must not stop the walk short of the content.
+
+    BSDS 100098 with a 10% (20, 60, 160) border at q90: the right/bottom bands used
+    to end 12 lines before the photo (ringing), the step test then missed the
+    content edge and those sides were kept (PDQ distance ~90 to the original).
+    """
+    photo = Image.open(BSDS / "100098.jpg").convert("RGB")
+    w, h = photo.size
+    bordered = jpeg(pad(photo, 48, 32, 48, 32, (20, 60, 160)), 90)
+    box = trim_box(bordered)
+    assert_box_close(box, (48, 32, 48 + w, 32 + h), tol=3)
+    trimmed = trim_uniform_borders(bordered)
+    assert trimmed is not None
+    assert hamming_hex(pdq(trimmed), pdq(photo)) <= 31
+
+
+def test_screenshot_light_title_bar_and_canvas_both_removed() -> None:
+    """Title bar (222, 225, 230) over a (240, 240, 240) canvas: both bands go.
+
+    The canvas's first lines carry chroma blur from the title bar; with too tight
+    a colour tolerance the canvas looked like a gradient and only the title bar
+    was removed (BSDS 122048 in the robustness benchmark).
+    """
+    photo = Image.open(BSDS / "122048.jpg").convert("RGB")
+    small = photo.resize((380, 254), Image.LANCZOS)
+    canvas = Image.new("RGB", (481, 344), (240, 240, 240))
+    ImageDraw.Draw(canvas).rectangle((0, 0, 480, 22), fill=(222, 225, 230))
+    canvas.paste(small, (63, 44))
+    shot = jpeg(canvas, 90)
+    box = trim_box(shot)
+    assert_box_close(box, (63, 44, 443, 298), tol=3)
+    trimmed = trim_uniform_borders(shot)
+    assert trimmed is not None
+    assert hamming_hex(pdq(trimmed), pdq(photo)) <= 31

@@ -32,13 +32,16 @@ from ..hashcodec import pdq_bits_to_hex
 from ..media.image import to_pdq_rgb
 from .types import PDQVariant
 
-FAST_MIN_SIDE = 360
-"""Shorter side (pixels) the fast path decodes to (never below it). Chosen with
-``bench/bench_hashing.py --sweep``: on real photos (bridge-mods) the fast hash is
-within ~1-2 bits of the exact one on average (max 6), and a 12 MP 4:3 photo
-(4000x3000) decodes at the 1/8 DCT scale (500x375), where JPEG entropy decoding
-is the only cost left. 384+ keeps a 12 MP photo at 1/4 scale (a bit more exact,
-about 25% slower); 256 and below drifts by up to 12-20 bits."""
+FAST_MIN_SIDE = 512
+"""Shorter side (pixels) the fast path decodes to (never below it).
+
+Raised from 360 with ``bench/bench_robustness.py``'s large-image configuration
+(4 MP and 12 MP JPEGs, exact vs fast on every transform): at 360 a 4 MP photo
+(2449x1634) decoded at 1/4 scale (409 px) and its hash drifted ~9-10 bits from
+the exact one (max 24), losing up to 12 points of recall on the text-overlay
+copies; at 1/2 scale (817 px) the drift is ~2-3 bits (max 6). A 12 MP 4:3 photo
+(4000x3000 or 4242x2831) now decodes at 1/4 (about 750x560 / 1060x708) instead
+of 1/8: slower, see ``bench/bench_hashing.py`` for the speed trade-off."""
 
 DIHEDRAL_NAMES = (
     "plain",

@@ -16,7 +16,11 @@ How (:func:`trim_uniform_borders`):
 2. For each side, walk inward one line (row or column) at a time while the line
    is *uniform along its whole length*: every pixel is close to the line's
    median colour (mean, 98th percentile and maximum of the per-pixel deviation
-   all below thresholds tuned on JPEG q30 copies). Consecutive uniform lines
+   all below thresholds tuned on JPEG q30 copies), or its deviation is spread
+   thinly (mean a little higher but no pixel far off: the JPEG ringing of a
+   saturated blue/red border, whose chroma error smears over 16-pixel blocks
+   and used to stop the walk well before the content, so that the step test
+   never saw the content edge). Consecutive uniform lines
    form *segments* of one colour; a new colour starts a new segment, so nested
    borders (a thin line, then a thick pad; a title bar, then a canvas) are
    removed in one walk, up to ``MAX_SEGMENTS`` colours per side.
@@ -75,9 +79,25 @@ LINE_Q98_DEV = 12.0
 LINE_MAX_DEV = 40.0
 LINE_Q = 0.98
 
-SEGMENT_COLOUR_TOL = 5.0
+RINGING_MEAN_DEV = 6.0
+RINGING_MAX_DEV = 16.0
+"""A line is also uniform when its deviation is spread thinly: mean up to
+``RINGING_MEAN_DEV`` but no pixel beyond ``RINGING_MAX_DEV``. That is JPEG
+ringing in a saturated border (blue, red: chroma is coded at half resolution and
+its error spreads over a 16-pixel block), which the mean test above rejects. Real
+content entering a flat area (a branch into a dark background) has a few pixels
+far off, and still ends the run. Only for lines whose colour is saturated
+(max - min channel >= ``RINGING_MIN_SATURATION``): on grey or pastel lines the
+looser test let smooth rendered content pass as border (lossless PNG copies in
+``sentinelle demo`` were cut into)."""
+RINGING_MIN_SATURATION = 60.0
+
+SEGMENT_COLOUR_TOL = 6.0
 """A line whose median colour differs from its segment's first line by more than
-this ends the segment (0..255 scale, max over channels)..."""
+this ends the segment (0..255 scale, max over channels). 5 was too tight: the
+first line after a jump carries chroma blur from the previous colour, so a flat
+(240, 240, 240) screenshot canvas under a title bar drifted by 6 in blue and the
+canvas was taken for a gradient and kept..."""
 SEGMENT_JUMP = 10.0
 """...and starts a new one only if it also jumps by at least this much from the
 previous line; otherwise the run is a gradient and the band stops there."""
@@ -203,11 +223,16 @@ def _line_stats(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per line: (uniform flag, median colour) for lines of shape (n, length, c)."""
     colours = np.median(lines, axis=1)  # (n, c)
     dev = np.abs(lines - colours[:, None, :]).max(axis=2)  # (n, length)
+    mean = dev.mean(axis=1)
+    peak = dev.max(axis=1)
     uniform = (
-        (dev.mean(axis=1) <= LINE_MEAN_DEV)
-        & (dev.max(axis=1) <= LINE_MAX_DEV)
+        (mean <= LINE_MEAN_DEV)
+        & (peak <= LINE_MAX_DEV)
         & ((dev > LINE_Q98_DEV).mean(axis=1) <= 1.0 - LINE_Q)
     )
+    if lines.shape[2] == 3:  # chroma ringing exists only around saturated colours
+        saturated = (colours.max(axis=1) - colours.min(axis=1)) >= RINGING_MIN_SATURATION
+        uniform |= saturated & (mean <= RINGING_MEAN_DEV) & (peak <= RINGING_MAX_DEV)
     return uniform, colours
 
 
