@@ -112,3 +112,21 @@ def test_video_level_rule(db_url: str) -> None:
     # 7 of 10 frames in common: below the 80% rule on both sides -> no video match
     partial = frames[:7] + [_rand_hex(rng) for _ in range(3)]
     assert [x for x in m.match(video(partial)) if x.signal == "vpdq"] == []
+
+
+def test_needs_exact_flags_only_near_misses(db_url: str) -> None:
+    from sentinelle.matcher import FAST_VERIFY_MARGIN
+
+    rng = np.random.default_rng(3)
+    store = BankStore(open_engine(db_url))
+    store.create_bank("n")
+    h = _rand_hex(rng)
+    store.add_entries("n", [EntryIn(signal_type="pdq", hash=h)])
+    m = Matcher(store)
+    assert not m.needs_exact(_pdq_result(h))  # certain match: no doubt
+    assert not m.needs_exact(_pdq_result(_flip(h, 31 - FAST_VERIFY_MARGIN, rng)))
+    assert m.needs_exact(_pdq_result(_flip(h, 31 - FAST_VERIFY_MARGIN + 1, rng)))
+    assert m.needs_exact(_pdq_result(_flip(h, 31, rng)))
+    assert m.needs_exact(_pdq_result(_flip(h, 31 + FAST_VERIFY_MARGIN, rng)))
+    assert not m.needs_exact(_pdq_result(_flip(h, 31 + FAST_VERIFY_MARGIN + 1, rng)))
+    assert not m.needs_exact(_pdq_result(_rand_hex(rng)))

@@ -227,3 +227,26 @@ def test_grayscale_and_mirror_copies(world, tmp_path: Path) -> None:
     assert any(
         m["variant"] == "flipx" or m["variant"] == "flipy" for m in recs["mirror.png"]["matches"]
     )
+
+
+def test_fast_path_near_miss_is_rehashed_exactly(world, tmp_path: Path) -> None:
+    """A fast-path hash near a threshold is re-checked with the reference hash."""
+    import numpy as np
+
+    from sentinelle.hasher import hash_file
+
+    _, store, _, _ = world
+    d = tmp_path / "big"
+    d.mkdir()
+    big = _save(render_scene(42, (1600, 1200)), d / "big.jpg", "JPEG")
+    exact = hash_file(big, signals=("pdq",)).signal("pdq").hash
+    v = int(exact, 16)
+    for b in np.random.default_rng(5).choice(256, 24, replace=False):
+        v ^= 1 << int(b)
+    store.add_entries("known", [EntryIn(signal_type="pdq", hash=f"{v:064x}")])
+    out = tmp_path / "v.jsonl"
+    s = run_scan([d], out, workers=1, show_progress=False)
+    (rec,) = read_records(out)
+    assert s.verified_exact == 1 and rec["pdq_path"] == "exact-verified"
+    (m,) = [x for x in rec["matches"] if x["entry_hash"] == f"{v:064x}"]
+    assert m["distance"] == 24  # the reference hash decided, not the fast one

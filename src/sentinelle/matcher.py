@@ -34,6 +34,13 @@ from .signals.types import CRYPTO_SIGNALS, HashResult, HashSignal, VPDQSignal
 VIDEO_MATCH_PCT = 80.0
 MIN_FRAME_QUALITY = 50
 MIN_VARIANT_QUALITY = 50  # query variants other than "plain" below this are not used
+FAST_VERIFY_MARGIN = 16
+"""Bits by which a fast-path PDQ hash may differ from the reference hash of the same
+file (DCT-domain downscaled decode; measured in ``bench/bench_robustness.py``). A
+fast hash whose distance to an entry is within this margin of the entry's threshold
+is re-checked with the reference hash (:meth:`Matcher.needs_exact`), so fast scanning
+finds what exact scanning finds. 31 + 16 = 47 is also the largest radius the index
+answers without a full scan."""
 RELOAD_AFTER_CHANGES = 50_000  # a bigger batch of changes (bulk import) -> reload aside
 
 
@@ -308,6 +315,33 @@ class Matcher:
             if isinstance(vpdq, VPDQSignal):
                 out.extend(self.match_video(vpdq))
             return out
+
+    def needs_exact(self, result: HashResult, margin: int = FAST_VERIFY_MARGIN) -> bool:
+        """True when ``result`` (hashed on the fast path) has a PDQ query hash whose
+        distance to some entry lies within ``margin`` bits of that entry's threshold
+        (either side): only the reference hash can then decide. Rare for unrelated
+        media (random hashes are ~128 bits apart), so the fast path keeps its speed."""
+        if result.error is not None or len(self._pdq) == 0:
+            return False
+        queries = [(v.variant, v.hash, v.quality) for v in result.query_variants]
+        pdq = result.signal("pdq")
+        if not queries and isinstance(pdq, HashSignal):
+            queries = [("plain", pdq.hash, pdq.quality or 0)]
+        usable = [q for q in queries if q[0] == "plain" or q[2] >= MIN_VARIANT_QUALITY]
+        if not usable:
+            return False
+        with self._lock:
+            radius = min(255, self._max_threshold("pdq") + margin)
+            res = self._pdq.search(pdq_hexes_to_array([h for _, h, _ in usable]), radius)
+            for hits in res:
+                for eid, d in hits:
+                    meta = self._meta_of(eid)
+                    if meta is None:
+                        continue
+                    thr = self._threshold(meta.bank_id, "pdq")
+                    if thr - margin < d <= thr + margin:
+                        return True
+        return False
 
     def match_exact(self, sig: str, hex_hash: str) -> list[Match]:
         with self._lock:

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,6 +69,7 @@ class ScanSummary:
     hashed: int = 0
     unchanged: int = 0
     rematched: int = 0
+    verified_exact: int = 0  # fast-path near misses re-hashed with the reference path
     matched: int = 0
     errors: int = 0
     per_bank: Counter[str] = field(default_factory=Counter)
@@ -170,18 +171,31 @@ def scan(
                 to_hash.append(ref)
         # The old partial (if any) is now fully carried over into tmp.
         os.replace(tmp, partial)
+
+        def record(ref: FileRef, result: HashResult, pdq_path: str) -> None:
+            matches = [] if result.error else [m.to_dict() for m in matcher.match(result)]
+            rec = make_record(
+                result,
+                mtime_ns=ref.mtime_ns,
+                matches=matches,
+                config=options.config,
+                bank_version=matcher.version,
+            )
+            rec["pdq_path"] = pdq_path
+            emit(rec)
+
+        verify: list[FileRef] = []
+        needs_exact = getattr(matcher, "needs_exact", None)
         for ref, result in _hash_all(to_hash, options):
             summary.hashed += 1
-            matches = [] if result.error else [m.to_dict() for m in matcher.match(result)]
-            emit(
-                make_record(
-                    result,
-                    mtime_ns=ref.mtime_ns,
-                    matches=matches,
-                    config=options.config,
-                    bank_version=matcher.version,
-                )
-            )
+            if not options.exact and needs_exact is not None and needs_exact(result):
+                verify.append(ref)  # near a threshold: let the reference hash decide
+                continue
+            record(ref, result, "exact" if options.exact else "fast")
+        exact_options = replace(options, exact=True)
+        for ref, result in _hash_all(verify, exact_options):
+            summary.verified_exact += 1
+            record(ref, result, "exact-verified")
     os.replace(partial, out)
     return summary
 

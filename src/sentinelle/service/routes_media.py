@@ -93,6 +93,19 @@ async def _hash_upload(
     )
 
 
+async def _fast_then_exact(
+    request: Request, state: ServiceState, variants: tuple[str, ...], data: bytes | None = None
+) -> HashResult:
+    """Hash on the fast path; a near miss (``Matcher.needs_exact``) is re-hashed with
+    the reference path so matching never depends on the fast path's few bits of drift."""
+    if data is None:
+        data = await read_upload(request, state.settings.max_upload_bytes)
+    r = await _hash_upload(request, state, exact=False, query_variants=variants, data=data)
+    if await run_in_threadpool(state.matcher.needs_exact, r):
+        r = await _hash_upload(request, state, exact=True, query_variants=variants, data=data)
+    return r
+
+
 def _match(state: ServiceState, r: HashResult) -> list[Match]:
     if r.error is None:
         matches = state.matcher.match(r)
@@ -182,7 +195,7 @@ async def match_upload(
     who: Scan,
     dihedral: Annotated[bool, Query(description="also match rotated/mirrored copies")] = False,
 ) -> dict[str, Any]:
-    r = await _hash_upload(request, state, exact=False, query_variants=_variants(dihedral))
+    r = await _fast_then_exact(request, state, _variants(dihedral))
     matches = await run_in_threadpool(_match, state, r)
     if r.error is not None and not matches:
         raise _error_response(r)
@@ -192,9 +205,7 @@ async def match_upload(
 async def _scan(
     request: Request, state: ServiceState, who: ApiKeyInfo, dihedral: bool, data: bytes | None
 ) -> dict[str, Any]:
-    r = await _hash_upload(
-        request, state, exact=False, query_variants=_variants(dihedral), data=data
-    )
+    r = await _fast_then_exact(request, state, _variants(dihedral), data=data)
     matches = await run_in_threadpool(_match, state, r)
     if r.error is not None and not matches:
         raise _error_response(r)

@@ -32,7 +32,7 @@ from ..hashcodec import pdq_bits_to_hex
 from ..media.image import to_pdq_rgb
 from .types import PDQVariant
 
-FAST_MIN_SIDE = 512
+FAST_MIN_SIDE = 360
 """Shorter side (pixels) the fast path decodes to (never below it).
 
 Raised from 360 with ``bench/bench_robustness.py``'s large-image configuration
