@@ -35,13 +35,13 @@ from .types import PDQVariant
 FAST_MIN_SIDE = 360
 """Shorter side (pixels) the fast path decodes to (never below it).
 
-Raised from 360 with ``bench/bench_robustness.py``'s large-image configuration
-(4 MP and 12 MP JPEGs, exact vs fast on every transform): at 360 a 4 MP photo
-(2449x1634) decoded at 1/4 scale (409 px) and its hash drifted ~9-10 bits from
-the exact one (max 24), losing up to 12 points of recall on the text-overlay
-copies; at 1/2 scale (817 px) the drift is ~2-3 bits (max 6). A 12 MP 4:3 photo
-(4000x3000 or 4242x2831) now decodes at 1/4 (about 750x560 / 1060x708) instead
-of 1/8: slower, see ``bench/bench_hashing.py`` for the speed trade-off."""
+At 360 a 4 MP photo decodes at 1/4 scale and a 12 MP one at 1/4 or 1/8: fast enough
+for the hashing targets (``bench/bench_hashing.py``), but the hash drifts a few bits
+from the reference one (mean ~3-8, a tail to ~20 on large photos; 512 px halves the
+drift and costs the speed targets). Matching therefore never trusts a fast hash near
+a threshold: ``Matcher.needs_exact`` sends such files back through the reference path
+(``sentinelle.matcher.FAST_VERIFY_MARGIN``), and ``bench/bench_robustness.py`` measures
+recall on exactly that scan path."""
 
 DIHEDRAL_NAMES = (
     "plain",
