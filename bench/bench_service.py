@@ -324,7 +324,8 @@ def in_process_rate(data: bytes, threads: int, seconds: float) -> float:
     from sentinelle.hasher import DEFAULT_SIGNALS, hash_bytes
 
     def one() -> None:
-        r = hash_bytes(data, signals=DEFAULT_SIGNALS, exact=False)
+        # what POST /v1/scan does: fast path with the trimmed query variant
+        r = hash_bytes(data, signals=DEFAULT_SIGNALS, exact=False, query_variants=("trimmed",))
         assert r.error is None
 
     one()
@@ -452,10 +453,10 @@ def main() -> None:
 
     peer = "not run (HMA needs its Flask + PostgreSQL deployment; no published figures)"
     how = (
-        "one `sentinelle serve` process (uvicorn; the command has no `--workers` option)"
+        "one `sentinelle serve` process (uvicorn)"
         if args.workers == 1
         else f"uvicorn `--factory sentinelle.service.app:create_app --workers {args.workers}` "
-        "(`sentinelle serve` has no `--workers` option; each worker holds its own index)"
+        "(equivalent to `sentinelle serve --workers N`; each worker holds its own index)"
     )
     body = f"""Server: {how}, {args.threads} threads per process, SQLite (WAL) database, \
 `SENTINELLE_LOG_LEVEL={args.log_level}`, \
