@@ -218,7 +218,7 @@ def apply_verification(bank: Bank, queries: dict[int, dict[str, dict[str, Hashes
 
     The scan's fast path re-hashes a file with the reference path when any of its fast
     query hashes lies within ``FAST_VERIFY_MARGIN`` bits of the threshold of an enrolled
-    hash (``Matcher.needs_exact``); those queries take their exact hashes here. Returns
+    hash (``Matcher.match_fast``); those queries take their exact hashes here. Returns
     the fraction of queries re-hashed (the cost of the verification).
     """
     lo, hi = THRESHOLD - FAST_VERIFY_MARGIN, THRESHOLD + FAST_VERIFY_MARGIN

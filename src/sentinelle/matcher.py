@@ -38,7 +38,7 @@ FAST_VERIFY_MARGIN = 16
 """Bits by which a fast-path PDQ hash may differ from the reference hash of the same
 file (DCT-domain downscaled decode; measured in ``bench/bench_robustness.py``). A
 fast hash whose distance to an entry is within this margin of the entry's threshold
-is re-checked with the reference hash (:meth:`Matcher.needs_exact`), so fast scanning
+is re-checked with the reference hash (:meth:`Matcher.match_fast`), so fast scanning
 finds what exact scanning finds. 31 + 16 = 47 is also the largest radius the index
 answers without a full scan."""
 RELOAD_AFTER_CHANGES = 50_000  # a bigger batch of changes (bulk import) -> reload aside
@@ -298,50 +298,52 @@ class Matcher:
 
     def match(self, result: HashResult) -> list[Match]:
         """All matches for one hashed file (empty when it has an error)."""
+        out = self._match(result, margin=None)
+        assert out is not None  # without a margin there is no near miss to report
+        return out
+
+    def match_fast(
+        self, result: HashResult, margin: int = FAST_VERIFY_MARGIN
+    ) -> list[Match] | None:
+        """Match a result hashed on the fast path, or None when it must be re-hashed.
+
+        None means a PDQ query hash lies within ``margin`` bits of an entry's threshold
+        (either side): only the reference hash can decide, so the caller re-hashes with
+        ``exact=True`` and calls :meth:`match`. Rare for unrelated media (random hashes
+        are ~128 bits apart). One index search serves both the check and the matches.
+        """
+        return self._match(result, margin=margin)
+
+    def needs_exact(self, result: HashResult, margin: int = FAST_VERIFY_MARGIN) -> bool:
+        """True when :meth:`match_fast` would ask for the reference hash."""
+        return self.match_fast(result, margin) is None
+
+    def _match(self, result: HashResult, margin: int | None) -> list[Match] | None:
         if result.error is not None:
             return []
         with self._lock:
+            pdq = self._match_pdq_variants(self._pdq_queries(result), margin)
+            if pdq is None:
+                return None
             out: list[Match] = []
             for s in result.signals:
                 if isinstance(s, HashSignal) and s.type in CRYPTO_SIGNALS:
                     out.extend(self.match_exact(s.type, s.hash))
-            queries = [(v.variant, v.hash, v.quality) for v in result.query_variants]
-            pdq = result.signal("pdq")
-            if not queries and isinstance(pdq, HashSignal):
-                queries = [("plain", pdq.hash, pdq.quality or 0)]
-            if queries:
-                out.extend(self._match_pdq_variants(queries))
+            out.extend(pdq)
             vpdq = result.signal("vpdq")
             if isinstance(vpdq, VPDQSignal):
                 out.extend(self.match_video(vpdq))
             return out
 
-    def needs_exact(self, result: HashResult, margin: int = FAST_VERIFY_MARGIN) -> bool:
-        """True when ``result`` (hashed on the fast path) has a PDQ query hash whose
-        distance to some entry lies within ``margin`` bits of that entry's threshold
-        (either side): only the reference hash can then decide. Rare for unrelated
-        media (random hashes are ~128 bits apart), so the fast path keeps its speed."""
-        if result.error is not None or len(self._pdq) == 0:
-            return False
+    @staticmethod
+    def _pdq_queries(result: HashResult) -> list[tuple[str, str, int]]:
+        """The usable PDQ query hashes: every query variant (or the plain PDQ hash);
+        variants other than ``plain`` below ``MIN_VARIANT_QUALITY`` are left out."""
         queries = [(v.variant, v.hash, v.quality) for v in result.query_variants]
         pdq = result.signal("pdq")
         if not queries and isinstance(pdq, HashSignal):
             queries = [("plain", pdq.hash, pdq.quality or 0)]
-        usable = [q for q in queries if q[0] == "plain" or q[2] >= MIN_VARIANT_QUALITY]
-        if not usable:
-            return False
-        with self._lock:
-            radius = min(255, self._max_threshold("pdq") + margin)
-            res = self._pdq.search(pdq_hexes_to_array([h for _, h, _ in usable]), radius)
-            for hits in res:
-                for eid, d in hits:
-                    meta = self._meta_of(eid)
-                    if meta is None:
-                        continue
-                    thr = self._threshold(meta.bank_id, "pdq")
-                    if thr - margin < d <= thr + margin:
-                        return True
-        return False
+        return [q for q in queries if q[0] == "plain" or q[2] >= MIN_VARIANT_QUALITY]
 
     def match_exact(self, sig: str, hex_hash: str) -> list[Match]:
         with self._lock:
@@ -366,18 +368,24 @@ class Matcher:
                 for hits in res
             ]
 
-    def _match_pdq_variants(self, queries: list[tuple[str, str, int]]) -> list[Match]:
-        usable = [q for q in queries if q[0] == "plain" or q[2] >= MIN_VARIANT_QUALITY]
+    def _match_pdq_variants(
+        self, usable: list[tuple[str, str, int]], margin: int | None = None
+    ) -> list[Match] | None:
+        """Best match per entry over all query hashes; None on a near miss (margin set)."""
         if not usable or len(self._pdq) == 0:
             return []
-        res = self._pdq.search(
-            pdq_hexes_to_array([h for _, h, _ in usable]), self._max_threshold("pdq")
-        )
+        radius = self._max_threshold("pdq") + (margin or 0)
+        res = self._pdq.search(pdq_hexes_to_array([h for _, h, _ in usable]), min(255, radius))
         best: dict[int, tuple[int, int, str]] = {}  # entry -> (distance, order, variant)
-        for order, ((variant, _, _), hits) in enumerate(zip(usable, res, strict=False)):
+        for order, ((variant, _, _), hits) in enumerate(zip(usable, res, strict=True)):
             for eid, d in hits:
                 meta = self._meta_of(eid)
-                if meta is None or d > self._threshold(meta.bank_id, "pdq"):
+                if meta is None:
+                    continue
+                thr = self._threshold(meta.bank_id, "pdq")
+                if margin is not None and thr - margin < d <= thr + margin:
+                    return None
+                if d > thr:
                     continue
                 cand = (int(d), order, variant)
                 if eid not in best or cand < best[eid]:

@@ -34,6 +34,8 @@ class MatcherLike(Protocol):
 
     def match(self, result: HashResult) -> list[Any]: ...
 
+    def match_fast(self, result: HashResult) -> list[Any] | None: ...
+
 
 @dataclass(frozen=True)
 class ScanOptions:
@@ -172,12 +174,11 @@ def scan(
         # The old partial (if any) is now fully carried over into tmp.
         os.replace(tmp, partial)
 
-        def record(ref: FileRef, result: HashResult, pdq_path: str) -> None:
-            matches = [] if result.error else [m.to_dict() for m in matcher.match(result)]
+        def record(ref: FileRef, result: HashResult, pdq_path: str, matches: list[Any]) -> None:
             rec = make_record(
                 result,
                 mtime_ns=ref.mtime_ns,
-                matches=matches,
+                matches=[m.to_dict() for m in matches],
                 config=options.config,
                 bank_version=matcher.version,
             )
@@ -185,17 +186,19 @@ def scan(
             emit(rec)
 
         verify: list[FileRef] = []
-        needs_exact = getattr(matcher, "needs_exact", None)
         for ref, result in _hash_all(to_hash, options):
             summary.hashed += 1
-            if not options.exact and needs_exact is not None and needs_exact(result):
-                verify.append(ref)  # near a threshold: let the reference hash decide
+            if options.exact:
+                record(ref, result, "exact", matcher.match(result))
                 continue
-            record(ref, result, "exact" if options.exact else "fast")
-        exact_options = replace(options, exact=True)
-        for ref, result in _hash_all(verify, exact_options):
+            matches = matcher.match_fast(result)
+            if matches is None:  # near a threshold: let the reference hash decide
+                verify.append(ref)
+                continue
+            record(ref, result, "fast", matches)
+        for ref, result in _hash_all(verify, replace(options, exact=True)):
             summary.verified_exact += 1
-            record(ref, result, "exact-verified")
+            record(ref, result, "exact-verified", matcher.match(result))
     os.replace(partial, out)
     return summary
 

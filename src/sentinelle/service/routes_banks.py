@@ -177,19 +177,8 @@ class EntryBody(BaseModel):
     disabled_until: datetime | None = None
 
     def to_entry(self, line: int) -> EntryIn:
-        return EntryIn(
-            signal_type=self.signal_type,
-            hash=self.hash,
-            variant=self.variant,
-            media_ref=self.media_ref,
-            source_org=self.source_org,
-            external_id=self.external_id,
-            category=self.category,
-            note=self.note,
-            enabled=self.enabled,
-            disabled_until=self.disabled_until,
-            line=line,
-        )
+        # The body's fields are a subset of EntryIn's (extra="forbid" keeps it so).
+        return EntryIn(**self.model_dump(), line=line)
 
 
 class EntriesBody(BaseModel):

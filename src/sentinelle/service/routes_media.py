@@ -93,31 +93,35 @@ async def _hash_upload(
     )
 
 
-async def _fast_then_exact(
+async def _hash_and_match(
     request: Request, state: ServiceState, variants: tuple[str, ...], data: bytes | None = None
-) -> HashResult:
-    """Hash on the fast path; a near miss (``Matcher.needs_exact``) is re-hashed with
-    the reference path so matching never depends on the fast path's few bits of drift."""
+) -> tuple[HashResult, list[Match]]:
+    """Hash on the fast path and match with one index search; a near miss
+    (``Matcher.match_fast`` returns None) is re-hashed with the reference path, so
+    matching never depends on the fast path's few bits of drift."""
     if data is None:
         data = await read_upload(request, state.settings.max_upload_bytes)
     r = await _hash_upload(request, state, exact=False, query_variants=variants, data=data)
-    if await run_in_threadpool(state.matcher.needs_exact, r):
+    matches = await run_in_threadpool(_match, state, r, True)
+    if matches is None:
         r = await _hash_upload(request, state, exact=True, query_variants=variants, data=data)
-    return r
-
-
-def _match(state: ServiceState, r: HashResult) -> list[Match]:
-    if r.error is None:
-        matches = state.matcher.match(r)
-    else:  # undecodable: the crypto hashes of the bytes may still be known
-        matches = [
-            m
-            for s in r.signals
-            if isinstance(s, HashSignal) and s.type in CRYPTO_SIGNALS
-            for m in state.matcher.match_exact(s.type, s.hash)
-        ]
+        matches = await run_in_threadpool(_match, state, r, False)
+    assert matches is not None
     state.metrics.count_matches(matches)
-    return matches
+    return r, matches
+
+
+def _match(state: ServiceState, r: HashResult, fast: bool) -> list[Match] | None:
+    """Matches of ``r``; None when a fast-path result must be re-hashed exactly."""
+    if r.error is None:
+        return state.matcher.match_fast(r) if fast else state.matcher.match(r)
+    # undecodable: the crypto hashes of the bytes may still be known
+    return [
+        m
+        for s in r.signals
+        if isinstance(s, HashSignal) and s.type in CRYPTO_SIGNALS
+        for m in state.matcher.match_exact(s.type, s.hash)
+    ]
 
 
 def _variants(dihedral: bool) -> tuple[str, ...]:
@@ -195,8 +199,7 @@ async def match_upload(
     who: Scan,
     dihedral: Annotated[bool, Query(description="also match rotated/mirrored copies")] = False,
 ) -> dict[str, Any]:
-    r = await _fast_then_exact(request, state, _variants(dihedral))
-    matches = await run_in_threadpool(_match, state, r)
+    r, matches = await _hash_and_match(request, state, _variants(dihedral))
     if r.error is not None and not matches:
         raise _error_response(r)
     return _match_body(r, matches)
@@ -205,8 +208,7 @@ async def match_upload(
 async def _scan(
     request: Request, state: ServiceState, who: ApiKeyInfo, dihedral: bool, data: bytes | None
 ) -> dict[str, Any]:
-    r = await _fast_then_exact(request, state, _variants(dihedral), data=data)
-    matches = await run_in_threadpool(_match, state, r)
+    r, matches = await _hash_and_match(request, state, _variants(dihedral), data=data)
     if r.error is not None and not matches:
         raise _error_response(r)
     context = {
