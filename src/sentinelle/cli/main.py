@@ -18,16 +18,34 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from . import actions_cmd, bank_cmd, demo_cmd, hash_cmd, key_cmd, scan_cmd, serve_cmd
+COMMAND_MODULES = (
+    "hash_cmd",
+    "scan_cmd",
+    "bank_cmd",
+    "demo_cmd",
+    "serve_cmd",
+    "key_cmd",
+    "actions_cmd",
+    "guard_cmd",
+    "provenance_cmd",
+    "user_cmd",
+    "report_cmd",
+    "audit_cmd",
+    "retention_cmd",
+)
 
-    hash_cmd.register(app)
-    scan_cmd.register(app)
-    bank_cmd.register(app)
-    demo_cmd.register(app)
-    serve_cmd.register(app)
-    key_cmd.register(app)
-    actions_cmd.register(app)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{name}":
+                raise
+            continue
+        mod.register(app)
 
 
 _register()

@@ -46,7 +46,15 @@ from .sync import start_sync
 
 log = logging.getLogger("sentinelle.service")
 
-ROUTER_MODULES = ("routes_media", "routes_banks", "routes_hma")
+ROUTER_MODULES = (
+    "routes_media",
+    "routes_banks",
+    "routes_hma",
+    "routes_guard",
+    "routes_provenance",
+    "routes_review",
+    "routes_console",
+)
 
 DESCRIPTION = """Match media against hash banks of known child-abuse material.
 
