@@ -22,6 +22,10 @@ from .auth import api_error
 
 UPLOAD_FIELD = "file"
 MAX_PARTS = 16
+#: Small text parts kept alongside the file (``request.state.form_fields``), e.g.
+#: the platform ``account_id`` that /v1/scan files matches under for review.
+FORM_FIELDS = ("account_id",)
+MAX_FIELD_BYTES = 1024
 
 UPLOAD_OPENAPI = {
     "requestBody": {
@@ -66,6 +70,8 @@ class _FilePart:
         self._hname = bytearray()
         self._hval = bytearray()
         self._headers: dict[bytes, bytes] = {}
+        self.fields: dict[str, bytearray] = {}
+        self._field: str | None = None
 
     def on_part_begin(self) -> None:
         self.parts += 1
@@ -73,6 +79,7 @@ class _FilePart:
             raise api_error(400, "bad_multipart", f"more than {MAX_PARTS} parts")
         self._headers = {}
         self._in_file = False
+        self._field = None
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._hname += data[start:end]
@@ -90,15 +97,24 @@ class _FilePart:
         if params.get(b"name") == UPLOAD_FIELD.encode() and self.data is None:
             self._in_file = True
             self.data = bytearray()
+        name = (params.get(b"name") or b"").decode("latin-1")
+        if name in FORM_FIELDS and name not in self.fields:
+            self._field = name
+            self.fields[name] = bytearray()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file and self.data is not None:
             self.data += data[start:end]
             if len(self.data) > self.limit:
                 raise _too_large(self.limit)
+        elif self._field is not None:
+            self.fields[self._field] += data[start:end]
+            if len(self.fields[self._field]) > MAX_FIELD_BYTES:
+                raise api_error(422, "field_too_long", f"form field {self._field!r} is too long")
 
     def on_part_end(self) -> None:
         self._in_file = False
+        self._field = None
 
 
 async def _read_multipart(request: Request, boundary: bytes, limit: int) -> bytes:
@@ -124,6 +140,9 @@ async def _read_multipart(request: Request, boundary: bytes, limit: int) -> byte
         raise api_error(400, "bad_multipart", f"malformed multipart body: {e}") from None
     if collector.data is None:
         raise api_error(422, "missing_file", f"multipart body has no part named {UPLOAD_FIELD!r}")
+    request.state.form_fields = {
+        k: bytes(v).decode("utf-8", "replace") for k, v in collector.fields.items()
+    }
     return bytes(collector.data)
 
 
