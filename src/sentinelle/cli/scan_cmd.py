@@ -37,6 +37,9 @@ def run_scan(
     database_url: str | None = None,
     console: Console | None = None,
     show_progress: bool = True,
+    provenance: bool = True,
+    trust_anchors_pem: str | None = None,
+    provenance_full: bool = False,
 ):
     """Scan ``paths`` against ``banks``; used by the CLI and the demo."""
     from ..errors import BankError
@@ -61,6 +64,9 @@ def run_scan(
         trimmed=trim,
         rescan=rescan,
         limits=limits,
+        provenance=provenance,
+        trust_anchors_pem=trust_anchors_pem,
+        **({"provenance_sources": None} if provenance_full else {}),
     )
     progress = Progress(
         TextColumn("[bold]scanning"),
@@ -161,6 +167,28 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[
             bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
         ] = False,
+        provenance: Annotated[
+            bool,
+            typer.Option(
+                "--provenance/--no-provenance",
+                help="Add a provenance verdict per file (AI-generated / camera-signed...).",
+            ),
+        ] = True,
+        provenance_full: Annotated[
+            bool,
+            typer.Option(
+                "--provenance-full",
+                help="Also run the invisible-watermark decoder (about 2x the hashing time).",
+            ),
+        ] = False,
+        trust_anchors: Annotated[
+            Path | None,
+            typer.Option(
+                "--trust-anchors",
+                help="PEM bundle of trusted C2PA roots for the provenance verdict "
+                "(default: $SENTINELLE_C2PA_TRUST_ANCHORS).",
+            ),
+        ] = None,
     ) -> None:
         """Scan media against hash banks; write JSONL records and an HTML report.
 
@@ -177,6 +205,12 @@ def register(app: typer.Typer) -> None:
             max_frames=max_frames,
         )
         try:
+            pem = None
+            if provenance:
+                from ..provenance.trust import load_trust_anchors, trust_anchors_from_env
+
+                pem = load_trust_anchors(trust_anchors) if trust_anchors else None
+                pem = pem or trust_anchors_from_env()
             summary = run_scan(
                 paths,
                 jsonl,
@@ -191,6 +225,9 @@ def register(app: typer.Typer) -> None:
                 limits=limits,
                 console=console,
                 show_progress=not quiet,
+                provenance=provenance,
+                trust_anchors_pem=pem,
+                provenance_full=provenance_full,
             )
         except SentinelleError as e:
             console.print(f"[red]error[/] {e.code}: {e.message}")

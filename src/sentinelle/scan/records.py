@@ -5,7 +5,11 @@ re-match the file against changed banks without hashing it again::
 
     {"path": ..., "size": ..., "mtime_ns": ..., "media_type": "image", "format": "jpeg",
      "signals": [...], "variants": [...], "matches": [...], "error": null,
-     "config": "pdq+trim", "bank_version": 12, "scanned_at": "2026-11-25T15:00:00Z"}
+     "config": "pdq+trim", "bank_version": 12, "scanned_at": "2026-11-25T15:00:00Z",
+     "provenance": {"verdict": "no_evidence", "confidence": 0.9, "evidence": [...], ...}}
+
+``provenance`` (present when the scan ran with provenance, the default) is the
+``sentinelle provenance --json`` record without ``path``; ``null`` if it failed.
 """
 
 from __future__ import annotations

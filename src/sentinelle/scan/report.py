@@ -60,8 +60,12 @@ def build_report(
     n_unmatched = 0
     total_bytes = 0
     media_types: Counter[str] = Counter()
+    prov_verdicts: Counter[str] = Counter()
     for rec in records:
         total += 1
+        if isinstance(rec.get("provenance"), dict):
+            prov = rec["provenance"]
+            prov_verdicts["tampered" if prov.get("tampered") else prov.get("verdict", "?")] += 1
         total_bytes += int(rec.get("size") or 0)
         media_types[rec.get("media_type") or "unknown"] += 1
         if rec.get("error"):
@@ -110,6 +114,7 @@ def build_report(
         per_variant=sorted(per_variant.items(), key=lambda kv: (-kv[1], kv[0])),
         error_codes=sorted(error_codes.items(), key=lambda kv: (-kv[1], kv[0])),
         media_types=sorted(media_types.items()),
+        prov_verdicts=sorted(prov_verdicts.items(), key=lambda kv: (-kv[1], kv[0])),
         banks=banks or [],
         thumbnails=thumbnails,
         basename=os.path.basename,

@@ -45,6 +45,11 @@ class ScanOptions:
     trimmed: bool = True
     rescan: bool = False  # ignore previous results
     limits: Limits = DEFAULT_LIMITS
+    provenance: bool = True  # add a provenance verdict per file (sentinelle.provenance)
+    trust_anchors_pem: str | None = None  # C2PA trust anchors for the provenance verdict
+    # Sources for the verdict; None = all. The default skips the pixel-level watermark
+    # decoder, which costs more than hashing itself (bench/provenance).
+    provenance_sources: tuple[str, ...] | None = ("c2pa", "metadata", "camera", "detector")
 
     @property
     def config(self) -> str:
@@ -53,6 +58,8 @@ class ScanOptions:
             parts.append("trim")
         if self.dihedral:
             parts.append("dihedral")
+        if self.provenance:
+            parts.append("prov" if self.provenance_sources else "prov-full")
         return "+".join(parts)
 
     @property
@@ -91,8 +98,66 @@ class ScanSummary:
 SIGNALS = ("md5", "sha1", "sha256", "pdq", "vpdq")
 
 
-def _hash_worker(path: str, exact: bool, variants: tuple[str, ...], limits: Limits) -> HashResult:
-    """Runs in a worker process. A hard wall-clock alarm backs up the decoders' own checks."""
+@dataclass
+class ScannedFile(HashResult):
+    """A :class:`HashResult` plus the file's provenance record (``None``: not computed)."""
+
+    provenance: dict[str, Any] | None = None
+
+
+def _provenance_of(
+    path: str,
+    limits: Limits,
+    trust_anchors_pem: str | None,
+    sources: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    from ..provenance import analyze_file
+    from ..provenance.analyze import DEFAULT_MAX_BYTES
+
+    cap = min(limits.max_file_bytes, DEFAULT_MAX_BYTES)
+    rec = analyze_file(
+        path, trust_anchors_pem=trust_anchors_pem, max_bytes=cap, sources=sources
+    ).to_dict()
+    rec.pop("path", None)
+    return rec
+
+
+def _hash_worker(
+    path: str,
+    exact: bool,
+    variants: tuple[str, ...],
+    limits: Limits,
+    provenance: bool = False,
+    trust_anchors_pem: str | None = None,
+    provenance_sources: tuple[str, ...] | None = None,
+) -> HashResult:
+    """Runs in a worker process. A hard wall-clock alarm backs up the decoders' own checks.
+
+    With ``provenance`` the result is a :class:`ScannedFile` carrying the provenance
+    record, computed in the same (crash-isolated, time-limited) worker.
+    """
+    result = _hash_only(path, exact, variants, limits)
+    if not provenance:
+        return result
+    prov: dict[str, Any] | None
+
+    def _alarm(signum: int, frame: object) -> None:
+        raise TimeoutError("provenance analysis timed out")
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, limits.decode_timeout_s * 1.5 + 1.0)
+    try:
+        prov = _provenance_of(path, limits, trust_anchors_pem, provenance_sources)
+    except Exception:  # noqa: BLE001 - provenance must never lose the hash record
+        prov = None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    fields = {k: getattr(result, k) for k in HashResult.__dataclass_fields__}
+    return ScannedFile(**fields, provenance=prov)
+
+
+def _hash_only(path: str, exact: bool, variants: tuple[str, ...], limits: Limits) -> HashResult:
     from ..hasher import hash_file
 
     def _alarm(signum: int, frame: object) -> None:
@@ -183,6 +248,8 @@ def scan(
                 bank_version=matcher.version,
             )
             rec["pdq_path"] = pdq_path
+            if options.provenance:
+                rec["provenance"] = getattr(result, "provenance", None)
             emit(rec)
 
         verify: list[FileRef] = []
@@ -226,7 +293,14 @@ def _hash_all(refs: list[FileRef], options: ScanOptions) -> Iterable[tuple[FileR
     """
     if not refs:
         return
-    args = (options.exact, options.query_variants, options.limits)
+    args = (
+        options.exact,
+        options.query_variants,
+        options.limits,
+        options.provenance,
+        options.trust_anchors_pem,
+        options.provenance_sources,
+    )
     pending = list(reversed(refs))
     suspects: list[FileRef] = []
     max_in_flight = options.workers * 4

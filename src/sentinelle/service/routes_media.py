@@ -124,6 +124,71 @@ def _match(state: ServiceState, r: HashResult, fast: bool) -> list[Match] | None
     ]
 
 
+def _provenance(data: bytes) -> dict[str, Any] | None:
+    """The provenance record (``/v1/provenance`` body) of a scanned upload, or None."""
+    try:
+        from .routes_provenance import provenance_body
+    except ImportError:  # pragma: no cover - provenance extras not installed
+        return None
+    try:
+        return provenance_body(data)
+    except Exception:  # noqa: BLE001 - provenance must never break a scan
+        log.exception("provenance analysis failed")
+        return None
+
+
+def _account_id(request: Request) -> str | None:
+    """The platform account an upload came from: the ``account_id`` form field
+    (multipart uploads) or query parameter. 422 ``bad_account_id`` when malformed."""
+    fields = getattr(request.state, "form_fields", None) or {}
+    raw = fields.get("account_id") or request.query_params.get("account_id")
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    if len(raw) > 256 or not raw.isprintable():
+        raise api_error(422, "bad_account_id", "account_id: at most 256 printable characters")
+    return raw
+
+
+def _file_for_review(
+    account_id: str, state: ServiceState, matches: list[Match], data: bytes
+) -> dict[str, Any]:
+    """One review-case item per match (``record_signal(kind="hash_match")``).
+
+    Never fails the scan: an error is reported in the answer's ``review.error``.
+    """
+    import hashlib
+
+    try:
+        from ..review.intake import record_signal
+    except ImportError:  # pragma: no cover - review package absent
+        return {"case_id": None, "item_ids": [], "error": "review_unavailable"}
+    sha = hashlib.sha256(data).hexdigest()
+    case_id, items = None, []
+    try:
+        for m in matches:
+            case_id, item_id = record_signal(
+                state.engine,
+                account_id=account_id,
+                kind="hash_match",
+                summary={
+                    "bank": m.bank,
+                    "entry_id": int(m.entry_id),
+                    "distance": int(m.distance),
+                    "signal_type": m.signal,
+                    "hash": m.entry_hash,
+                    "variant": m.variant,
+                    "category": m.category,
+                },
+                media_sha256=sha,
+            )
+            items.append(item_id)
+    except Exception as e:  # noqa: BLE001 - the match result must still reach the caller
+        log.error("review intake failed", extra={"fields": {"error": type(e).__name__}})
+        return {"case_id": case_id, "item_ids": items, "error": "review_intake_failed"}
+    return {"case_id": case_id, "item_ids": items, "error": None}
+
+
 def _variants(dihedral: bool) -> tuple[str, ...]:
     return ("trimmed", "dihedral") if dihedral else ("trimmed",)
 
@@ -208,6 +273,9 @@ async def match_upload(
 async def _scan(
     request: Request, state: ServiceState, who: ApiKeyInfo, dihedral: bool, data: bytes | None
 ) -> dict[str, Any]:
+    if data is None:
+        data = await read_upload(request, state.settings.max_upload_bytes)
+    account_id = _account_id(request)
     r, matches = await _hash_and_match(request, state, _variants(dihedral), data=data)
     if r.error is not None and not matches:
         raise _error_response(r)
@@ -223,8 +291,14 @@ async def _scan(
     acts = await run_in_threadpool(_actions, state, matches, context)
     body = _match_body(r, matches)
     body.update(acts)
-    body["provenance"] = None  # filled by the provenance module (later issue)
+    body["provenance"] = await run_in_threadpool(_provenance, data)
     body["guard"] = None  # filled by the generation guard (later issue)
+    if account_id is not None:  # matches become items of the account's review case
+        body["review"] = (
+            await run_in_threadpool(_file_for_review, account_id, state, matches, data)
+            if matches
+            else None
+        )
     return body
 
 
@@ -236,8 +310,11 @@ async def scan_upload(
     dihedral: Annotated[bool, Query(description="also match rotated/mirrored copies")] = False,
 ) -> dict[str, Any]:
     """Hash + match + the matched banks' actions. ``quarantine`` is true when a
-    matched bank is configured to quarantine; ``provenance`` and ``guard`` are
-    null until those parts exist."""
+    matched bank is configured to quarantine; ``provenance`` is the
+    ``/v1/provenance`` record (null if it could not run); ``guard`` is null until
+    that part exists. With an ``account_id`` (multipart form field or query
+    parameter), each match becomes an item of that account's review case and
+    ``review`` gives ``{"case_id", "item_ids", "error"}`` (null without matches)."""
     return await _scan(request, state, who, dihedral, None)
 
 
