@@ -40,6 +40,16 @@ def _engine():  # type: ignore[no-untyped-def]
     return open_engine()
 
 
+def _audit_change(engine: Any, target: str, fields: list[str]) -> None:
+    """Audit a configuration change: which settings changed (never their values,
+    which may include a webhook secret)."""
+    from ..audit import record_event
+
+    record_event(
+        engine, actor="cli", action="config.change", target=target, details={"fields": fields}
+    )
+
+
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -119,7 +129,9 @@ def register(app: typer.Typer) -> None:
             if v is not None:
                 kw[name] = v
         with _errors():
-            a = config.set_actions(_engine(), bank, **kw)
+            engine = _engine()
+            a = config.set_actions(engine, bank, **kw)
+            _audit_change(engine, f"bank:{bank}", sorted(k for k, v in kw.items() if v is not None))
             _print_json(a.to_dict())
             if generate_secret:
                 _console().print("webhook secret (shown once, store it with the receiver):")
@@ -143,7 +155,11 @@ def register(app: typer.Typer) -> None:
         from ..actions import config
 
         with _errors():
-            fs = config.set_global_flood(_engine(), flood_max, flood_window, flood_pause)
+            engine = _engine()
+            fs = config.set_global_flood(engine, flood_max, flood_window, flood_pause)
+            _audit_change(
+                engine, "actions:global", ["flood_max", "flood_pause_s", "flood_window_s"]
+            )
             _print_json(fs.to_dict())
 
     @actions.command("dead-letters")

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         from ..service.keys import create_key
 
         try:
-            rec, token = create_key(_engine(), name, scope or ["scan"], rate)
+            rec, token = create_key(_engine(), name, scope or ["scan"], rate, actor="cli")
         except SentinelleError as e:
             raise _fail(e) from None
         _console().print(
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         from ..service.keys import revoke_key
 
         try:
-            revoke_key(_engine(), key_id)
+            revoke_key(_engine(), key_id, actor="cli")
         except SentinelleError as e:
             raise _fail(e) from None
         _console().print(f"key {key_id} revoked")
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         from ..service.keys import rotate_key
 
         try:
-            rec, token = rotate_key(_engine(), key_id)
+            rec, token = rotate_key(_engine(), key_id, actor="cli")
         except SentinelleError as e:
             raise _fail(e) from None
         _console().print(

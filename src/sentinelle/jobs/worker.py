@@ -75,6 +75,9 @@ def register_periodic(name: str, fn: Callable[[Any], None], interval_s: float) -
 def _load_builtin_handlers() -> None:
     """Import the modules that register the built-in job kinds."""
     from ..actions import flood, webhooks  # noqa: F401 - registration side effects
+    from ..evidence.retention import register_periodic_task
+
+    register_periodic_task()  # hourly scheduled deletion of evidence whose holds are over
 
 
 def _worker_id(state: Any) -> str:

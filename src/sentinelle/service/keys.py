@@ -166,9 +166,17 @@ def _insert_key(conn, name: str, scopes: frozenset[str], rate: float | None):  #
 
 
 def create_key(
-    engine: Engine, name: str, scopes: Iterable[str], rate_limit: float | None = None
+    engine: Engine,
+    name: str,
+    scopes: Iterable[str],
+    rate_limit: float | None = None,
+    *,
+    actor: str = "system",
 ) -> tuple[ApiKeyRecord, str]:
-    """Create a key; returns its record and the full token (shown once, never stored)."""
+    """Create a key; returns its record and the full token (shown once, never stored).
+
+    The creation is written to the audit trail (``key.create``) by ``actor``.
+    """
     name = (name or "").strip()
     if not 1 <= len(name) <= MAX_NAME or any(ord(c) < 32 for c in name):
         raise KeyError_(f"key name must be 1-{MAX_NAME} printable characters")
@@ -176,9 +184,17 @@ def create_key(
     rate = _check_rate(rate_limit)
     with engine.begin() as conn:
         kid, token = _insert_key(conn, name, sc, rate)
+        _audit(conn, actor, "key.create", kid, {"name": name, "scopes": sorted(sc)})
     rec = get_key(engine, kid)
     assert rec is not None
     return rec, token
+
+
+def _audit(conn, actor: str, action: str, key_id: int, details: dict) -> None:  # type: ignore[no-untyped-def]
+    """Record a key change in the audit trail, inside the change's transaction."""
+    from ..audit import record_event
+
+    record_event(conn, actor=actor, action=action, target=f"key:{key_id}", details=details)
 
 
 def get_key(engine: Engine, key_id: int) -> ApiKeyRecord | None:
@@ -195,8 +211,10 @@ def list_keys(engine: Engine, include_revoked: bool = True) -> list[ApiKeyRecord
         return [_record(r) for r in conn.execute(q)]
 
 
-def revoke_key(engine: Engine, key_id: int) -> ApiKeyRecord:
-    """Revoke a key (idempotent). Raises :class:`KeyError_` for an unknown id."""
+def revoke_key(engine: Engine, key_id: int, *, actor: str = "system") -> ApiKeyRecord:
+    """Revoke a key (idempotent). Raises :class:`KeyError_` for an unknown id.
+
+    An actual revocation is written to the audit trail (``key.revoke``)."""
     with engine.begin() as conn:
         n = conn.execute(
             update(api_keys)
@@ -208,13 +226,16 @@ def revoke_key(engine: Engine, key_id: int) -> ApiKeyRecord:
             and conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id)).first() is None
         ):
             raise KeyError_(f"no key with id {key_id}")
+        if n:
+            _audit(conn, actor, "key.revoke", key_id, {})
     rec = get_key(engine, key_id)
     assert rec is not None
     return rec
 
 
-def rotate_key(engine: Engine, key_id: int) -> tuple[ApiKeyRecord, str]:
-    """New key with the same name, scopes and rate; the old one is revoked atomically."""
+def rotate_key(engine: Engine, key_id: int, *, actor: str = "system") -> tuple[ApiKeyRecord, str]:
+    """New key with the same name, scopes and rate; the old one is revoked atomically
+    (audited as ``key.rotate``)."""
     with engine.begin() as conn:
         r = conn.execute(select(api_keys).where(api_keys.c.id == key_id).with_for_update()).first()
         if r is None:
@@ -229,6 +250,7 @@ def rotate_key(engine: Engine, key_id: int) -> tuple[ApiKeyRecord, str]:
         ).rowcount
         if n != 1:  # rotated concurrently by someone else: undo ours
             raise KeyError_(f"key {key_id} was revoked concurrently")
+        _audit(conn, actor, "key.rotate", key_id, {"new_key_id": kid})
     rec = get_key(engine, kid)
     assert rec is not None
     return rec, token
