@@ -1,0 +1,300 @@
+"""Load the per-language lexicons and match them against a normalised prompt.
+
+Each language has one TOML file in ``sentinelle/guard/lexicons/`` (format, versioning and
+review status: ``lexicons/README.md``). Every term is compiled once through
+:func:`sentinelle.guard.normalize.skeleton` into a single Aho-Corasick automaton, so one
+linear pass over the prompt's skeleton finds every term of every language at once.
+
+How a hit is accepted depends on the term's script:
+
+* scripts written without spaces (Chinese, Japanese kana, Korean Hangul, Thai) and Arabic
+  (whose prefixes and suffixes attach to the word) match as substrings;
+* all others match whole words; a term written ``stem*`` matches any word starting with
+  the stem (``nud*``: nude, nudes, nudity);
+* inside a run of spaced-out letters (``s e x y g i r l``) word boundaries were erased on
+  purpose, so terms match anywhere in the run;
+* in a word glued together from several terms (``nakedkids``) a minor term and a sexual or
+  nudity term that both occur inside it are accepted together;
+* a hit whose original text is a plain, shorter word than the term (``ten`` matching the
+  skeleton of ``teen``) is a different word, not an evasion, and is dropped;
+* any hit lying inside a *safe phrase* (``naked eye``, ``naked mole rat``) is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import ahocorasick
+
+from ..errors import SentinelleError
+from .normalize import View, skeleton, term_skeletons
+
+CATEGORIES = ("minor", "sexual", "nudity", "minor_sexual", "minor_nudity")
+WEIGHTS = {"strong": 1.0, "weak": 0.6}
+_MIN_PARTIAL = 3  # shortest term accepted inside a glued-together word
+_MIN_INFLECT = 4  # shortest word term that tolerates an inflection ending
+# Endings (in skeleton form: repeats collapsed, l -> i) a whole-word term may carry:
+# plurals and common inflections ("girls", "nakedness", "девочку"),
+# but not arbitrary continuations ("minority" is not "minor").
+_ENDINGS = frozenset(
+    ("s", "es", "e", "a", "i", "o", "y", "en", "er", "ie", "as", "os", "is", "ed", "nes")
+    + ("ing", "ies", "ers", "ne", "na", "ni", "ns", "а", "у", "ы", "и", "е", "ой", "ей")
+    + ("ов", "ам", "ами", "ах", "ая", "ую", "ые", "ое", "ого", "ом", "ою", "ям", "ях")
+)
+
+
+class LexiconError(SentinelleError):
+    """A lexicon file is malformed (code ``bad_lexicon``)."""
+
+    code = "bad_lexicon"
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One lexicon entry, compiled."""
+
+    text: str  # as written in the lexicon, without a trailing ``*``
+    category: str  # minor | sexual | nudity | minor_sexual | minor_nudity | safe
+    weight: float
+    language: str | None  # None for language-neutral symbols and emoji
+    mode: str  # word | prefix | substring
+    key: str  # skeleton form searched for
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A term found in a prompt: view positions ``[start, end)`` and the original span."""
+
+    term: Term
+    start: int
+    end: int
+    span: tuple[int, int]
+    rule: str  # word | prefix | substring | spaced | glued
+
+
+@dataclass(frozen=True)
+class LexiconFile:
+    """The parsed content of one lexicon file."""
+
+    language: str | None
+    version: str
+    review: str
+    terms: tuple[Term, ...]
+    ages: dict = field(default_factory=dict)
+    name: str = ""
+
+
+def _is_substring_script(ch: str) -> bool:
+    o = ord(ch)
+    return (
+        0x0600 <= o <= 0x06FF  # Arabic
+        or 0x0E00 <= o <= 0x0E7F  # Thai
+        or 0x1100 <= o <= 0x11FF  # Hangul jamo
+        or 0x3040 <= o <= 0x30FF  # kana
+        or 0x3400 <= o <= 0x9FFF  # CJK ideographs
+        or 0xAC00 <= o <= 0xD7AF  # Hangul syllables
+        or 0xF900 <= o <= 0xFAFF
+        or o >= 0x1F000  # emoji
+        or 0x2600 <= o <= 0x27BF
+    )
+
+
+def compile_term(raw: str, category: str, weight: float, language: str | None) -> Term:
+    """Compile one lexicon string (``stem*`` for a prefix) into a :class:`Term`."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise LexiconError(f"empty or non-string term {raw!r} ({language})")
+    text = raw.strip()
+    prefix = text.endswith("*")
+    if prefix:
+        text = text[:-1].rstrip()
+    key = skeleton(text)
+    if not key:
+        raise LexiconError(f"term {raw!r} ({language}) normalises to nothing")
+    mode = "substring" if _is_substring_script(key[0]) else "prefix" if prefix else "word"
+    return Term(text, category, weight, language, mode, key)
+
+
+def parse_lexicon(data: bytes, name: str = "<lexicon>") -> LexiconFile:
+    """Parse and validate one TOML lexicon (raises :class:`LexiconError`)."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LexiconError(f"{name}: not valid UTF-8 TOML: {exc}") from None
+    meta = doc.get("meta")
+    if not isinstance(meta, dict) or not {"language", "version", "review"} <= set(meta):
+        raise LexiconError(f"{name}: [meta] needs language, version and review")
+    lang = meta["language"] or None
+    if lang == "und":
+        lang = None
+    terms: list[Term] = []
+    for category in CATEGORIES:
+        section = doc.get(category, {})
+        if not isinstance(section, dict):
+            raise LexiconError(f"{name}: [{category}] must be a table")
+        for strength, items in section.items():
+            if strength not in WEIGHTS or not isinstance(items, list):
+                raise LexiconError(f"{name}: [{category}] {strength!r} must be strong/weak lists")
+            terms.extend(compile_term(t, category, WEIGHTS[strength], lang) for t in items)
+    safe_table = doc.get("safe", {})
+    safe = safe_table.get("phrases", []) if isinstance(safe_table, dict) else None
+    if not isinstance(safe, list):
+        raise LexiconError(f"{name}: [safe] phrases must be a list")
+    terms.extend(compile_term(t, "safe", 0.0, lang) for t in safe)
+    ages = doc.get("ages", {})
+    if not isinstance(ages, dict):
+        raise LexiconError(f"{name}: [ages] must be a table")
+    return LexiconFile(lang, str(meta["version"]), str(meta["review"]), tuple(terms), ages, name)
+
+
+class Lexicons:
+    """Every lexicon compiled into one automaton; see the module docstring."""
+
+    def __init__(self, files: Iterable[LexiconFile], digest: str = "") -> None:
+        self.files = tuple(files)
+        self.digest = digest
+        self.languages = tuple(sorted({f.language for f in self.files if f.language}))
+        by_key: dict[str, list[Term]] = {}
+        for f in self.files:
+            for t in f.terms:
+                for key in term_skeletons(t.text) if t.key != t.text else [t.key]:
+                    by_key.setdefault(key, []).append(t)
+        self._automaton = ahocorasick.Automaton()
+        for key, terms in by_key.items():
+            self._automaton.add_word(key, (key, tuple(terms)))
+        # Multi-word terms also match with their spaces removed, but only where the
+        # boundaries were erased on purpose (spaced-out or glued text).
+        for key, terms in list(by_key.items()):
+            joined = key.replace(" ", "")
+            if joined != key and joined not in by_key:
+                self._automaton.add_word(joined, (joined, tuple(terms)))
+                by_key[joined] = list(terms)
+        if by_key:
+            self._automaton.make_automaton()
+        self.size = sum(len(f.terms) for f in self.files)
+
+    @property
+    def version(self) -> str:
+        """Short identifier of the exact lexicon content (changes with any edit)."""
+        return self.digest[:12]
+
+    def scan(self, view: View, original: str) -> list[Hit]:
+        """Accepted hits of every term in a skeleton ``view`` of ``original``."""
+        text = view.text
+        if not text or not self.size:
+            return []
+        starts, ends = view.starts, view.ends
+        hits: list[Hit] = []
+        partial: dict[int, list[Hit]] = {}
+        safe: list[tuple[int, int]] = []
+        for last, (key, terms) in self._automaton.iter(text):
+            end = last + 1
+            start = end - len(key)
+            span = view.original_span(start, end)
+            if _different_word(original[span[0] : span[1]], terms[0].text):
+                continue
+            spaced_key = " " in terms[0].key
+            for term in terms:
+                rule = _accept(term, view, start, end, starts, ends)
+                if rule and spaced_key and " " not in key:
+                    # a multi-word term found without its spaces: only in spaced-out text
+                    relaxed = view.is_relaxed(start) and view.is_relaxed(end - 1)
+                    rule = "spaced" if relaxed else ""
+                if term.category == "safe":
+                    if rule:
+                        safe.append((start, end))
+                    continue
+                if rule:
+                    hits.append(Hit(term, start, end, span, rule))
+                elif len(key) >= _MIN_PARTIAL and term.mode != "substring":
+                    g = view.word_of(start)
+                    if g >= 0 and view.word_of(end - 1) == g:
+                        partial.setdefault(g, []).append(Hit(term, start, end, span, "glued"))
+        if partial:
+            by_word: dict[int, list[Hit]] = {}
+            for h in hits:
+                by_word.setdefault(view.word_of(h.start), []).append(h)
+            for g, group_hits in partial.items():
+                hits.extend(_glued(group_hits, by_word.get(g, [])))
+        if safe:
+            hits = [h for h in hits if not any(s <= h.start and h.end <= e for s, e in safe)]
+        return hits
+
+
+def _accept(
+    term: Term,
+    view: View,
+    start: int,
+    end: int,
+    starts: frozenset[int],
+    ends: frozenset[int],
+) -> str:
+    """The rule under which a raw automaton hit counts ("" when it does not)."""
+    if term.mode == "substring":
+        return "substring"
+    if view.relaxed_words and view.is_relaxed(start) and view.is_relaxed(end - 1):
+        return "spaced"
+    if start not in starts:
+        return ""
+    if term.mode == "prefix":
+        return "prefix"
+    if end in ends:
+        return "word"
+    if len(term.key) >= _MIN_INFLECT:
+        g = view.word_of(end - 1)
+        word_end = view.word_starts[g + 1] - 1 if g + 1 < len(view.word_starts) else len(view.text)
+        if view.text[end:word_end] in _ENDINGS:
+            return "inflected"
+    return ""
+
+
+def _different_word(original: str, term_text: str) -> bool:
+    """True when ``original`` is a plain word shorter than the term (``ten`` vs ``teen``)."""
+    if len(original) >= len(term_text) or not original.isalpha():
+        return False
+    return all(a != b for a, b in zip(original, original[1:], strict=False))
+
+
+def _glued(partial: list[Hit], accepted: list[Hit]) -> list[Hit]:
+    """Partial hits inside one glued word (``nakedkids``): kept only where a minor term
+    meets a sexual or nudity term in the same word (``accepted`` hits count as partners)."""
+    minor_cats = ("minor", "minor_sexual", "minor_nudity")
+    other_cats = ("sexual", "nudity", "minor_sexual", "minor_nudity")
+    pool = partial + accepted
+    keep: dict[int, Hit] = {}
+    for h in partial:
+        wanted = other_cats if h.term.category in minor_cats else minor_cats
+        if h.term.category not in minor_cats + other_cats:
+            continue
+        for o in pool:
+            if o is not h and o.term.category in wanted and (h.end <= o.start or o.end <= h.start):
+                keep[id(h)] = h
+                break
+    return list(keep.values())
+
+
+def load_files() -> tuple[list[LexiconFile], str]:
+    """Parse every bundled lexicon; returns the files and a digest of their bytes."""
+    folder = resources.files("sentinelle.guard") / "lexicons"
+    digest = hashlib.sha256()
+    files: list[LexiconFile] = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        data = entry.read_bytes()
+        digest.update(entry.name.encode() + b"\0" + data)
+        files.append(parse_lexicon(data, entry.name))
+    if not files:
+        raise LexiconError("no lexicon files found in sentinelle/guard/lexicons")
+    return files, digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def default_lexicons() -> Lexicons:
+    """The bundled lexicons, compiled once per process."""
+    files, digest = load_files()
+    return Lexicons(files, digest)
