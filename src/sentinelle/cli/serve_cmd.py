@@ -44,6 +44,20 @@ def _demo_setup(console: Console, out: Path, engine) -> str:  # type: ignore[no-
     return token
 
 
+def _demo_console(console: Console, demo_dir: Path, state, base: str) -> None:  # type: ignore[no-untyped-def]
+    """Demo reviewer account and a demo case for the review console (printed once)."""
+    from ..console.demo import setup_console_demo
+
+    demo = setup_console_demo(state.engine, state.matcher, demo_dir)
+    case = f"{base}/console/cases/{demo.case_id}" if demo.case_id else f"({demo.note})"
+    console.print(
+        f"[bold]Review console[/]: {base}/console/login\n"
+        f"  user: {demo.username}   password (shown once): {demo.password}\n"
+        f"  demo case (a benign bank match, stored encrypted): {case}\n",
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
@@ -105,6 +119,7 @@ def register(app: typer.Typer) -> None:
                 f"  docs: {base}/docs\n",
                 soft_wrap=True,
             )
+            _demo_console(console, demo_dir, state, base)
         console.print(
             f"Sentinelle API on http://{host}:{port} · database: {settings.database_url}",
             soft_wrap=True,

@@ -1,0 +1,797 @@
+"""The review console: HTML pages under ``/console`` (FastAPI + Jinja2 + htmx).
+
+Pages (every one needs a login session, see :mod:`sentinelle.console.session`):
+
+=======================================  ==============================================
+route                                    does
+=======================================  ==============================================
+``GET  /console/login``, ``POST``        password (+ TOTP) login; sets the session cookie
+``POST /console/logout``                 revokes the session
+``GET  /console/queue``                  cases by status; ``POST /console/queue/next``
+                                         takes the most urgent open case
+``GET  /console/cases/{id}``             one platform account: hash matches, guard
+                                         blocks, provenance verdicts, decisions, history
+``POST /console/cases/{id}/take``        assign to oneself
+``POST /console/cases/{id}/pass``        pass to the queue or a colleague, no penalty
+``GET  /console/items/{id}/preview``     blurred (grayscale) preview image, no-store
+``POST /console/items/{id}/reveal``      the item in the clear (htmx fragment); audited
+                                         ``media.reveal``; counts against the daily cap
+``POST /console/items/{id}/reblur``      back to the blurred fragment
+``GET  /console/items/{id}/video``       a revealed video's bytes (signed, 2-minute link)
+``POST /console/items/{id}/decide``      confirm / reject + category + notes
+``POST /console/decisions/{id}/approve`` second review (accept / return)
+``GET  /console/reports/{id}``           report draft + its XSD validation result
+``GET  /console/settings``, ``POST``     the reviewer's protection settings
+``POST /console/break``                  "I took a break" (resets the reminder)
+``GET  /console/metrics``                transparency metrics (export links)
+=======================================  ==============================================
+
+Media never leaves in the clear except in the response to an audited reveal,
+and never with caching allowed. Media bytes and their renderings are never
+logged; errors are shown with their stable code.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..console import blur
+from ..console.security import (
+    LOGIN_CSRF_COOKIE,
+    apply_security_headers,
+    check_media,
+    clear_session_cookie,
+    csrf_ok,
+    new_login_csrf,
+    set_login_csrf,
+    set_session_cookie,
+    sign_media,
+)
+from ..console.session import Viewer, action_dep, load_viewer, viewer_dep
+from ..console.views import (
+    STATIC_FILES,
+    error_page,
+    is_htmx,
+    redirect,
+    render,
+    static_bytes,
+    status_for,
+)
+from ..errors import SentinelleError
+from ..review import accounts, cases, decisions, exposure
+from ..review.errors import NotFound, PermissionDenied, ReviewError
+from ..review.roles import require
+from .deps import state_dep
+from .state import ServiceState
+
+log = logging.getLogger("sentinelle.console")
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+CATEGORY_CHOICES = decisions.INDUSTRY_CATEGORIES
+KIND_LABELS = {
+    "hash_match": "hash match",
+    "guard_block": "guard block",
+    "guard_escalation": "guard escalation",
+    "provenance": "provenance",
+}
+
+
+# ================================================================ helpers
+@dataclass(frozen=True)
+class ExposureBadge:
+    """What the header shows about today's exposure."""
+
+    viewed: int
+    reveals: int
+    cap: int | None
+    remaining: int | None
+    over_cap: bool
+    break_due: bool
+    since_break_items: int
+    since_break_minutes: int
+
+    @property
+    def level(self) -> str:
+        if self.over_cap:
+            return "full"
+        if self.cap and self.viewed >= 0.8 * self.cap:
+            return "near"
+        return ""
+
+
+def _badge(st: exposure.ExposureStatus) -> ExposureBadge:
+    return ExposureBadge(
+        viewed=st.items_viewed,
+        reveals=st.reveals,
+        cap=st.cap,
+        remaining=st.remaining,
+        over_cap=st.over_cap,
+        break_due=st.break_due,
+        since_break_items=st.items_since_break,
+        since_break_minutes=int(st.minutes_since_break),
+    )
+
+
+def _base(state: ServiceState, viewer: Viewer, **extra: Any) -> dict[str, Any]:
+    """Context every logged-in page needs: user, CSRF token, exposure badge."""
+    st = exposure.exposure_status(state.engine, viewer.user.id)
+    return {"user": viewer.user, "csrf": viewer.csrf, "exposure": _badge(st), **extra}
+
+
+async def _threaded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _safe_next(value: str | None) -> str:
+    """Only local console paths are followed after login (no open redirect)."""
+    if (
+        value
+        and value.startswith("/console/")
+        and not any(c in value for c in ("\\", "\n", "\r", "//"))
+    ):
+        return value
+    return "/console/queue"
+
+
+def _evidence(state: ServiceState) -> Any:
+    """The encrypted evidence store, or a SentinelleError when unavailable."""
+    try:
+        from ..evidence import EvidenceStore, load_master_key
+    except ImportError:
+        raise SentinelleError(
+            "the evidence store is not installed", code="evidence_unavailable"
+        ) from None
+    return EvidenceStore(state.engine, load_master_key(os.environ))
+
+
+def _item_and_case(state: ServiceState, viewer: Viewer, item_id: int) -> tuple[Any, Any]:
+    """(ItemView, CaseView) for ``item_id`` after the ``case.view`` check."""
+    require(viewer.user, "case.view")
+    case_id = _case_of_item(state, item_id)
+    view = cases.load_case(state.engine, case_id)
+    for item in view.items:
+        if item.id == item_id:
+            return item, view
+    raise NotFound(f"no item {item_id}", code="unknown_item")
+
+
+def _case_of_item(state: ServiceState, item_id: int) -> int:
+    import sqlalchemy as sa
+
+    from ..review.tables import case_items
+
+    with state.engine.connect() as conn:
+        cid = conn.execute(
+            sa.select(case_items.c.case_id).where(case_items.c.id == item_id)
+        ).scalar()
+    if cid is None:
+        raise NotFound(f"no item {item_id}", code="unknown_item")
+    return int(cid)
+
+
+def _load_media(state: ServiceState, viewer: Viewer, item: Any) -> tuple[bytes, str]:
+    """Decrypt an item's media in memory (audited ``evidence.read`` by the store).
+
+    The blob must belong to the item's own case: an item pointing at another
+    case's evidence is refused rather than shown.
+    """
+    if item.media_blob_id is None:
+        raise NotFound(f"item {item.id} has no media attached", code="no_media")
+    blob = _evidence(state).read(int(item.media_blob_id), actor=viewer.actor)
+    if blob.case_id != item.case_id:
+        raise PermissionDenied("the item's media belongs to another case", code="forbidden")
+    return blob.data, blob.media_type
+
+
+def _record(state: ServiceState, **kwargs: Any) -> None:
+    """Append an audit event (``sentinelle.audit``); no-op while it is absent."""
+    try:
+        from ..audit import record_event
+    except ImportError:
+        return
+    record_event(state.engine, **kwargs)
+
+
+def _no_store(response: Response) -> Response:
+    return apply_security_headers(response)
+
+
+# ================================================================ static
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    """``console.css`` and ``htmx.min.js`` (nothing else is served from here)."""
+    media_type = STATIC_FILES.get(name)
+    if media_type is None:
+        return Response(status_code=404)
+    return Response(
+        static_bytes(name),
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# ================================================================ login
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    viewer = await _threaded(load_viewer, request)
+    return redirect("/console/queue" if viewer else "/console/login")
+
+
+def _login_page(
+    request: Request,
+    *,
+    next_url: str = "/console/queue",
+    error: SentinelleError | None = None,
+    username: str = "",
+    status_code: int = 200,
+) -> Response:
+    token = new_login_csrf()
+    response = render(
+        request,
+        "login.html",
+        {"error": error, "next_url": next_url, "username": username, "login_csrf": token},
+        status_code=status_code,
+    )
+    set_login_csrf(response, request, token)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002
+    viewer = await _threaded(load_viewer, request)
+    if viewer is not None:
+        return redirect(_safe_next(next))
+    return _login_page(request, next_url=_safe_next(next))
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    totp: Annotated[str, Form(max_length=16)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/console/queue",  # noqa: A002
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    next_url = _safe_next(next)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not csrf_ok(request, expected, csrf_token):
+        err = SentinelleError("the login form expired; try again", code="csrf_failed")
+        return _login_page(request, next_url=next_url, error=err, status_code=403)
+    try:
+        session = await _threaded(
+            accounts.login,
+            state.engine,
+            username,
+            password,
+            totp_code=totp.strip() or None,
+            client=_client(request),
+        )
+    except ReviewError as e:
+        return _login_page(
+            request, next_url=next_url, error=e, username=username[:64], status_code=e.status
+        )
+    if next_url == "/console/queue" and not session.user.can("queue.view"):
+        next_url = "/console/metrics" if session.user.can("metrics.export") else "/console/settings"
+    response = RedirectResponse(next_url, status_code=303)
+    set_session_cookie(response, request, session.token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
+    return _no_store(response)
+
+
+@router.post("/logout")
+async def logout(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+) -> Response:
+    await _threaded(accounts.logout, state.engine, viewer.token)
+    await _threaded(_record, state, actor=viewer.actor, action="auth.logout", target=viewer.actor)
+    response = RedirectResponse("/console/login", status_code=303)
+    clear_session_cookie(response, request)
+    return _no_store(response)
+
+
+# ================================================================ queue
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    status: Annotated[str, Query(max_length=40)] = "open",
+    flash: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """The cases waiting, most urgent first; tabs per status."""
+    try:
+        require(viewer.user, "queue.view")
+        wanted = status if status in cases.STATUSES else "open"
+        listed = cases.list_cases(
+            state.engine,
+            status=["open", "assigned"] if wanted == "open" else wanted,
+            limit=200,
+        )
+        counts = cases.queue_counts(state.engine)
+        approvals = (
+            decisions.pending_approvals(state.engine, limit=100)
+            if viewer.user.can("decision.approve")
+            else []
+        )
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    return render(
+        request,
+        "queue.html",
+        _base(
+            state,
+            viewer,
+            cases=listed,
+            counts=counts,
+            status=wanted,
+            approvals=approvals,
+            flash=FLASHES.get(flash or ""),
+        ),
+    )
+
+
+FLASHES = {
+    "passed": "Case passed on. Nothing is counted against you.",
+    "empty": "No open case is waiting.",
+    "break": "Break noted. The reminder starts again from now.",
+    "settings": "Settings saved.",
+}
+
+
+@router.post("/queue/next")
+def queue_next(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+) -> Response:
+    """Take the most urgent unassigned case and open it."""
+    try:
+        taken = cases.next_case(state.engine, viewer.user)
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    if taken is None:
+        return redirect("/console/queue?flash=empty", request=request)
+    return redirect(f"/console/cases/{taken.id}", request=request)
+
+
+# ================================================================ cases
+def _reviewers(state: ServiceState, viewer: Viewer) -> list[Any]:
+    """Colleagues a case can be passed to (active users who can decide)."""
+    return [
+        u
+        for u in accounts.list_users(state.engine, include_disabled=False)
+        if u.id != viewer.user.id and u.can("decision.create")
+    ]
+
+
+def _case_context(state: ServiceState, viewer: Viewer, view: Any) -> dict[str, Any]:
+    settings = exposure.get_settings(state.engine, viewer.user.id)
+    drafts = _drafts_for_case(state, view.case.id) if viewer.user.can("report.view") else []
+    return _base(
+        state,
+        viewer,
+        view=view,
+        case=view.case,
+        items=view.items,
+        settings=settings,
+        reviewers=_reviewers(state, viewer),
+        categories=CATEGORY_CHOICES,
+        kind_labels=KIND_LABELS,
+        drafts=drafts,
+        can_reveal=viewer.user.can("media.reveal"),
+        can_decide=viewer.user.can("decision.create"),
+        can_approve=viewer.user.can("decision.approve"),
+        can_draft=viewer.user.can("report.draft"),
+    )
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(
+    request: Request,
+    case_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+) -> Response:
+    """Everything about one platform account (audited ``case.view``)."""
+    try:
+        view = cases.get_case(state.engine, case_id, viewer.user)
+        ctx = _case_context(state, viewer, view)
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    return render(request, "case.html", ctx)
+
+
+@router.post("/cases/{case_id}/take")
+def case_take(
+    request: Request,
+    case_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+) -> Response:
+    try:
+        cases.assign_case(state.engine, case_id, viewer.user)
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    return redirect(f"/console/cases/{case_id}", request=request)
+
+
+@router.post("/cases/{case_id}/pass")
+def case_pass(
+    request: Request,
+    case_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+    to_user: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Pass the case back to the queue or to a named colleague: never a penalty."""
+    try:
+        to_id = int(to_user) if to_user.strip() else None
+    except ValueError:
+        return error_page(request, code="bad_assignee", message="pick a colleague from the list")
+    try:
+        cases.pass_case(state.engine, case_id, viewer.user, to_user_id=to_id, reason=reason)
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    return redirect("/console/queue?flash=passed", request=request)
+
+
+# ================================================================ media
+def _media_context(state: ServiceState, viewer: Viewer, item: Any, **extra: Any) -> dict[str, Any]:
+    settings = exposure.get_settings(state.engine, viewer.user.id)
+    return {
+        "item": item,
+        "settings": settings,
+        "csrf": viewer.csrf,
+        "can_reveal": viewer.user.can("media.reveal"),
+        **extra,
+    }
+
+
+@router.get("/items/{item_id}/preview")
+def item_preview(
+    request: Request,
+    item_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+) -> Response:
+    """The blurred, grayscale (per the user's settings) preview; never cached."""
+    try:
+        item, _view = _item_and_case(state, viewer, item_id)
+        settings = exposure.get_settings(state.engine, viewer.user.id)
+        data, _media_type = _load_media(state, viewer, item)
+        preview = blur.render_preview(
+            data,
+            blur_level=max(settings.blur_level, blur.MIN_PREVIEW_BLUR),
+            grayscale=settings.grayscale,
+        )
+    except SentinelleError as e:
+        return Response(
+            status_code=status_for(e), headers={"X-Error-Code": e.code, "Cache-Control": "no-store"}
+        )
+    return _no_store(Response(preview.data, media_type=preview.media_type))
+
+
+@router.post("/items/{item_id}/reveal", response_class=HTMLResponse)
+def item_reveal(
+    request: Request,
+    item_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+) -> Response:
+    """Show one item in the clear: permission, daily cap, then audit, then render.
+
+    The reveal is audited (``media.reveal``) and counted (viewed + revealed)
+    before any pixel is sent; past the cap it is refused (429,
+    ``exposure_cap_reached``) and the item stays blurred.
+    """
+    try:
+        require(viewer.user, "media.reveal")
+        item, _view = _item_and_case(state, viewer, item_id)
+        if item.media_blob_id is None:
+            raise NotFound(f"item {item.id} has no media attached", code="no_media")
+        exposure.check_can_view(state.engine, viewer.user.id)
+        data, media_type = _load_media(state, viewer, item)
+        settings = exposure.get_settings(state.engine, viewer.user.id)
+        preview = blur.render_preview(data, blur_level=0, grayscale=settings.grayscale)
+        _record(
+            state,
+            actor=viewer.actor,
+            action="media.reveal",
+            target=f"item:{item.id}",
+            details={"case_id": item.case_id, "blob_id": item.media_blob_id},
+        )
+        st = exposure.record_exposure(state.engine, viewer.user.id, viewed=1, revealed=1)
+    except SentinelleError as e:
+        return error_page(request, e)
+    is_video = preview.source_kind == "video"
+    ctx = _media_context(
+        state,
+        viewer,
+        item,
+        revealed=True,
+        image_src="data:image/jpeg;base64," + base64.b64encode(preview.data).decode("ascii"),
+        is_video=is_video,
+        video_src=(
+            f"/console/items/{item.id}/video?grant={sign_media(viewer.token, item.id)}"
+            if is_video
+            else None
+        ),
+        video_type=media_type if is_video else None,
+        exposure=_badge(st),
+        oob_exposure=True,
+    )
+    return render(request, "_media.html", ctx)
+
+
+@router.post("/items/{item_id}/reblur", response_class=HTMLResponse)
+def item_reblur(
+    request: Request,
+    item_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+) -> Response:
+    """Back to the blurred preview (nothing in the clear in this response)."""
+    try:
+        item, _view = _item_and_case(state, viewer, item_id)
+    except SentinelleError as e:
+        return error_page(request, e)
+    return render(request, "_media.html", _media_context(state, viewer, item, revealed=False))
+
+
+@router.get("/items/{item_id}/video")
+def item_video(
+    request: Request,
+    item_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    grant: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """A revealed video's bytes: only with a fresh grant made by the audited reveal."""
+    if not check_media(viewer.token, item_id, grant):
+        return Response(status_code=403, headers={"X-Error-Code": "media_grant_expired"})
+    try:
+        require(viewer.user, "media.reveal")
+        item, _view = _item_and_case(state, viewer, item_id)
+        data, media_type = _load_media(state, viewer, item)
+    except SentinelleError as e:
+        return Response(status_code=status_for(e), headers={"X-Error-Code": e.code})
+    if not media_type.startswith("video/"):
+        return Response(status_code=415, headers={"X-Error-Code": "not_a_video"})
+    return _no_store(
+        Response(
+            data,
+            media_type=media_type,
+            headers={"Content-Disposition": "inline", "Accept-Ranges": "none"},
+        )
+    )
+
+
+# ================================================================ decisions
+@router.post("/items/{item_id}/decide", response_class=HTMLResponse)
+def item_decide(
+    request: Request,
+    item_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+    verdict: Annotated[str, Form(max_length=20)] = "",
+    category: Annotated[str, Form(max_length=20)] = "",
+    custom_category: Annotated[str, Form(max_length=100)] = "",
+    notes: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """Confirm or reject one item; answers the re-rendered item (htmx) or the case."""
+    cat: str | None = category.strip() or None
+    if cat == "custom":
+        cat = custom_category.strip() or None
+    try:
+        result = decisions.decide(
+            state.engine, item_id, viewer.user, verdict=verdict, category=cat, notes=notes
+        )
+        item, view = _item_and_case(state, viewer, item_id)
+    except SentinelleError as e:
+        return error_page(request, e)
+    if not is_htmx(request):
+        return redirect(f"/console/cases/{view.case.id}")
+    ctx = _case_context(state, viewer, view)
+    ctx.update(item=item, result=result)
+    return render(request, "_item.html", ctx)
+
+
+@router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
+def decision_approve(
+    request: Request,
+    decision_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+    accept: Annotated[str, Form(max_length=10)] = "yes",
+    category: Annotated[str, Form(max_length=64)] = "",
+    notes: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """Second review: accept (optionally re-categorised) or return a pending decision."""
+    try:
+        result = decisions.approve(
+            state.engine,
+            decision_id,
+            viewer.user,
+            accept=accept == "yes",
+            category=category.strip() or None,
+            notes=notes,
+        )
+    except SentinelleError as e:
+        return error_page(request, e)
+    return redirect(f"/console/cases/{result.decision.case_id}", request=request)
+
+
+# ================================================================ reports
+def _drafts_for_case(state: ServiceState, case_id: int) -> list[Any]:
+    try:
+        from ..console.reports import drafts_for_case
+    except ImportError:  # reports package absent
+        return []
+    return drafts_for_case(state.engine, case_id)
+
+
+@router.get("/reports/{report_id}", response_class=HTMLResponse)
+def report_page(
+    request: Request,
+    report_id: int,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+) -> Response:
+    """A CyberTipline report draft: its XML and the result of XSD validation."""
+    try:
+        require(viewer.user, "report.view")
+        from ..console.reports import draft_view
+
+        draft = draft_view(state.engine, report_id)
+        _record(
+            state,
+            actor=viewer.actor,
+            action="report.view",
+            target=f"report:{report_id}",
+            details={"valid": draft.valid},
+        )
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    return render(request, "report.html", _base(state, viewer, draft=draft))
+
+
+# ================================================================ settings
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    flash: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    settings = exposure.get_settings(state.engine, viewer.user.id)
+    return render(
+        request,
+        "settings.html",
+        _base(state, viewer, settings=settings, flash=FLASHES.get(flash or "")),
+    )
+
+
+def _opt_int(raw: str, name: str) -> int | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ReviewError(f"{name} must be a whole number", code="bad_setting") from None
+
+
+@router.post("/settings", response_class=HTMLResponse)
+def settings_save(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+    blur_level: Annotated[str, Form(max_length=10)] = "",
+    grayscale: Annotated[str, Form(max_length=10)] = "",
+    mute_audio: Annotated[str, Form(max_length=10)] = "",
+    daily_cap: Annotated[str, Form(max_length=10)] = "",
+    break_after_minutes: Annotated[str, Form(max_length=10)] = "",
+    break_after_items: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Save the reviewer's own protection settings (a user can only be stricter
+    than the console's caps; see :mod:`sentinelle.review.exposure`)."""
+    try:
+        level = _opt_int(blur_level, "blur level")
+        changes: dict[str, Any] = {
+            "grayscale": grayscale == "on",
+            "mute_audio": mute_audio == "on",
+            "daily_cap": _opt_int(daily_cap, "daily cap"),
+            "break_after_minutes": _opt_int(break_after_minutes, "break after minutes"),
+            "break_after_items": _opt_int(break_after_items, "break after items"),
+        }
+        if level is not None:
+            changes["blur_level"] = level
+        exposure.update_settings(state.engine, viewer.user.id, **changes)
+        _record(
+            state,
+            actor=viewer.actor,
+            action="config.change",
+            target=f"user_settings:{viewer.user.username}",
+            details={k: v for k, v in changes.items()},
+        )
+    except SentinelleError as e:
+        settings = exposure.get_settings(state.engine, viewer.user.id)
+        ctx = _base(state, viewer, settings=settings, error=e)
+        return render(request, "settings.html", ctx, status_code=status_for(e))
+    return redirect("/console/settings?flash=settings", request=request)
+
+
+@router.post("/break")
+def took_break(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(action_dep)],
+) -> Response:
+    exposure.take_break(state.engine, viewer.user.id)
+    return redirect("/console/queue?flash=break", request=request)
+
+
+# ================================================================ metrics
+@router.get("/metrics", response_class=HTMLResponse)
+def metrics_page(
+    request: Request,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+) -> Response:
+    """Transparency metrics: where to export them (the export itself is audited)."""
+    try:
+        require(viewer.user, "metrics.export")
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    return render(request, "metrics.html", _base(state, viewer))
+
+
+@router.get("/metrics/export.{fmt}")
+def metrics_export(
+    request: Request,
+    fmt: str,
+    state: Annotated[ServiceState, Depends(state_dep)],
+    viewer: Annotated[Viewer, Depends(viewer_dep)],
+) -> Response:
+    """Download the transparency metrics (all time) as JSON or CSV; audited
+    ``export.metrics`` by :func:`sentinelle.metrics_export.collect_metrics`."""
+    if fmt not in ("json", "csv"):
+        return error_page(
+            request, code="not_found", message="export as json or csv", status_code=404
+        )
+    try:
+        require(viewer.user, "metrics.export")
+        from ..metrics_export import collect_metrics, to_csv
+
+        metrics = collect_metrics(state.engine, actor=viewer.actor)
+    except SentinelleError as e:
+        return error_page(request, e, context=_base(state, viewer))
+    name = f"sentinelle-metrics.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "csv":
+        response: Response = Response(to_csv(metrics), media_type="text/csv", headers=headers)
+    else:
+        import json
+
+        body = json.dumps(metrics, indent=2, sort_keys=True, default=str)
+        response = Response(body, media_type="application/json", headers=headers)
+    return _no_store(response)
