@@ -59,7 +59,9 @@ def _benign() -> dict[str, list[tuple[str, bool]]]:
     with open(SHARED / "parti_prompts.tsv", newline="", encoding="utf-8") as f:
         parti = [(r["Prompt"], i % 2 == 0) for i, r in enumerate(csv.DictReader(f, delimiter="\t"))]
     with open(SHARED / "coco_captions_val2017.tsv", newline="", encoding="utf-8") as f:
-        coco = [(r["caption"], int(r["image_id"]) % 2 == 0) for r in csv.DictReader(f, delimiter="\t")]
+        coco = [
+            (r["caption"], int(r["image_id"]) % 2 == 0) for r in csv.DictReader(f, delimiter="\t")
+        ]
     return {
         "PartiPrompts": parti,
         "COCO (all)": coco,
@@ -90,9 +92,7 @@ def _time_encoder(name: str, load, encode, texts: list[str]) -> str | None:
         a = time.perf_counter()
         encode(model, t)
         ms.append((time.perf_counter() - a) * 1e3)
-    return (
-        f"| {name} | {load_ms:.0f} ms | {_pct(ms, 0.5):.2f} ms | {_pct(ms, 0.99):.2f} ms |"
-    )
+    return f"| {name} | {load_ms:.0f} ms | {_pct(ms, 0.5):.2f} ms | {_pct(ms, 0.99):.2f} ms |"
 
 
 def model_choice(texts: list[str]) -> list[str]:
@@ -140,7 +140,9 @@ def _not_allowed(scored, review: float) -> int:
 
 
 def calibrate(layer: SemanticLayer, guard: PromptGuard, benign) -> tuple[float, float, dict]:
-    scored = {name: _margins(layer, guard, [t for t, c in rows if c]) for name, rows in benign.items()}
+    scored = {
+        name: _margins(layer, guard, [t for t, c in rows if c]) for name, rows in benign.items()
+    }
     gated = [m for s in scored.values() for _, m in s if m is not None]
     block = math.ceil(max(gated) * 100) / 100 + 0.01
     budgets = {
