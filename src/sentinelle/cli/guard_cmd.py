@@ -1,0 +1,232 @@
+"""`sentinelle guard`: check prompts and generated images from the command line.
+
+::
+
+    $ sentinelle guard prompt "a child eating cake"
+    allow   a child eating cake
+    $ sentinelle guard prompt --json "..."              # the PromptResult as JSON
+    $ sentinelle guard prompt --file prompts.txt        # one JSON object per line
+    $ sentinelle guard image out.png --prompt "..."     # output image guard
+    $ sentinelle guard prompt --account acct-42 "..."   # also log a block (database)
+
+**Exit status** of a single check documents the decision, so shell scripts can branch
+on it: ``0`` allow, ``3`` review, ``4`` block; ``1`` an error (bad input, unreadable
+file, database), ``2`` a wrong command line. ``--file`` always exits ``0`` when it
+could read the file: each line's decision (or ``"error"``) is in its JSON object, and a
+summary goes to stderr.
+
+``--account`` logs blocks in the attempt log of the database
+(``SENTINELLE_DATABASE_URL``) and escalates repeat offenders, exactly like the HTTP
+API. Settings come from the environment (:mod:`sentinelle.guard.config`,
+:mod:`sentinelle.guard.policy`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..errors import SentinelleError
+
+EXIT_CODES = {"allow": 0, "review": 3, "block": 4}
+_STYLE = {"allow": "green", "review": "yellow", "block": "bold red"}
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _fail(e: SentinelleError) -> typer.Exit:
+    _err().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
+    return typer.Exit(1)
+
+
+def _prompt_guard(semantic: bool):  # type: ignore[no-untyped-def]
+    from ..guard import GuardPolicy, PromptGuard
+    from ..guard.config import GuardConfig
+
+    cfg = GuardConfig.from_env()
+    return PromptGuard(GuardPolicy.from_env(), semantic=semantic, max_chars=cfg.max_prompt_chars)
+
+
+def _attempt_log():  # type: ignore[no-untyped-def]
+    from ..guard.attempts import AttemptLog
+    from ..store.db import open_engine
+
+    return AttemptLog(open_engine())
+
+
+def _report_block(rec: Any) -> None:
+    if rec is None:
+        return
+    msg = f"block logged (attempt {rec.attempt_id}"
+    if rec.account_id is not None:
+        msg += f", {rec.blocks_in_window} in the window for this account"
+    msg += ")"
+    if rec.flagged:
+        msg += "; [bold]account flagged for review[/]"
+    _err().print(msg)
+
+
+def _print_prompt(d: dict[str, Any]) -> None:
+    out = _out()
+    dec = d["decision"]
+    out.print(f"[{_STYLE[dec]}]{dec:<7}[/] {escape(d['text'][:200])}")
+    cats = "  ".join(f"{k}={v:.2f}" for k, v in d["categories"].items() if v)
+    out.print(f"  categories: {cats or 'none'}   language: {d['language'] or '?'}")
+    for ev in d["evidence"]:
+        out.print(
+            f"  evidence: {escape(repr(ev.get('normalized')))} at {ev.get('span')} -> "
+            f"{ev.get('category')} ({escape(str(ev.get('language') or '?'))}, "
+            f"rule {escape(str(ev.get('rule')))})"
+        )
+    out.print(f"  policy: {d['policy_id']}")
+
+
+def _print_image(d: dict[str, Any]) -> None:
+    out = _out()
+    dec = d["decision"]
+    m = d["media"]
+    out.print(f"[{_STYLE[dec]}]{dec:<7}[/] {m['format']} {m['width']}x{m['height']}")
+    for r in d["reasons"]:
+        out.print(f"  reason: {escape(r)}")
+    out.print(f"  explicit: {d['explicit']:.2f}   faces: {len(d['faces'])}")
+    for s in d["minor_signals"]:
+        out.print(f"  minor signal: {escape(json.dumps(s))}")
+    out.print(f"  checks run: {', '.join(d['checks_run']) or 'none'}")
+    for c in d["checks_not_run"]:
+        out.print(f"  [yellow]not run[/]: {c['check']} -- {escape(c['reason'])}")
+
+
+def _batch(path: Path, semantic: bool, account: str | None) -> None:
+    """One JSON object per non-blank line of ``path`` ("-": stdin)."""
+    guard = _prompt_guard(semantic)
+    attempts = _attempt_log() if account else None
+    try:
+        fh = sys.stdin if str(path) == "-" else path.open(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise _fail(SentinelleError(f"cannot read {path}: {e.strerror}", "io_error")) from None
+    counts = {"allow": 0, "review": 0, "block": 0, "error": 0}
+    with fh:
+        for line in fh:
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                r = guard.check(text)
+            except SentinelleError as e:
+                counts["error"] += 1
+                print(json.dumps({"text": text, "error": e.to_dict()}, ensure_ascii=False))
+                continue
+            counts[r.decision] += 1
+            print(json.dumps(r.to_dict(), ensure_ascii=False), flush=False)
+            if attempts is not None:
+                attempts.record_prompt(r, account_id=account)
+    sys.stdout.flush()
+    _err().print(", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``guard`` command group to ``app``."""
+    guard = typer.Typer(
+        name="guard",
+        help=(
+            "Generation guard: check prompts before, and images after, generation. "
+            "Exit status: 0 allow, 3 review, 4 block, 1 error."
+        ),
+        no_args_is_help=True,
+    )
+    app.add_typer(guard)
+
+    @guard.command("prompt")
+    def prompt_command(
+        text: Annotated[str | None, typer.Argument(help="The prompt to check.")] = None,
+        file: Annotated[
+            Path | None,
+            typer.Option(
+                "--file", "-f", help="Check every line of this file ('-': stdin); JSON lines."
+            ),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        account: Annotated[
+            str | None,
+            typer.Option("--account", help="Caller account id: log blocks, escalate repeats."),
+        ] = None,
+        semantic: Annotated[
+            bool, typer.Option("--semantic", help="Also run the optional semantic layer.")
+        ] = False,
+    ) -> None:
+        """Check a prompt (allow / review / block) with categories and evidence."""
+        if (text is None) == (file is None):
+            raise typer.BadParameter("give either a prompt TEXT or --file, not both")
+        try:
+            if file is not None:
+                _batch(file, semantic, account)
+                return
+            assert text is not None
+            r = _prompt_guard(semantic).check(text)
+            d = r.to_dict()
+            if as_json:
+                print(json.dumps(d, ensure_ascii=False))
+            else:
+                _print_prompt(d)
+            if account:
+                _report_block(_attempt_log().record_prompt(r, account_id=account))
+        except SentinelleError as e:
+            raise _fail(e) from None
+        raise typer.Exit(EXIT_CODES[r.decision])
+
+    @guard.command("image")
+    def image_command(
+        file: Annotated[Path, typer.Argument(help="The generated image to check.")],
+        prompt: Annotated[
+            str | None,
+            typer.Option("--prompt", help="The prompt that produced it (checked too)."),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        account: Annotated[
+            str | None,
+            typer.Option("--account", help="Caller account id: log blocks, escalate repeats."),
+        ] = None,
+    ) -> None:
+        """Check a generated image: explicit content, faces, apparent age (if configured)."""
+        from ..guard.config import GuardConfig
+        from ..guard.image import ImageGuard
+        from ..media.limits import DEFAULT_LIMITS
+
+        try:
+            try:
+                size = file.stat().st_size
+                if size > DEFAULT_LIMITS.max_file_bytes:
+                    raise SentinelleError(
+                        f"{file} is {size} bytes, over the limit of "
+                        f"{DEFAULT_LIMITS.max_file_bytes}",
+                        "file_too_large",
+                    )
+                data = file.read_bytes()
+            except OSError as e:
+                raise SentinelleError(f"cannot read {file}: {e.strerror}", "io_error") from None
+            prompt_result = _prompt_guard(False).check(prompt) if prompt is not None else None
+            r = ImageGuard(GuardConfig.from_env()).check(data, prompt_result=prompt_result)
+            del data
+            d = r.to_dict()
+            if as_json:
+                print(json.dumps(d, ensure_ascii=False))
+            else:
+                _print_image(d)
+            if account:
+                rec = _attempt_log().record_image(r, account_id=account, prompt_text=prompt)
+                _report_block(rec)
+        except SentinelleError as e:
+            raise _fail(e) from None
+        raise typer.Exit(EXIT_CODES[r.decision])

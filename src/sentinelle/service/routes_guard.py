@@ -1,0 +1,288 @@
+"""Generation-guard routes: check a prompt before generation, an image after it.
+
+=========================  ========  ===============================================
+route                      scope     does
+=========================  ========  ===============================================
+``POST /v1/guard/prompt``  scan      ``{"text", "account_id"?}`` -> the prompt result
+``POST /v1/guard/image``   scan      multipart ``file`` (+ ``prompt`` text or
+                                     ``prompt_result`` JSON, ``account_id``) -> the
+                                     image result
+=========================  ========  ===============================================
+
+``account_id`` is the generation service's own id for its user (opaque to us, at most
+200 characters). Every block is logged in the attempt log with it; an account that
+crosses the escalation threshold is flagged for review
+(:mod:`sentinelle.guard.attempts`). The response never says whether an account was
+flagged -- the caller's user must not learn how close they are to a review.
+
+Limits: prompts over ``SENTINELLE_GUARD_MAX_PROMPT_CHARS`` (10,000) -> 422
+``prompt_too_long``; image uploads are capped at ``SENTINELLE_MAX_UPLOAD_BYTES``
+while they stream in (413) and decoded under the media limits (422 for corrupt,
+unsupported or bomb images). Images are read into memory, never written or logged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from ..errors import MediaError, SentinelleError
+from ..guard.attempts import MAX_ACCOUNT_ID, AttemptLog, check_account_id
+from ..guard.config import GuardConfig, GuardInputError
+from .auth import ApiKeyInfo, api_error
+from .deps import body_limit, require_scope, state_dep
+from .state import ServiceState
+from .uploads import read_upload
+
+router = APIRouter(prefix="/v1/guard", tags=["guard"])
+body_limit(r"/v1/guard/image", "upload")
+
+Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
+StateDep = Annotated[ServiceState, Depends(state_dep)]
+
+#: Text parts of the image upload (everything but ``file``) are capped at this.
+MAX_FIELD_BYTES = 64 * 1024
+TEXT_FIELDS = ("prompt", "prompt_result", "account_id")
+MAX_PARTS = 8
+
+IMAGE_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "prompt": {"type": "string", "description": "prompt that made it"},
+                        "prompt_result": {
+                            "type": "string",
+                            "description": "the prompt guard's result JSON, instead of prompt",
+                        },
+                        "account_id": {"type": "string", "maxLength": MAX_ACCOUNT_ID},
+                    },
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@dataclass
+class Guards:
+    """The guard objects of one app, built on first use (models load lazily)."""
+
+    config: GuardConfig
+    prompt: Any  # sentinelle.guard.PromptGuard
+    image: Any  # sentinelle.guard.image.ImageGuard
+    attempts: AttemptLog
+
+
+_build_lock = threading.Lock()
+
+
+def _guards(app: FastAPI, state: ServiceState) -> Guards:
+    g = getattr(app.state, "sentinelle_guards", None)
+    if g is not None:
+        return g
+    with _build_lock:
+        g = getattr(app.state, "sentinelle_guards", None)
+        if g is None:
+            from ..guard import GuardPolicy, PromptGuard
+            from ..guard.image import ImageGuard
+
+            cfg = GuardConfig.from_env()
+            g = Guards(
+                config=cfg,
+                prompt=PromptGuard(
+                    GuardPolicy.from_env(), semantic=cfg.semantic, max_chars=cfg.max_prompt_chars
+                ),
+                image=ImageGuard(cfg, limits=state.settings.media_limits),
+                attempts=AttemptLog(state.engine, cfg),
+            )
+            app.state.sentinelle_guards = g
+    return g
+
+
+def _input_error(e: SentinelleError) -> Exception:
+    if isinstance(e, MediaError):
+        return api_error(413 if e.code == "file_too_large" else 422, e.code, e.message)
+    return api_error(422, e.code, e.message)
+
+
+# ------------------------------------------------------------------- prompt
+class PromptRequest(BaseModel):
+    text: str = Field(description="the prompt to check")
+    account_id: str | None = Field(
+        None, max_length=MAX_ACCOUNT_ID, description="the caller's id for its user"
+    )
+
+
+def _check_prompt(g: Guards, text: str, account_id: str | None) -> dict[str, Any]:
+    account = check_account_id(account_id)
+    r = g.prompt.check(text)
+    if r.decision == "block":
+        g.attempts.record_prompt(r, account_id=account)
+    return r.to_dict()
+
+
+@router.post("/prompt", summary="Check a prompt before generation")
+async def guard_prompt(
+    body: PromptRequest, request: Request, state: StateDep, who: Scan
+) -> dict[str, Any]:
+    """Decision (`allow`, `review`, `block`), category scores, evidence (normalised
+    spans, language), language and policy id. Blocks are logged with `account_id`."""
+    g = _guards(request.app, state)
+    try:
+        return await run_in_threadpool(_check_prompt, g, body.text, body.account_id)
+    except GuardInputError as e:
+        raise _input_error(e) from None
+
+
+# -------------------------------------------------------------------- image
+class _Parts:
+    """Multipart callbacks: the ``file`` part (up to ``limit``) and small text parts."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.file: bytearray | None = None
+        self.fields: dict[str, bytearray] = {}
+        self.parts = 0
+        self._target: bytearray | None = None
+        self._cap = 0
+        self._name = ""
+        self._hname = bytearray()
+        self._hval = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+
+    def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise api_error(400, "bad_multipart", f"more than {MAX_PARTS} parts")
+        self._headers = {}
+        self._target = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._hval += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[bytes(self._hname).lower()] = bytes(self._hval)
+        self._hname.clear()
+        self._hval.clear()
+
+    def on_headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition"))
+        name = params.get(b"name", b"").decode("latin-1")
+        self._name = name
+        if name == "file" and self.file is None:
+            self.file = self._target = bytearray()
+            self._cap = self.limit
+        elif name in TEXT_FIELDS and name not in self.fields:
+            self._target = self.fields[name] = bytearray()
+            self._cap = MAX_FIELD_BYTES
+        # other parts (and repeats) are discarded
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._target is None:
+            return
+        self._target += data[start:end]
+        if len(self._target) > self._cap:
+            if self._name == "file":
+                raise api_error(
+                    413, "file_too_large", f"upload is over the limit of {self.limit} bytes"
+                )
+            raise api_error(
+                422, "field_too_large", f"field {self._name!r} is over {MAX_FIELD_BYTES} bytes"
+            )
+
+    def on_part_end(self) -> None:
+        self._target = None
+
+    def callbacks(self) -> dict[str, Any]:
+        names = (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
+        return {n: getattr(self, n) for n in names}
+
+
+async def _read_image_request(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
+    """The image bytes and the text fields; a raw body has no fields."""
+    ctype, params = parse_options_header(request.headers.get("content-type"))
+    if ctype.decode("latin-1").lower() != "multipart/form-data":
+        return await read_upload(request, limit), {}
+    boundary = params.get(b"boundary")
+    if not boundary or len(boundary) > 200:
+        raise api_error(400, "bad_multipart", "multipart body without a valid boundary")
+    parts = _Parts(limit)
+    try:
+        parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except ValueError as e:  # MultipartParseError and friends
+        raise api_error(400, "bad_multipart", f"malformed multipart body: {e}") from None
+    if parser.state not in (MultipartState.END, MultipartState.END_BOUNDARY):
+        # Truncated: the image (or a field) may be cut short; do not judge half a file.
+        raise api_error(400, "bad_multipart", "multipart body ends before its closing boundary")
+    if parts.file is None:
+        raise api_error(422, "missing_file", "multipart body has no part named 'file'")
+    fields: dict[str, str] = {}
+    for k, v in parts.fields.items():
+        try:
+            fields[k] = bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            raise api_error(422, "bad_field", f"field {k!r} is not UTF-8 text") from None
+    return bytes(parts.file), fields
+
+
+def _check_image(g: Guards, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
+    account = check_account_id(fields.get("account_id"))
+    prompt_text = fields.get("prompt")
+    raw_result = fields.get("prompt_result")
+    if prompt_text is not None and raw_result is not None:
+        raise GuardInputError("send either 'prompt' or 'prompt_result', not both", "bad_request")
+    prompt_result: Any = None
+    if prompt_text is not None:
+        prompt_result = g.prompt.check(prompt_text)
+    elif raw_result is not None:
+        try:
+            prompt_result = json.loads(raw_result)
+        except ValueError:
+            raise GuardInputError("prompt_result is not valid JSON", "bad_prompt_result") from None
+        t = prompt_result.get("text") if isinstance(prompt_result, dict) else None
+        prompt_text = t if isinstance(t, str) else None
+    r = g.image.check(data, prompt_result=prompt_result)
+    if r.decision == "block":
+        g.attempts.record_image(r, account_id=account, prompt_text=prompt_text)
+    return r.to_dict()
+
+
+@router.post("/image", openapi_extra=IMAGE_OPENAPI, summary="Check a generated image")
+async def guard_image(request: Request, state: StateDep, who: Scan) -> dict[str, Any]:
+    """Explicit-content detection, faces and (if configured) apparent age, combined
+    with the prompt's result. `checks_not_run` says which checks could not run and
+    why; the decision is at least `review` when the explicit-content check could not."""
+    g = _guards(request.app, state)
+    data, fields = await _read_image_request(request, state.settings.max_upload_bytes)
+    try:
+        return await run_in_threadpool(_check_image, g, data, fields)
+    except (GuardInputError, MediaError) as e:
+        raise _input_error(e) from None
