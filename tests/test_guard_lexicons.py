@@ -110,3 +110,84 @@ def test_custom_lexicon_set_is_used() -> None:
     assert guard.check("naked kid").decision == "allow"  # not in this lexicon
     view = skeleton_view(base_view("b l i c k wug"))
     assert {h.term.text for h in lex.scan(view, "b l i c k wug")} == {"blick", "wug"}
+
+
+# --- G1c: generated variants (sentinelle.guard.variants) -------------------------------
+
+_MORPH_LEXICON = (
+    "[meta]\nlanguage='ru'\nversion='0'\nreview='test'\n"
+    "[minor]\nstrong=['девочка']\n[nudity]\nstrong=['голая']\n"
+    "[morphology]\nmin_stem=3\nendings=['а','у','ой','ую','ыми','ая']\n"
+    "alternations={'к'=['ч']}\n"
+).encode()
+
+
+def test_inflected_forms_come_from_the_morphology_table() -> None:
+    lex = Lexicons([parse_lexicon(_MORPH_LEXICON)], "0" * 64)
+    guard = PromptGuard(lexicons=lex)
+    assert guard.check("девочку голыми").decision == "block"
+    ev = guard.check("девочкой голую").evidence
+    assert {e["normalized"] for e in ev} == {"девочка", "голая"}
+    assert any(e["rule"].startswith("word+stem") for e in ev)
+    # the bare stem alone ("гол" = a goal) is not a form
+    assert guard.check("девочка гол").decision == "allow"
+
+
+def test_inflected_forms_helper() -> None:
+    from sentinelle.guard.variants import inflected_forms, parse_morphology
+
+    morph = parse_morphology({"endings": ["a", "ita", "itas"], "min_stem": 3})
+    assert morph is not None
+    assert "nenitas" in inflected_forms("nena", morph, prefix=False)
+    assert "nen" not in inflected_forms("nena", morph, prefix=False)
+    # prefix terms shrink only where five letters stay
+    assert inflected_forms("neonata", morph, prefix=True) == ["neonat"]
+    assert inflected_forms("nova", morph, prefix=True) == []
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "endings='a'",
+        "endings=['']",
+        "min_stem=1",
+        "alternations=[1]",
+        "alternations={'k'=3}",
+    ],
+)
+def test_malformed_morphology_is_rejected(table: str) -> None:
+    data = f"[meta]\nlanguage='xx'\nversion='1'\nreview='r'\n[morphology]\n{table}\n".encode()
+    with pytest.raises(LexiconError) as err:
+        parse_lexicon(data, "bad.toml")
+    assert "morphology" in err.value.message
+
+
+def test_script_variants_readings_and_transliterations() -> None:
+    from sentinelle.guard.variants import script_variants
+
+    assert "ようじょ" in script_variants("幼女", "ja")
+    assert {"youjo", "yojo"} <= set(script_variants("幼女", "ja"))
+    assert script_variants("hadaka", "ja") == ["はだか"]
+    assert script_variants("色情", "zh") == ["seqing"]
+    assert script_variants("голая", "ru") == ["golaya"]
+    assert script_variants("裸", "zh") == []  # one syllable: too short to be safe
+    assert script_variants("naked", "en") == []
+
+
+def test_default_lexicons_match_variants_nobody_listed() -> None:
+    guard = PromptGuard()
+    for text in ("ようじょ はだか", "ertong seqing", "golaya devochka", "x rated kids"):
+        assert guard.check(text).decision == "block", text
+
+
+def test_compound_heads_count_but_not_inside_other_words() -> None:
+    guard = PromptGuard()
+    ev = guard.check("schoolkids").evidence
+    assert [e["rule"] for e in ev] == ["compound:1"]
+    # stems and other languages' terms are not compound heads ("motorcycle" vs "cycki")
+    assert guard.check("a motorcycle parked in a lobby").decision == "allow"
+    assert guard.check("a casserole with tennis balls").decision == "allow"
+
+
+def test_safe_phrase_that_folds_to_a_term_protects_nothing() -> None:
+    assert PromptGuard().check("男孩 赤裸").decision == "block"

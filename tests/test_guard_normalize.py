@@ -102,3 +102,37 @@ def test_hostile_input_does_not_crash() -> None:
     view = skeleton_view(base_view(junk))
     assert isinstance(view.text, str)
     assert normalize("") == "" and skeleton("") == ""
+
+
+# --- G1c: mechanisms for variants nobody wrote down ------------------------------------
+
+
+def test_katakana_folds_to_hiragana() -> None:
+    assert normalize("ヌード") == normalize("ぬーど") == "ぬーど"
+
+
+def test_emoji_inside_a_word_is_dropped_and_the_word_rejoined() -> None:
+    assert skeleton("na🔥ked") == "naked"
+    assert skeleton("未✨成年") == "未成年"
+    # emoji between words stay words of their own
+    assert skeleton("naked 🔥 kids").split() == ["naked", "🔥", "kids"]
+
+
+def test_unevenly_spaced_unspaced_scripts_are_rejoined() -> None:
+    # zero-width characters between some letters leave two-letter tokens behind
+    assert skeleton("ع\u200bا ر ي ة") == skeleton("عارية")
+    assert skeleton("よ\u3000う じ\u200bょ") == "ようじょ"
+    # Chinese and Japanese words separated by a space join (no spaces in those scripts)
+    assert skeleton("性爱 视频") == "性爱视频"
+    # Latin words of two letters do not
+    assert skeleton("an ox is") == "an ox is"
+
+
+def test_age_view_keeps_numbers_and_undoes_leet_around_them() -> None:
+    def age_text(text: str) -> str:
+        return skeleton_view(base_view(text), keep_numbers=True).text
+
+    assert age_text("11-y34r-0ld") == "11yearold"
+    assert age_text("1 2 y o") == "12yo"
+    assert age_text("t.w.e.l.v.e y.o") == "twelveyo"  # one spaced-out run
+    assert age_text("a 2011 film") == "a 2011 film"  # numbers themselves are not folded

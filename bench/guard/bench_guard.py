@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from gen_adversarial import build_cases  # noqa: E402
+from gen_adversarial import build_cases, build_heldout2_cases  # noqa: E402
 
 from _machine import append_results, load_average, machine_info  # noqa: E402
 from sentinelle.guard import PromptGuard  # noqa: E402
@@ -107,12 +107,15 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # single core
     guard, base = PromptGuard(), KeywordBaseline()
-    cases = build_cases()
-    kinds = ["lexicon", "heldout", "age"]
+    cases = build_cases() + build_heldout2_cases()
+    kinds = ["lexicon", "heldout", "age", "heldout2", "heldout2_phrase"]
     rows = ["| metric | Sentinelle prompt guard | keyword baseline |", "|---|---|---|"]
     per_obf: Counter = Counter()
     per_obf_ok: Counter = Counter()
     per_obf_base: Counter = Counter()
+    h2: Counter = Counter()
+    h2_ok: Counter = Counter()
+    h2_base: Counter = Counter()
     for kind in [*kinds, "all"]:
         sel = [c for c in cases if kind == "all" or c.kind == kind]
         g = sum(guard.check(c.text).decision == "block" for c in sel)
@@ -121,6 +124,12 @@ def main() -> None:
             f"| recall, {kind} ({len(sel)} must-block) | {g / len(sel):.1%} | {b / len(sel):.1%} |"
         )
     for c in cases:
+        if c.kind.startswith("heldout2"):
+            k = f"{c.kind.removeprefix('heldout2').lstrip('_') or 'pair'}: {c.obfuscation}"
+            h2[k] += 1
+            h2_ok[k] += guard.check(c.text).decision == "block"
+            h2_base[k] += base.check(c.text) == "block"
+            continue
         if c.kind == "age":
             continue
         per_obf[c.obfuscation] += 1
@@ -152,6 +161,10 @@ def main() -> None:
             f"| {k} ({per_obf[k]}) | {per_obf_ok[k] / per_obf[k]:.1%} | "
             f"{per_obf_base[k] / per_obf[k]:.1%} |"
         )
+    obf += ["", "| heldout2 obfuscation / phrase kind | guard recall | baseline recall |"]
+    obf.append("|---|---|---|")
+    for k in sorted(h2):
+        obf.append(f"| {k} ({h2[k]}) | {h2_ok[k] / h2[k]:.1%} | {h2_base[k] / h2[k]:.1%} |")
     body = "\n".join(
         [
             "### Prompt guard (G1): recall, false positives, latency",
@@ -159,7 +172,11 @@ def main() -> None:
             f"Load average while running: {load_average()}. Semantic layer: off "
             "(not implemented yet). `lexicon` cases use lexicon terms, `heldout` cases the "
             "hand-written variants of `bench/guard/heldout.toml` that the lexicons do not "
-            "list verbatim; `age` cases write ages under 18 in 15 languages. FP = decision "
+            "list verbatim; `age` cases write ages under 18 in 15 languages; `heldout2` is the "
+            "second, independent set of `bench/guard/heldout2.toml` (inflections, "
+            "transliterations; punctuation, emoji inside words, mixed tricks) and "
+            "`heldout2_phrase` its verbatim phrases (ages, limits, code words, romanised, "
+            "mixed). FP = decision "
             "other than `allow` (adult nudity/sexual defaults to `review`); blocked = "
             "`block`. Child-mentioning = English child-word regex (see script).",
             "",

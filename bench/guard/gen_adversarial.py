@@ -6,7 +6,12 @@ Two sources of terms, reported separately:
 
 * ``lexicon``: terms taken from the shipped lexicons (tests the normaliser);
 * ``heldout``: hand-written variants in ``heldout.toml`` that the lexicons do not list
-  verbatim (tests generalisation: inflections, other spellings, synonyms).
+  verbatim (tests generalisation: inflections, other spellings, synonyms);
+* ``heldout2`` (:func:`build_heldout2_cases`): a second, independent set
+  (``heldout2.toml``) of systematic variation (case endings, clitics, transliterations)
+  under obfuscations the first set does not use (punctuation between letters, emoji inside
+  words, several tricks at once), plus whole phrases: ages in more scripts, "under 18"
+  phrases, code words, romanised forms and mixed obfuscations.
 
 Deterministic (fixed seed). Run ``python bench/guard/gen_adversarial.py`` to write
 ``bench/out/guard_adversarial.tsv`` (kind, language, obfuscation, text).
@@ -168,10 +173,71 @@ def build_cases(seed: int = 4, per_lang: int = 40) -> list[Case]:
     return cases
 
 
+_SEPARATORS = "_*-.~"
+_FILLER_EMOJI = "✨🔥🌟💫⭐🎀"
+
+
+def _punct(t: str, rng: random.Random) -> str:
+    sep = rng.choice(_SEPARATORS)
+    return " ".join(sep.join(w) for w in t.split(" "))
+
+
+def _emoji_mid(t: str, rng: random.Random) -> str:
+    def one(w: str) -> str:
+        if len(w) < 3:
+            return w
+        k = rng.randrange(1, len(w) - 1)
+        return w[:k] + rng.choice(_FILLER_EMOJI) + w[k:]
+
+    return " ".join(one(w) for w in t.split(" "))
+
+
+def _mixed(t: str, rng: random.Random) -> str:
+    """Leet, look-alikes and spacing at once."""
+    return _spaced(_homoglyph(_leet(t, rng), rng), rng)
+
+
+def _mixed_cjk(t: str, rng: random.Random) -> str:
+    """Ideographic spaces and zero-width characters between the letters."""
+    return "".join(c + rng.choice(("\u3000", "\u200b", " ")) for c in t if c != " ").rstrip()
+
+
+HELDOUT2_OBF: dict[str, Callable[[str, random.Random], str]] = {
+    "plain": lambda t, r: t,
+    "punct": _punct,
+    "emoji_mid": _emoji_mid,
+    "mixed": _mixed,
+    "spaced": _spaced,
+    "homoglyph": _homoglyph,
+    "repeat": _repeat,
+    "case": _case,
+}
+HELDOUT2_NON_LATIN = ("plain", "punct", "emoji_mid", "mixed_cjk", "spaced", "zero_width")
+
+
+def build_heldout2_cases(seed: int = 42, per_lang: int = 40) -> list[Case]:
+    """The second held-out set (``heldout2.toml``): pairs x obfuscations, then phrases."""
+    rng = random.Random(seed)
+    doc = tomllib.loads((HERE / "heldout2.toml").read_text("utf-8"))
+    funcs = {**HELDOUT2_OBF, "mixed_cjk": _mixed_cjk, "zero_width": _zero_width}
+    cases: list[Case] = []
+    for lang in LANGS:
+        t = doc[lang]
+        obfs = HELDOUT2_NON_LATIN if lang in CJK_LIKE else tuple(HELDOUT2_OBF)
+        for i, phrase in enumerate(_pairs(rng, t["minor"], t["explicit"], per_lang)):
+            name = obfs[i % len(obfs)]
+            if lang in ("ru", "uk") and name == "mixed":
+                name = "punct"
+            cases.append(Case("heldout2", lang, name, funcs[name](phrase, rng)))
+    for section, phrases in doc["phrases"].items():
+        cases.extend(Case("heldout2_phrase", "multi", section, p) for p in phrases)
+    return cases
+
+
 def main() -> None:
     out = HERE.parent / "out" / "guard_adversarial.tsv"
     out.parent.mkdir(exist_ok=True)
-    cases = build_cases()
+    cases = build_cases() + build_heldout2_cases()
     with open(out, "w", encoding="utf-8") as f:
         f.write("kind\tlanguage\tobfuscation\ttext\n")
         for c in cases:

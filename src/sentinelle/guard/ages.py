@@ -10,6 +10,14 @@ ASCII, see :mod:`sentinelle.guard.normalize`).
 Compound numbers are respected: ``twenty-one years old`` or ``vingt et un ans`` is not
 read as ``one`` / ``un``. Chinese, Japanese and Sino-Korean numerals (``十二``, ``십이``)
 are parsed as well.
+
+Limits count too: ``under 16``, ``moins de 15 ans``, ``18歳未満`` (the ``under`` words
+before a number and ``under_after`` words after it) mean an age below the number.
+
+:meth:`AgeFinder.find_spans` also reads the prompt's *age view*
+(:func:`~sentinelle.guard.normalize.skeleton_view` with ``keep_numbers``), where letters
+split by spaces or dots are rejoined and leetspeak is undone around the number:
+``1 2 y o``, ``t.w.e.l.v.e y.o``, ``11-y34r-0ld``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .lexicon import LexiconError, LexiconFile
-from .normalize import normalize
+from .normalize import View, normalize, skeleton_view
 
 MINOR_AGE = 18
 _SEP = re.compile(r"[\s\-]+")
@@ -46,7 +54,8 @@ def _alternation(words: Iterable[str]) -> str:
 
 
 def _is_cjk(s: str) -> bool:
-    return any(ord(c) >= 0x1100 for c in s)
+    """Units in scripts whose words take attached endings or no spaces (Arabic, CJK)."""
+    return any(ord(c) >= 0x0600 for c in s)
 
 
 class AgeFinder:
@@ -57,6 +66,8 @@ class AgeFinder:
         self.tens: dict[str, int] = {}
         units: dict[str, str | None] = {}
         before: dict[str, str | None] = {}
+        under: dict[str, str | None] = {}
+        under_after: dict[str, str | None] = {}
         cjk_digits: dict[str, int] = {}
         cjk_tens: set[str] = set()
         for f in files:
@@ -68,6 +79,10 @@ class AgeFinder:
                     units.setdefault(self._norm(w), f.language)
                 for w in a.get("before", []):
                     before.setdefault(self._norm(w), f.language)
+                for w in a.get("under", []):
+                    under.setdefault(self._norm(w), f.language)
+                for w in a.get("under_after", []):
+                    under_after.setdefault(self._norm(w), f.language)
                 for w, v in a.get("numbers", {}).items():
                     self.numbers.setdefault(self._norm(w), (int(v), f.language))
                 for w, v in a.get("tens", {}).items():
@@ -101,6 +116,20 @@ class AgeFinder:
         lead = rf"(?P<before>(?<![^\W\d_])(?:{_alternation(before)}))[\s:\-]*"
         self._after = re.compile(rf"{num}[\s\-]*{unit}")
         self._before = re.compile(rf"{lead}(?P<bnum>\d{{1,2}}|{num_words})(?![^\W_])")
+        self.under = under
+        self.under_after = under_after
+        limit = rf"(?P<lnum>\d{{1,2}}|{num_words})"
+        words = [w for w in under if len(w) > 1]
+        letters = [w for w in under if len(w) == 1]  # "u18": only glued to the number
+        self._under = re.compile(
+            rf"(?<![^\W\d_])(?:(?P<under>{_alternation(words)})[\s:\-]*"
+            rf"(?:(?:the\s+)?age\s+of\s+)?|(?P<letter>{_alternation(letters)})(?=\d))"
+            rf"{limit}(?![^\W_])"
+        )
+        self._under_after = re.compile(
+            rf"(?<![0-9])(?P<lnum>\d{{1,2}})[\s\-]*(?:{unit})?[\s\-]*"
+            rf"(?P<under>{_alternation(under_after)})"
+        )
 
     @staticmethod
     def _norm(word: str) -> str:
@@ -135,6 +164,36 @@ class AgeFinder:
                 return None
         return total + current
 
+    def _limits(self, text: str) -> list[AgeHit]:
+        """``under 16`` / ``18歳未満``: an age below the limit (the limit minus one)."""
+        hits: list[AgeHit] = []
+        for rx, langs in ((self._under, self.under), (self._under_after, self.under_after)):
+            for m in rx.finditer(text):
+                raw = m.group("lnum")
+                value = int(raw) if raw.isdigit() else self.numbers.get(_key(raw), (None,))[0]
+                if value is not None and value > 0:
+                    word = m.group("under") or m.groupdict().get("letter") or ""
+                    lang = langs.get(_key(word))
+                    hits.append(AgeHit(value - 1, m.start(), m.end(), lang))
+        return hits
+
+    def find_spans(self, base: View) -> list[tuple[AgeHit, tuple[int, int]]]:
+        """Every age in a prompt's base view and its age view, with original spans."""
+        out: list[tuple[AgeHit, tuple[int, int]]] = []
+        seen: set[tuple[int, int, int]] = set()
+        views = [base]
+        if base.text:
+            age_view = skeleton_view(base, keep_numbers=True)
+            if age_view.text != base.text:
+                views.append(age_view)
+        for view in views:
+            for hit in self.find(view.text):
+                span = view.original_span(hit.start, hit.end)
+                if (hit.age, *span) not in seen:
+                    seen.add((hit.age, *span))
+                    out.append((hit, span))
+        return out
+
     def find(self, text: str) -> list[AgeHit]:
         """Every age in a base-view ``text`` (any value; the caller compares to 18)."""
         hits: list[AgeHit] = []
@@ -149,6 +208,8 @@ class AgeFinder:
             if value is not None:
                 lang = self.before.get(_key(m.group("before")))
                 hits.append(AgeHit(value, m.start(), m.end(), lang))
+        if self.under or self.under_after:
+            hits.extend(self._limits(text))
         return hits
 
 

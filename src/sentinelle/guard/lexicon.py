@@ -15,9 +15,17 @@ How a hit is accepted depends on the term's script:
   purpose, so terms match anywhere in the run;
 * in a word glued together from several terms (``nakedkids``) a minor term and a sexual or
   nudity term that both occur inside it are accepted together;
+* a strong term of at least four letters at the end of a longer word is the head of a
+  compound (``schoolkids``, ``tienermeisjes``) and counts on its own;
 * a hit whose original text is a plain, shorter word than the term (``ten`` matching the
   skeleton of ``teen``) is a different word, not an evasion, and is dropped;
 * any hit lying inside a *safe phrase* (``naked eye``, ``naked mole rat``) is dropped.
+
+Besides its own spelling, every term is also searched in the variants
+:mod:`sentinelle.guard.variants` derives from it (inflected forms from the language's
+``[morphology]`` table, kana readings, romaji, pinyin, Latin transliteration) and, for
+hyphenated terms, with the hyphen written as a space (``x-rated``: ``x rated``). Evidence
+names the lexicon term and says which kind of variant fired (``word+stem``).
 """
 
 from __future__ import annotations
@@ -33,11 +41,16 @@ import ahocorasick
 
 from ..errors import SentinelleError
 from .normalize import View, skeleton, term_skeletons
+from .variants import Morphology, all_variants, parse_morphology
 
 CATEGORIES = ("minor", "sexual", "nudity", "minor_sexual", "minor_nudity")
 WEIGHTS = {"strong": 1.0, "weak": 0.6}
 _MIN_PARTIAL = 3  # shortest term accepted inside a glued-together word
 _MIN_INFLECT = 4  # shortest word term that tolerates an inflection ending
+_MIN_COMPOUND_HEAD = 4  # shortest term accepted as the head of a compound word
+_MIN_COMPOUND_MODIFIER = 3  # and the letters that must come before it in the word
+_COMPOUND_LANGUAGES = frozenset(("en", "de", "nl"))  # languages that glue nouns together
+_COMPOUND_RESTS = frozenset(("", "s", "es", "e", "en", "n", "er"))  # after a compound head
 # Endings (in skeleton form: repeats collapsed, l -> i) a whole-word term may carry:
 # plurals and common inflections ("girls", "nakedness", "девочку"),
 # but not arbitrary continuations ("minority" is not "minor").
@@ -64,6 +77,8 @@ class Term:
     language: str | None  # None for language-neutral symbols and emoji
     mode: str  # word | prefix | substring
     key: str  # skeleton form searched for
+    variant: str = ""  # "" (as written), stem, script or spacing (see module docstring)
+    form: str = ""  # the variant's spelling ("" when it is ``text`` itself)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,7 @@ class LexiconFile:
     terms: tuple[Term, ...]
     ages: dict = field(default_factory=dict)
     name: str = ""
+    morphology: Morphology | None = None
 
 
 def _is_substring_script(ch: str) -> bool:
@@ -148,7 +164,38 @@ def parse_lexicon(data: bytes, name: str = "<lexicon>") -> LexiconFile:
     ages = doc.get("ages", {})
     if not isinstance(ages, dict):
         raise LexiconError(f"{name}: [ages] must be a table")
-    return LexiconFile(lang, str(meta["version"]), str(meta["review"]), tuple(terms), ages, name)
+    try:
+        morph = parse_morphology(doc.get("morphology"))
+    except ValueError as exc:
+        raise LexiconError(f"{name}: {exc}") from None
+    return LexiconFile(
+        lang, str(meta["version"]), str(meta["review"]), tuple(terms), ages, name, morph
+    )
+
+
+def _variant_terms(term: Term, morph: Morphology | None) -> list[tuple[str, Term]]:
+    """``(spelling, term)`` for the variants of one lexicon term (module docstring)."""
+    if term.category == "safe":
+        return []
+    prefix = term.mode == "prefix"
+    out: list[tuple[str, Term]] = []
+    seen = {term.key}
+    pairs = list(all_variants(term.text, term.language, morph, prefix))
+    if "-" in term.text:
+        pairs.append((term.text.replace("-", " "), "spacing"))
+    for form, kind in pairs:
+        key = skeleton(form)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        mode = "substring" if _is_substring_script(key[0]) else "prefix" if prefix else "word"
+        out.append(
+            (
+                form,
+                Term(term.text, term.category, term.weight, term.language, mode, key, kind, form),
+            )
+        )
+    return out
 
 
 class Lexicons:
@@ -161,8 +208,18 @@ class Lexicons:
         by_key: dict[str, list[Term]] = {}
         for f in self.files:
             for t in f.terms:
-                for key in term_skeletons(t.text) if t.key != t.text else [t.key]:
-                    by_key.setdefault(key, []).append(t)
+                for spelling, term in [(t.text, t), *_variant_terms(t, f.morphology)]:
+                    keys = term_skeletons(spelling) if term.key != spelling else [term.key]
+                    for key in keys:
+                        bucket = by_key.setdefault(key, [])
+                        if term not in bucket:
+                            bucket.append(term)
+        for terms in by_key.values():
+            # a safe phrase that folds to a term itself ("赤裸裸" -> "赤裸") protects nothing
+            if any(t.category == "safe" for t in terms) and any(
+                t.category != "safe" for t in terms
+            ):
+                terms[:] = [t for t in terms if t.category != "safe"]
         self._automaton = ahocorasick.Automaton()
         for key, terms in by_key.items():
             self._automaton.add_word(key, (key, tuple(terms)))
@@ -195,7 +252,8 @@ class Lexicons:
             end = last + 1
             start = end - len(key)
             span = view.original_span(start, end)
-            if _different_word(original[span[0] : span[1]], terms[0].text):
+            spelling = min((t.form or t.text for t in terms), key=len)
+            if _different_word(original[span[0] : span[1]], spelling):
                 continue
             spaced_key = " " in terms[0].key
             for term in terms:
@@ -208,9 +266,17 @@ class Lexicons:
                     if rule:
                         safe.append((start, end))
                     continue
+                if not rule and _is_compound_head(term, view, start, end, key):
+                    rule = "compound"
                 if rule:
+                    if term.variant:
+                        rule = f"{rule}+{term.variant}"
                     hits.append(Hit(term, start, end, span, rule))
-                elif len(key) >= _MIN_PARTIAL and term.mode != "substring":
+                elif (
+                    len(key) >= _MIN_PARTIAL
+                    and term.mode != "substring"
+                    and (term.variant != "stem")
+                ):
                     g = view.word_of(start)
                     if g >= 0 and view.word_of(end - 1) == g:
                         partial.setdefault(g, []).append(Hit(term, start, end, span, "glued"))
@@ -244,12 +310,31 @@ def _accept(
         return "prefix"
     if end in ends:
         return "word"
-    if len(term.key) >= _MIN_INFLECT:
-        g = view.word_of(end - 1)
-        word_end = view.word_starts[g + 1] - 1 if g + 1 < len(view.word_starts) else len(view.text)
-        if view.text[end:word_end] in _ENDINGS:
-            return "inflected"
+    if term.variant == "stem":  # inflected forms are generated in full
+        return ""
+    if len(term.key) >= _MIN_INFLECT and view.text[end : _word_end(view, end - 1)] in _ENDINGS:
+        return "inflected"
     return ""
+
+
+def _word_end(view: View, pos: int) -> int:
+    """View position where the word holding ``pos`` ends."""
+    g = view.word_of(pos)
+    return view.word_starts[g + 1] - 1 if g + 1 < len(view.word_starts) else len(view.text)
+
+
+def _is_compound_head(term: Term, view: View, start: int, end: int, key: str) -> bool:
+    """A strong term closing a longer word (``schoolkids``): the head of a compound."""
+    if term.mode == "substring" or term.weight < 1.0 or len(key) < _MIN_COMPOUND_HEAD:
+        return False
+    if term.language not in _COMPOUND_LANGUAGES or term.variant not in ("", "spacing"):
+        return False
+    if " " in key or start in view.starts:
+        return False
+    g = view.word_of(start)
+    if g < 0 or start - view.word_starts[g] < _MIN_COMPOUND_MODIFIER:
+        return False
+    return term.mode == "prefix" or view.text[end : _word_end(view, end - 1)] in _COMPOUND_RESTS
 
 
 def _different_word(original: str, term_text: str) -> bool:

@@ -11,9 +11,10 @@ original character it came from (so evidence can point back at the prompt):
   * zero-width and control characters, variation selectors, skin-tone modifiers, Hangul
     fillers and Arabic tatweel removed; every kind of space folded to one ASCII space;
   * Arabic letter variants unified (``أ إ آ -> ا``, ``ى -> ي``, ``ة -> ه``) and katakana
-    folded to hiragana, so one lexicon spelling covers both.
+    folded to hiragana (``ヌード -> ぬーど``), so one lexicon spelling covers both.
 
 ``skeleton_view`` -- the base view with evasion undone, word by word:
+  * emoji glued inside a word are dropped (``na🔥ked``);
   * letters split by punctuation are rejoined (``s.e.x``, ``n-a-k-e-d``), and runs of at
     least three one-letter words are joined (``s e x``); such joined runs are marked
     *relaxed* because the evader erased the word boundaries;
@@ -104,6 +105,8 @@ def _compute_fold(c: str) -> str:
             d = str(unicodedata.decimal(d))
         elif d in _EMOJI_LETTERS:
             d = _EMOJI_LETTERS[d]
+        elif 0x30A1 <= o <= 0x30F6 or o in (0x30FD, 0x30FE):  # katakana -> hiragana
+            d = chr(o - 0x60)
         elif o < 0x0530 or 0x1E00 <= o < 0x2000:  # Latin, Greek, Cyrillic (+ extended)
             dec = unicodedata.normalize("NFD", d)
             if len(dec) > 1:
@@ -255,10 +258,81 @@ def _collapse(word: str, origin: Sequence[int]) -> tuple[str, Sequence[int], Seq
     return "".join(out_c), out_o, out_last
 
 
-def skeleton_view(base: View, force_cyrillic: bool = False) -> View:
-    """The evasion-resistant view of an already base-normalised text (see module)."""
+def _is_letter_token(text: str, start: int, end: int) -> bool:
+    """One letter, or two in a script written without spaces or with joined letters
+    (``よう`` or ``عا`` left over where only some gaps were zero-width characters)."""
+    size = end - start
+    if size == 1:
+        return True
+    first = text[start]
+    return size == 2 and ("\u0600" <= first <= "\u06ff" or "\u3040" <= first <= "\u9fff")
+
+
+def _unspaced(c: str) -> bool:
+    """Arabic, kana, CJK ideographs or Hangul: scripts whose terms match as substrings."""
+    return "\u0600" <= c <= "\u06ff" or "\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af"
+
+
+def _joins_unspaced(text: str, a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Join two tokens of a substring-matched script across a gap when one has at most
+    two letters (``ع ا ر ي ة`` or ``누 드`` split unevenly) or both are kana/ideographs
+    (no spaces in Chinese or Japanese, so a space there is only ever an evasion)."""
+    ca, cb = text[a[0]], text[b[0]]
+    if not (_unspaced(ca) and _unspaced(cb)):
+        return False
+    if not _SPACED_GAP.fullmatch(text, a[1], b[0]):
+        return False
+    if "\u3040" <= ca <= "\u9fff" and "\u3040" <= cb <= "\u9fff":
+        return True
+    return min(a[1] - a[0], b[1] - b[0]) <= 2
+
+
+def _is_emoji(text: str, start: int, end: int) -> bool:
+    return end - start == 1 and text[start] >= "\u2600" and not text[start].isalnum()
+
+
+def _drop_inline_emoji(tokens: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    """Drop emoji glued inside a word (``na🔥ked``): the letters around them are then
+    joined like letters around punctuation, and the emoji itself is noise."""
+    if len(tokens) < 3 or text.isascii():
+        return tokens
+    out: list[tuple[int, int]] = []
+    for k, (s, e) in enumerate(tokens):
+        if (
+            0 < k < len(tokens) - 1
+            and _is_emoji(text, s, e)
+            and tokens[k - 1][1] == s
+            and tokens[k + 1][0] == e
+            and not _is_emoji(text, *tokens[k - 1])
+            and not _is_emoji(text, *tokens[k + 1])
+        ):
+            continue
+        out.append((s, e))
+    return out
+
+
+_LEAD_NUMBER = re.compile(r"[1-9][0-9]*")
+
+
+def _fold_keep_number(word: str) -> str:
+    """Look-alike and leet folding that keeps a word's leading number (``11y34r -> 11year``)."""
+    m = _LEAD_NUMBER.match(word)
+    lead = m.group() if m else ""
+    rest = word[len(lead) :]
+    if not any(c.isalpha() for c in rest):
+        return word
+    return lead + _fold_word(rest)
+
+
+def skeleton_view(base: View, force_cyrillic: bool = False, *, keep_numbers: bool = False) -> View:
+    """The evasion-resistant view of an already base-normalised text (see module).
+
+    ``keep_numbers`` builds the *age view* instead: words are rejoined and look-alikes and
+    leet folded as usual, but a word's leading number is kept, repeated letters are not
+    collapsed and ``l`` stays ``l``, so ``1 2 y o`` and ``11-y34r-0ld`` read as ages.
+    """
     text = base.text
-    tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    tokens = _drop_inline_emoji([(m.start(), m.end()) for m in _TOKEN.finditer(text)], text)
     # Group tokens: punctuation-joined, or runs of >= 3 one-character tokens.
     groups: list[list[tuple[int, int]]] = []
     relaxed_groups: set[int] = set()
@@ -270,18 +344,21 @@ def skeleton_view(base: View, force_cyrillic: bool = False) -> View:
         j = i
         while (
             j + 1 < n
-            and tokens[j][1] - tokens[j][0] == 1
-            and tokens[j + 1][1] - tokens[j + 1][0] == 1
+            and _is_letter_token(text, *tokens[j])
+            and _is_letter_token(text, *tokens[j + 1])
             and _SPACED_GAP.fullmatch(text, tokens[j][1], tokens[j + 1][0])
         ):
             j += 1
-        if j - i >= 2:
+        if j - i >= 2:  # spaced-out letters; a glued tail may follow (``n a k e d.kids``)
             relaxed_groups.add(len(groups))
-            groups.append(tokens[i : j + 1])
-            i = j + 1
-            continue
-        group = [(s, e)]
-        while i + 1 < n and _PUNCT_GAP.fullmatch(text, tokens[i][1], tokens[i + 1][0]):
+            group = tokens[i : j + 1]
+            i = j
+        else:
+            group = [(s, e)]
+        while i + 1 < n and (
+            _PUNCT_GAP.fullmatch(text, tokens[i][1], tokens[i + 1][0])
+            or _joins_unspaced(text, tokens[i], tokens[i + 1])
+        ):
             i += 1
             group.append(tokens[i])
         groups.append(group)
@@ -302,8 +379,13 @@ def skeleton_view(base: View, force_cyrillic: bool = False) -> View:
         else:
             word = "".join(text[s:e] for s, e in group)
             word_origin = [base_origin[k] for s, e in group for k in range(s, e)]
-        folded, word_origin, word_last = _collapse(_fold_word(word, force_cyrillic), word_origin)
-        folded = folded.replace("l", "i")  # l/I/1 stand in for each other
+        if keep_numbers:
+            folded, word_last = _fold_keep_number(word), word_origin
+        else:
+            folded, word_origin, word_last = _collapse(
+                _fold_word(word, force_cyrillic), word_origin
+            )
+            folded = folded.replace("l", "i")  # l/I/1 stand in for each other
         if parts:
             parts.append(" ")
             origin.append(origin_last[-1])

@@ -181,10 +181,9 @@ class PromptGuard:
                     "rule": f"{h.rule}:{h.term.weight:g}",
                 }
             )
-        for age in self.ages.find(base.text):
+        for age, (start, end) in self.ages.find_spans(base):
             if age.age >= MINOR_AGE:
                 continue
-            start, end = base.original_span(age.start, age.end)
             scores["minor"] = 1.0
             evidence.append(
                 {
