@@ -15,7 +15,7 @@ material only:
    the ``demo-known`` bank, the match is recorded for the platform account
    ``demo-account-001`` (:func:`sentinelle.review.intake.record_signal`), and
    the image is stored encrypted (:class:`sentinelle.evidence.EvidenceStore`)
-   and attached to the item.
+   and attached to the item (:func:`sentinelle.review.media.preserve_media`).
 
 Run again, it adds a new case only when the demo account has no open case, and
 resets the demo reviewer's password (the new one is printed).
@@ -31,6 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from ..review.media import attach_media
+
+__all__ = ["DemoConsole", "attach_media", "file_match_for_review", "setup_console_demo"]
 
 DEMO_USER = "demo-reviewer"
 DEMO_ACCOUNT = "demo-account-001"
@@ -74,18 +78,6 @@ def ensure_master_key(demo_dir: Path) -> None:
     os.environ[MASTER_KEY_FILE_ENV] = str(path.resolve())
 
 
-def attach_media(engine: sa.Engine, item_id: int, blob_id: int) -> None:
-    """Point a case item at its encrypted media (the item must have none yet)."""
-    from ..review.tables import case_items
-
-    with engine.begin() as conn:
-        conn.execute(
-            case_items.update()
-            .where(case_items.c.id == item_id, case_items.c.media_blob_id.is_(None))
-            .values(media_blob_id=blob_id)
-        )
-
-
 def file_match_for_review(
     engine: sa.Engine, matcher: Any, data: bytes, *, account_id: str, media_type: str
 ) -> tuple[int, int] | None:
@@ -94,6 +86,7 @@ def file_match_for_review(
     from ..evidence import EvidenceStore, load_master_key
     from ..hasher import hash_bytes
     from ..review.intake import record_signal
+    from ..review.media import preserve_media
 
     result = hash_bytes(data)
     matches = matcher.match(result)
@@ -114,8 +107,7 @@ def file_match_for_review(
         media_sha256=hashlib.sha256(data).hexdigest(),
     )
     store = EvidenceStore(engine, load_master_key(os.environ))
-    blob_id = store.put(case_id, data, media_type=media_type, filename=None, actor="system")
-    attach_media(engine, item_id, blob_id)
+    preserve_media(engine, store, case_id, [item_id], data, media_type=media_type)
     return case_id, item_id
 
 

@@ -78,6 +78,9 @@ def _load_builtin_handlers() -> None:
     from ..evidence.retention import register_periodic_task
 
     register_periodic_task()  # hourly scheduled deletion of evidence whose holds are over
+    from ..reports.scheduler import register_periodic_task as register_report_tick
+
+    register_report_tick()  # CyberTipline reports forward every minute, when configured
 
 
 def _worker_id(state: Any) -> str:

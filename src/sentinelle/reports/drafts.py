@@ -14,7 +14,9 @@ fileDetails (one per item)  ``originalFileHash`` SHA256 (+ MD5/SHA1 when the
                             = the reviewer's category when A1/A2/B1/B2,
                             ``fileViewedByEsp`` = a person decided on it,
                             ``generativeAi`` when a provenance item for the same
-                            media says ``ai_generated`` / ``ai_edited``,
+                            media (not rejected), or the verdict a scan put in
+                            the match's summary, says ``ai_generated`` /
+                            ``ai_edited``,
                             ``details`` HASH = the matched perceptual hash
 ==========================  ===================================================
 
@@ -77,6 +79,26 @@ def _aware(v: Any) -> dt.datetime:
     return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v
 
 
+def _generative_media(items: Sequence[Mapping[str, Any]]) -> set[str]:
+    """SHA-256s of the media an AI provenance verdict applies to: a ``provenance``
+    item (unless a reviewer rejected it) or the verdict a scan stored in a match
+    item's summary (``summary.provenance.verdict``)."""
+    out: set[str] = set()
+    for it in items:
+        sha = it.get("media_sha256")
+        summary = it.get("summary") or {}
+        if not sha or not isinstance(summary, Mapping):
+            continue
+        if it.get("kind") == "provenance":
+            verdict = summary.get("verdict") if it.get("status") != "rejected" else None
+        else:
+            prov = summary.get("provenance")
+            verdict = prov.get("verdict") if isinstance(prov, Mapping) else None
+        if isinstance(verdict, str) and annotations_for_verdict(verdict):
+            out.add(str(sha).lower())
+    return out
+
+
 def case_report_input(
     case: Mapping[str, Any],
     *,
@@ -94,11 +116,7 @@ def case_report_input(
     Raises ``nothing_to_report`` when no item with media is confirmed.
     """
     items = list(case.get("items") or [])
-    generative: set[str] = set()
-    for it in items:
-        verdict = (it.get("summary") or {}).get("verdict")
-        if it.get("kind") == "provenance" and it.get("media_sha256") and verdict:
-            generative |= {it["media_sha256"]} if annotations_for_verdict(verdict) else set()
+    generative = _generative_media(items)
     confirmed = [
         it
         for it in items

@@ -3,6 +3,7 @@
 Modules (each documents its API; the console UI and the HTTP routes call them):
 
 * :mod:`.intake` -- ``record_signal``: detections become case items
+* :mod:`.media` -- ``attach_media`` / ``preserve_media``: encrypted media on items
 * :mod:`.accounts` -- users, argon2 passwords, TOTP, lockout, sessions
 * :mod:`.roles` -- roles and the permission matrix
 * :mod:`.cases` -- queues, assignment, passing a case, the case view

@@ -14,6 +14,8 @@
         media_blob_id=None,          # optional, an evidence-store blob id (sentinelle.evidence)
     )
 
+Media stored later is attached with :mod:`sentinelle.review.media` (``preserve_media``).
+
 A case gathers everything about ONE platform account (the caller's account id).
 While a case is not closed, every new signal for that account joins it; once
 closed, the next signal opens a new case (earlier cases stay visible as history).
@@ -32,8 +34,9 @@ kind                  summary                                     priority
 ====================  ==========================================  ========
 
 A case's priority is the highest priority of its items. A ``hash_match`` item
-repeating one that is still pending in the case (same media and bank entry) is
-not added again: its id is returned. Summaries are small JSON objects of
+repeating one that is still pending in the case (same media and bank entry), or
+a ``provenance`` item for media that already has a pending one, is not added
+again: its id is returned. Summaries are small JSON objects of
 metadata; they must never contain media bytes or prompt text (use hashes).
 """
 
@@ -182,7 +185,7 @@ def record_signal(
     now = utcnow()
     with scope(conn_or_engine) as conn:
         case_id = _open_case(conn, account_id, priority, now)
-        if kind == "hash_match" and media_sha256 is not None:
+        if kind in ("hash_match", "provenance") and media_sha256 is not None:
             dup = conn.execute(
                 sa.select(case_items.c.id).where(
                     case_items.c.case_id == case_id,
