@@ -38,6 +38,12 @@ _STATUS_BY_CODE = {
     "decrypt_failed": 500,
     "unknown_report": 404,
     "unknown_draft": 404,
+    "unknown_hold": 404,
+    "unknown_deletion": 404,
+    "no_evidence": 404,
+    "bad_hold": 422,
+    "bad_evidence": 422,
+    "unknown_jurisdiction": 422,
 }
 
 

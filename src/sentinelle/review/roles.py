@@ -10,10 +10,13 @@ role           may
                second reviews, re-categorise decisions, assign cases to others,
                view report drafts
 ``legal``      (legal / reporter) view cases and decisions, draft and submit
-               CyberTipline reports, preservation and destruction, audit and
-               metrics; reveals media ONLY when granted ``media.reveal``
-``admin``      manage users and console configuration, view audit and metrics;
-               does NOT see the queue, cases or media unless granted
+               CyberTipline reports, preservation holds (place, extend,
+               release), audit and metrics; reveals media ONLY when granted
+               ``media.reveal``
+``admin``      manage users and console configuration, view audit and metrics,
+               view preservation and destroy evidence on request (the only
+               role that may); does NOT see the queue, cases or media unless
+               granted
 =============  ==================================================================
 
 A user may carry extra *grants* (``users.grants``), limited to
@@ -44,7 +47,9 @@ PERMISSIONS = (
     "report.view",
     "report.draft",
     "report.submit",
-    "evidence.manage",  # holds, extensions, destruction on request
+    "evidence.view",  # preservation page: holds, deletion log, proofs
+    "evidence.manage",  # place / extend / release holds
+    "evidence.destroy",  # destruction on request (forcing past a hold too)
     "user.manage",
     "config.change",
     "audit.view",
@@ -75,12 +80,22 @@ MATRIX: dict[str, frozenset[str]] = {
             "report.view",
             "report.draft",
             "report.submit",
+            "evidence.view",
             "evidence.manage",
             "audit.view",
             "metrics.export",
         }
     ),
-    "admin": frozenset({"user.manage", "config.change", "audit.view", "metrics.export"}),
+    "admin": frozenset(
+        {
+            "user.manage",
+            "config.change",
+            "audit.view",
+            "metrics.export",
+            "evidence.view",
+            "evidence.destroy",
+        }
+    ),
 }
 
 #: Permissions an administrator may add to one user on top of the role.

@@ -54,6 +54,7 @@ ROUTER_MODULES = (
     "routes_provenance",
     "routes_review",
     "routes_console",
+    "routes_console_admin",
 )
 
 DESCRIPTION = """Match media against hash banks of known child-abuse material.
