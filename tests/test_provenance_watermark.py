@@ -108,6 +108,31 @@ def test_sdxl_embed_is_strong_and_keeps_alpha(kodak: list[Image.Image]) -> None:
     assert 0 <= items[0].details["matched_bits"] <= 48
 
 
+def test_finding_says_the_correlation_decided_and_explains_the_bit_count(
+    kodak: list[Image.Image],
+) -> None:
+    """kodim01 marked with SDXL decodes as 27/48 bits ("no watermark" by the published rule)
+    at correlation 0.98: the sentence must lead with the deciding rule and present the bit
+    count as secondary, explaining the disagreement; kodim03 decodes 48/48 and agrees."""
+    (biased,) = _collect(_png(watermark.embed_sdxl(kodak[0])))
+    d = biased.details
+    assert d["decided_by"] == "correlation" and d["correlation"] >= d["strong_correlation"]
+    assert d["matched_bits"] < d["published_likely_bits"] == 34
+    assert d["published_label"] == "no watermark" and d["published_agrees"] is False
+    text = biased.finding
+    assert text.startswith("Stable Diffusion XL invisible watermark detected")
+    assert text.index("correlation rule") < text.index("bit-count rule")
+    assert f"correlate {d['correlation']:.2f}" in text and "from 0.60" in text
+    assert "Secondary, not used to decide" in text
+    assert f"{d['matched_bits']}/48 bits ('no watermark', it needs 34)" in text
+    assert "lean one way" in text
+
+    (clean,) = _collect(_png(watermark.embed_sdxl(kodak[2])))
+    assert clean.details["published_agrees"] is True
+    assert "The published bit-count rule agrees: 48/48 bits match" in clean.finding
+    assert "Secondary" not in clean.finding and "lean one way" not in clean.finding
+
+
 def test_sdxl_marked_with_swapped_channels_is_found(kodak: list[Image.Image]) -> None:
     """Early diffusers SDXL pipelines fed RGB to the BGR encoder."""
     img = kodak[2]
@@ -116,6 +141,7 @@ def test_sdxl_marked_with_swapped_channels_is_found(kodak: list[Image.Image]) ->
     back = Image.fromarray(np.asarray(marked)[:, :, ::-1].copy())
     items = _collect(_png(back))
     assert [(it.details["mark"], it.details["channel_order"]) for it in items] == [("sdxl", "RGB")]
+    assert "red and blue swapped" in items[0].finding
 
 
 def test_unmarked_photos_are_not_flagged() -> None:

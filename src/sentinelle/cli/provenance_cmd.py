@@ -13,13 +13,20 @@ walked recursively. Each file gets one line (``--json``: one JSON object per lin
 ``path``, ``verdict``, ``confidence``, ``evidence``, ``error``, plus ``tampered`` and
 ``explanation``); a file that cannot be read still gets its line, and the exit code is 0
 unless the command line itself is wrong.
+
+``--detector MODEL.onnx`` (with ``--detector-meta SIDECAR`` when the sidecar is not
+``MODEL.json``/``MODEL.toml``) adds the operator's learned detector; without it the
+``SENTINELLE_PROVENANCE_DETECTOR`` / ``_META`` variables are used. The model is loaded once
+before any file is read, so a missing model or a sidecar that does not fit it stops the
+command (exit 1) instead of yielding an error item per file. ``sentinelle scan`` takes the
+same two options.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -29,6 +36,9 @@ from typer.core import TyperGroup
 
 from ..errors import SentinelleError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..provenance.evidence import DetectorConfig
+
 
 class _CheckByDefault(TyperGroup):
     """A group whose first argument is a file unless it names a subcommand."""
@@ -37,6 +47,40 @@ class _CheckByDefault(TyperGroup):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["check", *args]
         return super().parse_args(ctx, args)
+
+
+DetectorOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--detector",
+        metavar="MODEL.onnx",
+        help="Operator's ONNX detector (default: $SENTINELLE_PROVENANCE_DETECTOR; "
+        "see docs/PROVENANCE_DETECTORS.md).",
+    ),
+]
+DetectorMetaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--detector-meta",
+        metavar="SIDECAR",
+        help="The detector's JSON/TOML metadata (default: MODEL.json or MODEL.toml next to "
+        "the model, or $SENTINELLE_PROVENANCE_DETECTOR_META).",
+    ),
+]
+
+
+def load_detector(model: Path | None, meta: Path | None) -> DetectorConfig | None:
+    """The detector the options (or environment) name, loaded once to fail early.
+
+    Raises :class:`~sentinelle.provenance.detector.DetectorError` (a SentinelleError) when
+    the model or sidecar is missing or they do not fit together; None when none is set.
+    """
+    from ..provenance.detector import get_detector, resolve_config
+
+    config = resolve_config(model, meta)
+    if config is not None:
+        get_detector(config)  # loads the model and checks its input/output against the sidecar
+    return config
 
 
 def _stderr() -> Console:
@@ -99,6 +143,8 @@ def register(app: typer.Typer) -> None:
                 "camera, detector.",
             ),
         ] = None,
+        detector: DetectorOption = None,
+        detector_meta: DetectorMetaOption = None,
     ) -> None:
         """Weigh every piece of provenance evidence in each file and print a verdict.
 
@@ -119,10 +165,15 @@ def register(app: typer.Typer) -> None:
                 )
         try:
             pem = load_trust_anchors(trust_anchors) if trust_anchors else trust_anchors_from_env()
+            config = None
+            if source is None or "detector" in source:
+                config = load_detector(detector, detector_meta)
         except SentinelleError as e:
             raise _fail(e) from None
         for path in iter_paths(paths):
-            record = analyze_file(path, trust_anchors_pem=pem, sources=source).to_dict()
+            record = analyze_file(
+                path, trust_anchors_pem=pem, detector=config, sources=source
+            ).to_dict()
             typer.echo(json.dumps(record) if as_json else format_text(record))
 
     @prov.command("sign")

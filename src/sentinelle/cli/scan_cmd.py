@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,10 @@ from rich.progress import (
 from rich.table import Table
 
 from ..media.limits import DEFAULT_LIMITS, Limits
+from .provenance_cmd import DetectorMetaOption, DetectorOption, load_detector
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..provenance.evidence import DetectorConfig
 
 
 def run_scan(
@@ -40,6 +44,7 @@ def run_scan(
     provenance: bool = True,
     trust_anchors_pem: str | None = None,
     provenance_full: bool = False,
+    detector: DetectorConfig | None = None,
 ):
     """Scan ``paths`` against ``banks``; used by the CLI and the demo."""
     from ..errors import BankError
@@ -66,6 +71,7 @@ def run_scan(
         limits=limits,
         provenance=provenance,
         trust_anchors_pem=trust_anchors_pem,
+        detector=detector,
         **({"provenance_sources": None} if provenance_full else {}),
     )
     progress = Progress(
@@ -189,6 +195,8 @@ def register(app: typer.Typer) -> None:
                 "(default: $SENTINELLE_C2PA_TRUST_ANCHORS).",
             ),
         ] = None,
+        detector: DetectorOption = None,
+        detector_meta: DetectorMetaOption = None,
     ) -> None:
         """Scan media against hash banks; write JSONL records and an HTML report.
 
@@ -205,8 +213,9 @@ def register(app: typer.Typer) -> None:
             max_frames=max_frames,
         )
         try:
-            pem = None
+            pem = config = None
             if provenance:
+                config = load_detector(detector, detector_meta)
                 from ..provenance.trust import load_trust_anchors, trust_anchors_from_env
 
                 pem = load_trust_anchors(trust_anchors) if trust_anchors else None
@@ -228,6 +237,7 @@ def register(app: typer.Typer) -> None:
                 provenance=provenance,
                 trust_anchors_pem=pem,
                 provenance_full=provenance_full,
+                detector=config,
             )
         except SentinelleError as e:
             console.print(f"[red]error[/] {e.code}: {e.message}")

@@ -215,6 +215,34 @@ def config_from_env(env: Mapping[str, str] | None = None) -> DetectorConfig | No
     return load_config(model, env.get(ENV_META, "").strip() or None)
 
 
+def resolve_config(
+    model: str | Path | None = None,
+    meta: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> DetectorConfig | None:
+    """The detector an operator asked for: explicit paths first, then the environment.
+
+    This is what ``--detector MODEL.onnx`` / ``--detector-meta SIDECAR`` mean on the command
+    line: with ``model`` given, ``meta`` (default: the sidecar next to the model) describes
+    it and the environment is ignored; without ``model``, ``SENTINELLE_PROVENANCE_DETECTOR``
+    names the model and ``meta`` (default: ``SENTINELLE_PROVENANCE_DETECTOR_META``) its
+    sidecar. None when no detector is configured at all; a sidecar without any model is a
+    ``detector_missing`` error rather than silently ignored.
+    """
+    if model is not None:
+        return load_config(model, meta)
+    env = os.environ if env is None else env
+    env_model = env.get(ENV_MODEL, "").strip()
+    if not env_model:
+        if meta is not None:
+            raise DetectorError(
+                f"detector metadata {meta} given without a model (--detector or {ENV_MODEL})",
+                "detector_missing",
+            )
+        return None
+    return load_config(env_model, meta or env.get(ENV_META, "").strip() or None)
+
+
 # --- the model -------------------------------------------------------------------------
 
 

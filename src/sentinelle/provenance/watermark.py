@@ -21,7 +21,10 @@ biased (dark or saturated images clip the chroma the mark lives in, pushing ever
 same way). We therefore decide on the **Pearson correlation** between the message bits
 and the mean block vote of each bit, which ignores such a bias: freshly marked photos
 score 0.79-1.0, unmarked photos at most 0.28 (SD 1.x), 0.42 (SDXL) and 0.53 (SD 2.x,
-only 32 bits). The bit count and the published label are still reported in ``details``.
+only 32 bits). The evidence sentence says so (:meth:`MarkScore.finding`): it leads with the
+correlation and its thresholds, and gives the published bit count second, explaining a
+disagreement ("27/48 bits, 'no watermark'" on a marked photo whose votes all lean one
+way); ``details`` holds both (``decided_by``, ``published_label``, ``published_agrees``).
 
 Diffusers' first SDXL releases passed RGB arrays where the encoder expects BGR, so the
 SDXL mark is also looked for with the channels swapped (``details["channel_order"]``).
@@ -120,16 +123,59 @@ class MarkScore:
     def strong(self) -> bool:
         return self.correlation >= self.mark.strong_corr
 
+    @property
+    def published_agrees(self) -> bool:
+        """Whether the published bit-count rule alone would also call the mark present."""
+        return self.matched_bits >= self.mark.published_likely
+
     def to_details(self) -> dict[str, Any]:
+        """Machine-readable figures: ``decided_by`` names the rule that decided (always
+        ``"correlation"``); the ``published_*`` keys are the secondary bit-count rule."""
         return {
             "mark": self.mark.name,
             "algorithm": "imwatermark dwtDct",
+            "decided_by": "correlation",
+            "correlation": round(self.correlation, 3),
+            "min_correlation": self.mark.min_corr,
+            "strong_correlation": self.mark.strong_corr,
             "matched_bits": self.matched_bits,
             "total_bits": len(self.mark.bits),
-            "correlation": round(self.correlation, 3),
             "published_label": self.published_label,
+            "published_likely_bits": self.mark.published_likely,
+            "published_agrees": self.published_agrees,
             "channel_order": self.channel_order,
         }
+
+    def finding(self) -> str:
+        """The analyst's sentence: what decided first, the published bit count second.
+
+        The correlation rule decides; the published bit-count rule is only reported, and
+        when it disagrees the sentence says why (biased votes), so that "27/48 bits" next
+        to a detection does not read as a contradiction.
+        """
+        mark, n = self.mark, len(self.mark.bits)
+        level = "strong" if self.strong else "present"
+        text = (
+            f"{mark.label} invisible watermark detected (imwatermark dwtDct) by the "
+            f"correlation rule: the bit votes correlate {self.correlation:.2f} with the "
+            f"{n}-bit message ({level}: the rule calls a mark present from "
+            f"{mark.min_corr:.2f} and strong from {mark.strong_corr:.2f})"
+        )
+        if self.channel_order == "RGB":
+            text += ", with red and blue swapped as early diffusers SDXL releases wrote it"
+        if self.published_agrees:
+            text += (
+                f". The published bit-count rule agrees: {self.matched_bits}/{n} bits match "
+                f"({self.published_label})"
+            )
+        else:
+            text += (
+                f". Secondary, not used to decide: the published bit-count rule gives "
+                f"{self.matched_bits}/{n} bits ('{self.published_label}', it needs "
+                f"{mark.published_likely}) because the bit votes lean one way (typically dark "
+                f"or saturated colours clipping the chroma), a bias the correlation ignores"
+            )
+        return text
 
 
 def _correlation(message: np.ndarray, mean_votes: np.ndarray) -> float:
@@ -200,11 +246,7 @@ def _evidence(score: MarkScore) -> Evidence:
     strength = "strong" if score.strong else "moderate"
     return Evidence(
         source=SOURCE,
-        finding=(
-            f"{score.mark.label} invisible watermark (imwatermark dwtDct): "
-            f"{score.matched_bits}/{len(score.mark.bits)} bits match, "
-            f"correlation {score.correlation:.2f}"
-        ),
+        finding=score.finding(),
         strength=strength,
         indicates="ai_generated",
         forgeable=True,  # the algorithm is public: anyone can mark any image

@@ -20,13 +20,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import MediaError
 from ..media.limits import DEFAULT_LIMITS, Limits
 from ..signals.types import HashResult
 from .records import dumps, error_record, make_record, read_records, result_from_record
 from .walker import FileRef, walk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..provenance.evidence import DetectorConfig
 
 
 class MatcherLike(Protocol):
@@ -50,6 +53,8 @@ class ScanOptions:
     # Sources for the verdict; None = all. The default skips the pixel-level watermark
     # decoder, which costs more than hashing itself (bench/provenance).
     provenance_sources: tuple[str, ...] | None = ("c2pa", "metadata", "camera", "detector")
+    # The operator's ONNX detector (None: $SENTINELLE_PROVENANCE_DETECTOR, if set).
+    detector: DetectorConfig | None = None
 
     @property
     def config(self) -> str:
@@ -60,6 +65,8 @@ class ScanOptions:
             parts.append("dihedral")
         if self.provenance:
             parts.append("prov" if self.provenance_sources else "prov-full")
+            if self.detector is not None:
+                parts.append("det")
         return "+".join(parts)
 
     @property
@@ -110,13 +117,14 @@ def _provenance_of(
     limits: Limits,
     trust_anchors_pem: str | None,
     sources: tuple[str, ...] | None = None,
+    detector: DetectorConfig | None = None,
 ) -> dict[str, Any]:
     from ..provenance import analyze_file
     from ..provenance.analyze import DEFAULT_MAX_BYTES
 
     cap = min(limits.max_file_bytes, DEFAULT_MAX_BYTES)
     rec = analyze_file(
-        path, trust_anchors_pem=trust_anchors_pem, max_bytes=cap, sources=sources
+        path, trust_anchors_pem=trust_anchors_pem, max_bytes=cap, sources=sources, detector=detector
     ).to_dict()
     rec.pop("path", None)
     return rec
@@ -130,6 +138,7 @@ def _hash_worker(
     provenance: bool = False,
     trust_anchors_pem: str | None = None,
     provenance_sources: tuple[str, ...] | None = None,
+    detector: DetectorConfig | None = None,
 ) -> HashResult:
     """Runs in a worker process. A hard wall-clock alarm backs up the decoders' own checks.
 
@@ -147,7 +156,7 @@ def _hash_worker(
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limits.decode_timeout_s * 1.5 + 1.0)
     try:
-        prov = _provenance_of(path, limits, trust_anchors_pem, provenance_sources)
+        prov = _provenance_of(path, limits, trust_anchors_pem, provenance_sources, detector)
     except Exception:  # noqa: BLE001 - provenance must never lose the hash record
         prov = None
     finally:
@@ -300,6 +309,7 @@ def _hash_all(refs: list[FileRef], options: ScanOptions) -> Iterable[tuple[FileR
         options.provenance,
         options.trust_anchors_pem,
         options.provenance_sources,
+        options.detector,
     )
     pending = list(reversed(refs))
     suspects: list[FileRef] = []

@@ -12,8 +12,20 @@ without ``path``::
 Corrupt, truncated or unsupported media is *analysed* (200, ``no_evidence`` with an
 ``indicates="error"`` item): provenance evidence such as a C2PA manifest can survive in a
 file whose pixels do not decode. Only an empty upload is refused (422 ``empty_file``).
-Trust anchors come from ``SENTINELLE_C2PA_TRUST_ANCHORS`` (a PEM file path, re-read when
-it changes). ``/v1/scan`` fills its ``provenance`` field with :func:`provenance_body`.
+The operator configures both routes through the environment, read on every request (so
+a change needs no restart):
+
+* ``SENTINELLE_C2PA_TRUST_ANCHORS``: a PEM file of trusted C2PA roots (re-read when it
+  changes); without it every signer is untrusted and signed claims are only *moderate*.
+* ``SENTINELLE_PROVENANCE_DETECTOR`` (+ ``SENTINELLE_PROVENANCE_DETECTOR_META``): the
+  operator's ONNX detector and its sidecar (see docs/PROVENANCE_DETECTORS.md); the model is
+  loaded once per file version, in a worker thread.
+
+A configuration that cannot be used (unreadable PEM, missing model, a sidecar that does not
+fit the model) is the operator's fault, not the caller's: ``/v1/provenance`` answers 503
+with its stable code (``bad_trust_anchors``, ``detector_missing``, ``bad_detector_input``...)
+and logs why; ``/v1/scan`` still answers, with ``provenance: null``. ``/v1/scan`` fills its
+``provenance`` field with :func:`provenance_body`.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import SentinelleError
+from ..provenance.detector import DetectorError
+from ..provenance.evidence import DetectorConfig
 from ..provenance.trust import ENV_VAR, load_trust_anchors
 from .auth import ApiKeyInfo, api_error
 from .deps import body_limit, require_scope, state_dep
@@ -61,12 +75,37 @@ def trust_pem() -> str | None:
         return _trust_cache["pem"]
 
 
+def detector_config() -> DetectorConfig | None:
+    """The operator's detector from ``SENTINELLE_PROVENANCE_DETECTOR`` (None when unset).
+
+    The model is loaded here (once per model file version, see
+    :func:`~sentinelle.provenance.detector.get_detector`) so that a broken configuration
+    raises :class:`~sentinelle.provenance.detector.DetectorError` instead of turning into
+    an error item in every answer. Blocking: call it from a worker thread.
+    """
+    from ..provenance.detector import config_from_env, get_detector
+
+    config = config_from_env()
+    if config is not None:
+        get_detector(config)
+    return config
+
+
+def provenance_config(
+    sources: list[str] | None = None,
+) -> tuple[str | None, DetectorConfig | None]:
+    """Trust anchors and detector from the environment (the detector only when it runs)."""
+    wants_detector = sources is None or "detector" in sources
+    return trust_pem(), detector_config() if wants_detector else None
+
+
 def provenance_body(data: bytes, max_bytes: int | None = None) -> dict[str, Any]:
     """The provenance record of ``data`` (no ``path``); never raises on bad media."""
     from ..provenance import analyze_bytes
 
     kwargs = {"max_bytes": max_bytes} if max_bytes else {}
-    record = analyze_bytes(data, trust_anchors_pem=trust_pem(), **kwargs).to_dict()
+    pem, detector = provenance_config()
+    record = analyze_bytes(data, trust_anchors_pem=pem, detector=detector, **kwargs).to_dict()
     record.pop("path", None)
     return record
 
@@ -100,14 +139,16 @@ async def provenance_upload(
     if not data:
         raise api_error(422, "empty_file", "the upload is empty")
     try:
-        pem = trust_pem()
+        pem, detector = await run_in_threadpool(provenance_config, source)
     except SentinelleError as e:  # operator misconfiguration, not the caller's fault
-        log.error("provenance trust anchors unusable: %s", e.message)
-        raise api_error(503, e.code, "provenance trust anchors are misconfigured") from None
+        what = "detector is" if isinstance(e, DetectorError) else "trust anchors are"
+        log.error("provenance configuration unusable: %s", e.message)
+        raise api_error(503, e.code, f"the provenance {what} misconfigured") from None
     result = await run_in_threadpool(
         analyze_bytes,
         data,
         trust_anchors_pem=pem,
+        detector=detector,
         sources=source,
         max_bytes=state.settings.max_upload_bytes,
     )
