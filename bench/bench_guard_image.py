@@ -5,7 +5,10 @@
 Measures, single-threaded (onnxruntime and OpenCV pinned to one thread):
 
 * ``ImageGuard.check`` latency p50/p99 on benign photos (BSDS500 + Kodak24 from
-  ``../shared``), split into decode, explicit-content detector and face detector;
+  ``../shared``) with ``SENTINELLE_GUARD_FACES=always`` (faces on every image, the
+  behaviour before G3) and ``when_needed`` (the default: faces only on explicit images),
+  run interleaved on the same images, and whether both modes decide alike; split into
+  decode, explicit-content detector and face detector;
 * our direct-ONNX explicit-content detector beside the reference ``NudeDetector.detect``
   (same model): latency, and whether the detections are identical on the same pixels;
 * benign false positives: photos the guard did not ``allow``, photos with any
@@ -47,8 +50,9 @@ def bench_image(n: int) -> tuple[str, dict]:
     from sentinelle.guard.image import ImageGuard, decode_rgb
     from sentinelle.guard.nsfw import nsfw_detector
 
-    cfg = GuardConfig(onnx_threads=1)
+    cfg = GuardConfig(onnx_threads=1, faces="always")
     guard = ImageGuard(cfg)
+    lazy = ImageGuard(GuardConfig(onnx_threads=1, faces="when_needed"))
     photos = sorted((SHARED / "corpora/photos/bsds500").glob("*.jpg"))[:n]
     photos += sorted((SHARED / "corpora/photos/kodak24").glob("*.png"))
     datas = [p.read_bytes() for p in photos]
@@ -57,12 +61,16 @@ def bench_image(n: int) -> tuple[str, dict]:
     faces = face_detector()
     ref = NudeDetector()
     ref.onnx_session.set_providers(["CPUExecutionProvider"])
-    t_check, t_decode, t_nsfw, t_faces, t_ref = [], [], [], [], []
-    not_allowed, explicit_hits, identical, face_imgs = 0, 0, 0, 0
+    t_check, t_lazy, t_decode, t_nsfw, t_faces, t_ref = [], [], [], [], [], []
+    not_allowed, explicit_hits, identical, face_imgs, same = 0, 0, 0, 0, 0
     for p, data in zip(photos, datas, strict=True):
         t = time.perf_counter()
         r = guard.check(data)
         t_check.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        r_lazy = lazy.check(data)
+        t_lazy.append(time.perf_counter() - t)
+        same += (r_lazy.decision, r_lazy.reasons) == (r.decision, r.reasons)
         not_allowed += r.decision != "allow"
         explicit_hits += r.explicit >= cfg.nsfw_threshold
         face_imgs += bool(r.faces)
@@ -85,7 +93,8 @@ def bench_image(n: int) -> tuple[str, dict]:
         del ours
     n_img = len(photos)
     rows = [
-        ("`ImageGuard.check` (decode + nsfw + faces)", t_check),
+        ("`ImageGuard.check`, faces `always` (decode + nsfw + faces)", t_check),
+        ("`ImageGuard.check`, faces `when_needed` (default)", t_lazy),
         ("  decode (Pillow, media limits)", t_decode),
         ("  explicit-content detector (ours: direct ONNX)", t_nsfw),
         ("  explicit-content detector (baseline: `NudeDetector.detect`)", t_ref),
@@ -109,6 +118,7 @@ def bench_image(n: int) -> tuple[str, dict]:
         f"- Benign photos not `allow`ed: {not_allowed}/{n_img}; with an explicit-label "
         f"score >= {cfg.nsfw_threshold}: {explicit_hits}/{n_img}.",
         f"- Photos with at least one detected face: {face_imgs}/{n_img}.",
+        f"- Same decision and reasons with faces `when_needed` as with `always`: {same}/{n_img}.",
     ]
     return "\n".join(md), {"p50": _pct(t_check, 50), "p99": _pct(t_check, 99)}
 
@@ -161,10 +171,13 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=200)
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--image-only", action="store_true", help="skip the attempt-log part")
     args = ap.parse_args()
 
     img_md, _ = bench_image(args.photos)
     print(img_md)
+    if args.image_only:
+        return
     rows = []
     with tempfile.TemporaryDirectory() as d:
         rows.append(bench_attempts(f"sqlite:///{d}/bench.db", "SQLite (file, WAL)"))

@@ -196,6 +196,98 @@ def test_image_upload_limit(db_url: str) -> None:
         assert r.json()["error"]["code"] in ("body_too_large", "file_too_large")
 
 
+# ------------------------------------------------------------ /v1/scan?guard
+VIDEO = "conformance/vpdq/videos/test-padded-dimensions.mp4"
+
+
+def test_scan_guard_is_opt_in(svc, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    data = (shared / PHOTO).read_bytes()
+    post = svc.client.post
+    r = post("/v1/scan", content=data, headers=svc.h)
+    assert r.status_code == 200, r.text
+    assert r.json()["guard"] is None  # default: off
+    r = post("/v1/scan?guard=false", files={"file": ("p.jpg", data)}, headers=svc.h)
+    assert r.json()["guard"] is None
+    r = post("/v1/scan?guard=true", content=data, headers=svc.h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    g = body["guard"]
+    assert g["decision"] == "allow" and g["prompt"] is None and g["policy_id"] == "image-guard/1"
+    assert g["checks_run"] == ["nsfw"]  # clean image: faces not needed (default mode)
+    assert {"check": "faces", "reason": "not needed: no explicit content"} in g["checks_not_run"]
+    sha = next(s["hash"] for s in body["signals"] if s["type"] == "sha256")
+    assert g["sha256"] == sha and g["media"]["width"] == 481
+    assert body["matches"] == [] and svc.log.attempts() == []
+
+
+def test_scan_guard_as_form_field(svc, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    data = (shared / PHOTO).read_bytes()
+
+    def scan(url: str = "/v1/scan", **fields: str):  # type: ignore[no-untyped-def]
+        return svc.client.post(url, files={"file": ("p.jpg", data)}, data=fields, headers=svc.h)
+
+    for on in ("true", "1", "on", " TRUE "):
+        r = scan(guard=on)
+        assert r.status_code == 200 and r.json()["guard"]["decision"] == "allow", on
+    for off in ("false", "0", ""):
+        assert scan(guard=off).json()["guard"] is None, off
+    assert scan("/v1/scan?guard=true", guard="false").json()["guard"] is not None
+    r = scan(guard="perhaps")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_guard_flag"
+    r = svc.client.post("/v1/scan?guard=perhaps", content=data, headers=svc.h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_scan_guard_follows_the_guard_settings(  # type: ignore[no-untyped-def]
+    svc, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTINELLE_GUARD_NSFW_MODEL", "off")
+    monkeypatch.setenv("SENTINELLE_GUARD_FACES", "always")
+    r = svc.client.post("/v1/scan?guard=1", content=(shared / PHOTO).read_bytes(), headers=svc.h)
+    g = r.json()["guard"]
+    assert g["decision"] == "review" and g["checks_run"] == ["faces"]  # never a silent allow
+    assert g["checks_not_run"][0]["check"] == "nsfw"
+
+
+def test_scan_guard_skips_video(svc, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    data = (shared / VIDEO).read_bytes()
+    r = svc.client.post(
+        "/v1/scan?guard=true", files={"file": ("v.mp4", data, "video/mp4")}, headers=svc.h
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["media"]["media_type"] == "video"
+    assert r.json()["guard"] == {"skipped": "video", "reason": "the image guard checks images only"}
+
+
+def test_scan_guard_on_undecodable_known_file(svc) -> None:  # type: ignore[no-untyped-def]
+    """A known file that cannot be decoded still gets its matches; the guard says why
+    it could not judge it instead of failing the scan."""
+    import hashlib
+
+    from sentinelle.formats.entry import EntryIn
+
+    junk = b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 8
+    svc.state.store.create_bank("known")
+    svc.state.store.add_entries(
+        "known", [EntryIn("sha256", hashlib.sha256(junk).hexdigest(), category="test")]
+    )
+    svc.state.matcher.refresh()
+    r = svc.client.post("/v1/scan?guard=true", content=junk, headers=svc.h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [m["signal"] for m in body["matches"]] == ["sha256"] and body["error"]
+    assert body["guard"]["error"]["code"] == "corrupt_media"
+    r = svc.client.post("/v1/scan?guard=true", content=b"garbage bytes", headers=svc.h)
+    assert r.status_code == 422  # unknown and undecodable: the scan's own error
+
+
+def test_scan_guard_documented_in_openapi(svc) -> None:  # type: ignore[no-untyped-def]
+    spec = svc.client.get("/openapi.json").json()
+    [param] = [p for p in spec["paths"]["/v1/scan"]["post"]["parameters"] if p["name"] == "guard"]
+    assert param["in"] == "query" and param["schema"]["default"] is False
+    assert "off by default" in param["description"] and "null" in param["description"]
+
+
 # ---------------------------------------------------------------------- CLI
 @pytest.fixture()
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
@@ -272,3 +364,24 @@ def test_cli_image_without_nsfw(cli, monkeypatch: pytest.MonkeyPatch, shared: Pa
     assert res.exit_code == 3
     d = json.loads(res.stdout)
     assert d["decision"] == "review" and d["checks_not_run"][0]["check"] == "nsfw"
+
+
+def test_cli_image_face_modes(cli, monkeypatch: pytest.MonkeyPatch, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    people = str(shared / "corpora/photos/bsds500/189003.jpg")  # faces to the camera
+    res = cli("image", people)
+    assert res.exit_code == 0 and "faces: not checked" in res.stdout
+    assert "not needed: no explicit content" in res.stdout
+    res = cli("image", "--json", "--faces", "always", people)
+    d = json.loads(res.stdout)
+    assert res.exit_code == 0 and "faces" in d["checks_run"] and d["faces"]
+    monkeypatch.setenv("SENTINELLE_GUARD_FACES", "true")  # the older boolean spelling
+    assert json.loads(cli("image", "--json", people).stdout)["faces"]
+    assert (
+        "faces"
+        not in json.loads(cli("image", "--json", "--faces", "off", people).stdout)["checks_run"]
+    )
+    res = cli("image", "--faces", "sometimes", people)
+    assert res.exit_code == 1 and "bad_guard_config" in res.stderr
+    monkeypatch.setenv("SENTINELLE_GUARD_FACES", "maybe")
+    res = cli("image", people)
+    assert res.exit_code == 1 and "bad_guard_config" in res.stderr

@@ -18,8 +18,14 @@ from PIL import Image, ImageDraw
 
 from sentinelle.errors import MediaError
 from sentinelle.guard import PromptGuard
-from sentinelle.guard.config import GuardConfig, GuardInputError
-from sentinelle.guard.image import ImageGuard, decide, decode_rgb, prompt_summary
+from sentinelle.guard.config import GuardConfig, GuardConfigError, GuardInputError
+from sentinelle.guard.image import (
+    NOT_NEEDED,
+    ImageGuard,
+    decide,
+    decode_rgb,
+    prompt_summary,
+)
 from sentinelle.guard.nsfw import EXPLICIT_LABELS, LABELS, nsfw_detector
 from sentinelle.media.limits import Limits
 
@@ -85,7 +91,7 @@ def _age_model(tmp_path: Path, *, age: float | None = None, peak: int | None = N
 
 # ------------------------------------------------------------------ real models
 def test_benign_photo_allowed_and_checks_listed(shared: Path) -> None:
-    r = ImageGuard(GuardConfig()).check(_photo(shared, NO_FACE_PHOTO))
+    r = ImageGuard(GuardConfig(faces="always")).check(_photo(shared, NO_FACE_PHOTO))
     assert r.decision == "allow", r.to_dict()
     assert r.checks_run == ["nsfw", "faces"]
     [not_run] = r.checks_not_run
@@ -105,11 +111,12 @@ def test_benign_bsds_photos_never_blocked(shared: Path) -> None:
 
 
 def test_faces_found_in_photo_with_people(shared: Path) -> None:
-    r = ImageGuard(GuardConfig()).check(_photo(shared, FACES_PHOTO))
+    g = ImageGuard(GuardConfig(faces="always"))
+    r = g.check(_photo(shared, FACES_PHOTO))
     assert len(r.faces) >= 1
     for f in r.faces:
         assert 0 <= f.x < 481 and 0 <= f.y < 321 and f.w >= 24 and f.age is None
-    assert ImageGuard(GuardConfig()).check(_photo(shared, ONE_FACE_PHOTO)).faces
+    assert g.check(_photo(shared, ONE_FACE_PHOTO)).faces
 
 
 def test_detections_equal_nudenet_reference(shared: Path) -> None:
@@ -179,14 +186,141 @@ def test_nsfw_model_not_onnx(tmp_path: Path) -> None:
 
 
 def test_faces_disabled_is_listed() -> None:
-    r = ImageGuard(GuardConfig(faces=False)).check(_rendered())
+    r = ImageGuard(GuardConfig(faces="off")).check(_rendered())
     not_run = {c["check"]: c["reason"] for c in r.checks_not_run}
-    assert "disabled" in not_run["faces"] and "face detector" in not_run["age"]
+    assert "disabled" in not_run["faces"] and "disabled" in not_run["age"]
+
+
+# ------------------------------------------------------------ face mode
+def _stand_in_nsfw_model(tmp_path: Path, label: str, score: float) -> Path:
+    """A tiny real ONNX model with NudeNet's input and output shapes that reports one
+    ``label`` region at ``score`` on any image: it lets the explicit-content path run
+    end to end on benign pictures (no explicit imagery is ever used)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from sentinelle.guard.nsfw import LABELS
+
+    rows = np.zeros((1, 4 + len(LABELS), 2100), dtype=np.float32)
+    rows[0, :4, 0] = (160.0, 160.0, 120.0, 120.0)  # centre box in the 320 x 320 input
+    rows[0, 4 + LABELS.index(label), 0] = score
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 320, 320])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, list(rows.shape))
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        helper.make_node("Add", ["z", "rows"], ["out"]),
+    ]
+    inits = [
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("rows", TensorProto.FLOAT, list(rows.shape), rows.ravel().tolist()),
+    ]
+    graph = helper.make_graph(nodes, "stand_in", [x], [out], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / f"stand-in-{label}-{score}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+class _CountingAge:
+    """An age estimator that records how often it was asked."""
+
+    def __init__(self, age: float) -> None:
+        self.age, self.calls = age, 0
+
+    def estimate(self, faces: list[np.ndarray]) -> list[float]:
+        self.calls += 1
+        return [self.age] * len(faces)
+
+
+def test_default_face_mode_is_when_needed() -> None:
+    assert GuardConfig().faces == "when_needed"
+    assert GuardConfig.from_env({}).faces == "when_needed"
+
+
+def test_when_needed_skips_faces_and_age_on_clean_image(shared: Path) -> None:
+    age = _CountingAge(9.0)
+    r = ImageGuard(GuardConfig(), age=age).check(_photo(shared, FACES_PHOTO))
+    assert r.decision == "allow" and r.checks_run == ["nsfw"]
+    assert r.checks_not_run == [
+        {"check": "faces", "reason": NOT_NEEDED},
+        {"check": "age", "reason": NOT_NEEDED},
+    ]
+    assert NOT_NEEDED == "not needed: no explicit content"
+    assert r.faces == [] and r.minor_signals == [] and age.calls == 0
+    # the same photo in "always" mode does have faces: the skip is what saved the work
+    assert ImageGuard(GuardConfig(faces="always")).check(_photo(shared, FACES_PHOTO)).faces
+
+
+def test_when_needed_runs_faces_when_explicit_check_cannot_run(shared: Path) -> None:
+    r = ImageGuard(GuardConfig(nsfw_model="off")).check(_photo(shared, FACES_PHOTO))
+    assert r.checks_run == ["faces"] and r.faces
+    assert r.decision == "review" and "explicit-content check not run" in r.reasons
+
+
+def test_when_needed_runs_faces_and_age_on_explicit_image(shared: Path, tmp_path: Path) -> None:
+    model = str(_stand_in_nsfw_model(tmp_path, "BUTTOCKS_EXPOSED", 0.9))
+    # faces found, apparent age unknown: a minor cannot be ruled out -> review
+    r = ImageGuard(GuardConfig(nsfw_model=model, image_adult="allow")).check(
+        _photo(shared, FACES_PHOTO)
+    )
+    assert r.explicit == pytest.approx(0.9, abs=1e-4)
+    assert r.checks_run == ["nsfw", "faces"] and r.faces
+    assert r.decision == "review"
+    assert "a minor could not be ruled out (apparent age not checked)" in r.reasons
+    # with an age estimator: a child's apparent age on explicit content -> block
+    age = _CountingAge(9.0)
+    r = ImageGuard(GuardConfig(nsfw_model=model), age=age).check(_photo(shared, FACES_PHOTO))
+    assert r.checks_run == ["nsfw", "faces", "age"] and age.calls == 1
+    assert r.decision == "block" and {"source": "age", "age": 9.0} in r.minor_signals
+    # and adult apparent ages leave it to the operator's adult policy
+    r = ImageGuard(GuardConfig(nsfw_model=model, image_adult="allow"), age=_CountingAge(30.0))
+    assert r.check(_photo(shared, FACES_PHOTO)).decision == "allow"
+
+
+def test_when_needed_below_threshold_still_skips(shared: Path, tmp_path: Path) -> None:
+    """A non-explicit label, or an explicit one under the threshold, is a clean image."""
+    for label, score in (("FACE_FEMALE", 0.95), ("BUTTOCKS_EXPOSED", 0.3)):
+        model = str(_stand_in_nsfw_model(tmp_path, label, score))
+        r = ImageGuard(GuardConfig(nsfw_model=model)).check(_photo(shared, FACES_PHOTO))
+        assert r.checks_run == ["nsfw"] and r.decision == "allow", (label, r.to_dict())
+        assert {"check": "faces", "reason": NOT_NEEDED} in r.checks_not_run
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode"),
+    [
+        ("when_needed", "when_needed"),
+        (" When-Needed ", "when_needed"),
+        ("always", "always"),
+        ("off", "off"),
+        ("true", "always"),
+        ("1", "always"),
+        ("yes", "always"),
+        ("false", "off"),
+        ("0", "off"),
+        ("", "when_needed"),
+    ],
+)
+def test_face_mode_from_env(raw: str, mode: str) -> None:
+    assert GuardConfig.from_env({"SENTINELLE_GUARD_FACES": raw}).faces == mode
+
+
+def test_face_mode_bool_and_bad_values() -> None:
+    assert GuardConfig(faces=True).faces == "always"  # type: ignore[arg-type]
+    assert GuardConfig(faces=False).faces == "off"  # type: ignore[arg-type]
+    for bad in ("sometimes", "2"):
+        with pytest.raises(GuardConfigError) as ei:
+            GuardConfig.from_env({"SENTINELLE_GUARD_FACES": bad})
+        assert ei.value.code == "bad_guard_config" and "SENTINELLE_GUARD_FACES" in str(ei.value)
+    with pytest.raises(GuardConfigError):
+        GuardConfig(faces="sometimes")
 
 
 # ------------------------------------------------------------ age estimator
 def test_age_model_constant_minor_age(shared: Path, tmp_path: Path) -> None:
-    cfg = GuardConfig(age_model=str(_age_model(tmp_path, age=9.0)))
+    cfg = GuardConfig(faces="always", age_model=str(_age_model(tmp_path, age=9.0)))
     r = ImageGuard(cfg).check(_photo(shared, FACES_PHOTO))
     assert "age" in r.checks_run and r.faces
     assert all(f.age == pytest.approx(9.0) for f in r.faces)
@@ -195,14 +329,14 @@ def test_age_model_constant_minor_age(shared: Path, tmp_path: Path) -> None:
 
 
 def test_age_model_distribution_output(shared: Path, tmp_path: Path) -> None:
-    cfg = GuardConfig(age_model=str(_age_model(tmp_path, peak=35)))
+    cfg = GuardConfig(faces="always", age_model=str(_age_model(tmp_path, peak=35)))
     r = ImageGuard(cfg).check(_photo(shared, FACES_PHOTO))
     assert r.faces and all(f.age == pytest.approx(35.0, abs=0.01) for f in r.faces)
     assert r.minor_signals == []
 
 
 def test_age_model_missing_is_reported(tmp_path: Path, shared: Path) -> None:
-    cfg = GuardConfig(age_model=str(tmp_path / "missing.onnx"))
+    cfg = GuardConfig(faces="always", age_model=str(tmp_path / "missing.onnx"))
     r = ImageGuard(cfg).check(_photo(shared, FACES_PHOTO))
     assert any(c["check"] == "age" and "not found" in c["reason"] for c in r.checks_not_run)
 
@@ -213,7 +347,7 @@ def test_pluggable_age_estimator(shared: Path) -> None:
             assert all(f.ndim == 3 and f.shape[2] == 3 for f in faces)
             return [15.0] * len(faces)
 
-    r = ImageGuard(GuardConfig(), age=Fixed()).check(_photo(shared, ONE_FACE_PHOTO))
+    r = ImageGuard(GuardConfig(faces="always"), age=Fixed()).check(_photo(shared, ONE_FACE_PHOTO))
     assert r.faces and r.faces[0].age == 15.0 and r.minor_signals[0]["source"] == "age"
 
 

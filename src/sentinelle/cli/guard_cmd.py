@@ -100,7 +100,8 @@ def _print_image(d: dict[str, Any]) -> None:
     out.print(f"[{_STYLE[dec]}]{dec:<7}[/] {m['format']} {m['width']}x{m['height']}")
     for r in d["reasons"]:
         out.print(f"  reason: {escape(r)}")
-    out.print(f"  explicit: {d['explicit']:.2f}   faces: {len(d['faces'])}")
+    faces = len(d["faces"]) if "faces" in d["checks_run"] else "not checked"
+    out.print(f"  explicit: {d['explicit']:.2f}   faces: {faces}")
     for s in d["minor_signals"]:
         out.print(f"  minor signal: {escape(json.dumps(s))}")
     out.print(f"  checks run: {', '.join(d['checks_run']) or 'none'}")
@@ -198,8 +199,18 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--account", help="Caller account id: log blocks, escalate repeats."),
         ] = None,
+        faces: Annotated[
+            str | None,
+            typer.Option(
+                "--faces",
+                help="Face and age checks: when_needed (only on explicit images), always or "
+                "off. Default: SENTINELLE_GUARD_FACES (when_needed).",
+            ),
+        ] = None,
     ) -> None:
         """Check a generated image: explicit content, faces, apparent age (if configured)."""
+        import dataclasses
+
         from ..guard.config import GuardConfig
         from ..guard.image import ImageGuard
         from ..media.limits import DEFAULT_LIMITS
@@ -216,8 +227,11 @@ def register(app: typer.Typer) -> None:
                 data = file.read_bytes()
             except OSError as e:
                 raise SentinelleError(f"cannot read {file}: {e.strerror}", "io_error") from None
+            cfg = GuardConfig.from_env()
+            if faces is not None:
+                cfg = dataclasses.replace(cfg, faces=faces.strip().lower().replace("-", "_"))
             prompt_result = _prompt_guard(False).check(prompt) if prompt is not None else None
-            r = ImageGuard(GuardConfig.from_env()).check(data, prompt_result=prompt_result)
+            r = ImageGuard(cfg).check(data, prompt_result=prompt_result)
             del data
             d = r.to_dict()
             if as_json:

@@ -1,31 +1,37 @@
 """Operator settings of the generation guard, read from the environment.
 
-=========================================  =========  =========================================
-variable                                   default    meaning
-=========================================  =========  =========================================
-``SENTINELLE_GUARD_LOG_PROMPTS``           false      keep the prompt text of blocked attempts
-                                                      (off: only its SHA-256 is stored)
-``SENTINELLE_GUARD_ESCALATE_BLOCKS``       3          blocks that flag an account for review...
-``SENTINELLE_GUARD_ESCALATE_WINDOW_S``     86400      ...within this many seconds (sliding)
-``SENTINELLE_GUARD_MAX_PROMPT_CHARS``      10000      longer prompts are refused (422)
-``SENTINELLE_GUARD_NSFW_MODEL``            auto       ``auto``: NudeNet's bundled ONNX model
-                                                      (extra ``sentinelle[nsfw]``); ``off``; or
-                                                      the path of a compatible ONNX file
-``SENTINELLE_GUARD_NSFW_THRESHOLD``        0.45       detector score at which a region counts
-                                                      as explicit
-``SENTINELLE_GUARD_FACES``                 true       run OpenCV's Haar face detector
-``SENTINELLE_GUARD_AGE_MODEL``             (none)     ONNX apparent-age estimator (see
-                                                      :mod:`sentinelle.guard.faces`)
-``SENTINELLE_GUARD_MINOR_AGE``             18         apparent ages below this are a minor
-                                                      signal (raise it to absorb estimator
-                                                      error)
-``SENTINELLE_GUARD_IMAGE_ADULT``           review     what explicit adult imagery gets:
-                                                      ``allow``, ``review`` or ``block``
-``SENTINELLE_GUARD_ONNX_THREADS``          0          onnxruntime intra-op threads (0: its
-                                                      default)
-``SENTINELLE_GUARD_SEMANTIC``              false      the HTTP API also runs the prompt guard's
-                                                      optional semantic layer
-=========================================  =========  =========================================
+=========================================  ===========  =========================================
+variable                                   default      meaning
+=========================================  ===========  =========================================
+``SENTINELLE_GUARD_LOG_PROMPTS``           false        keep the prompt text of blocked attempts
+                                                        (off: only its SHA-256 is stored)
+``SENTINELLE_GUARD_ESCALATE_BLOCKS``       3            blocks that flag an account for review...
+``SENTINELLE_GUARD_ESCALATE_WINDOW_S``     86400        ...within this many seconds (sliding)
+``SENTINELLE_GUARD_MAX_PROMPT_CHARS``      10000        longer prompts are refused (422)
+``SENTINELLE_GUARD_NSFW_MODEL``            auto         ``auto``: NudeNet's bundled ONNX model
+                                                        (extra ``sentinelle[nsfw]``); ``off``; or
+                                                        the path of a compatible ONNX file
+``SENTINELLE_GUARD_NSFW_THRESHOLD``        0.45         detector score at which a region counts
+                                                        as explicit
+``SENTINELLE_GUARD_FACES``                 when_needed  OpenCV's Haar face detector (and the
+                                                        age model behind it): ``when_needed``
+                                                        runs them only when explicit content was
+                                                        found or that check could not run (on a
+                                                        clean image they cannot change the
+                                                        decision); ``always``; ``off``.
+                                                        ``true``/``false`` mean always/off
+``SENTINELLE_GUARD_AGE_MODEL``             (none)       ONNX apparent-age estimator (see
+                                                        :mod:`sentinelle.guard.faces`)
+``SENTINELLE_GUARD_MINOR_AGE``             18           apparent ages below this are a minor
+                                                        signal (raise it to absorb estimator
+                                                        error)
+``SENTINELLE_GUARD_IMAGE_ADULT``           review       what explicit adult imagery gets:
+                                                        ``allow``, ``review`` or ``block``
+``SENTINELLE_GUARD_ONNX_THREADS``          0            onnxruntime intra-op threads (0: its
+                                                        default)
+``SENTINELLE_GUARD_SEMANTIC``              false        the HTTP API also runs the prompt guard's
+                                                        optional semantic layer
+=========================================  ===========  =========================================
 
 Bad values raise :class:`GuardConfigError` (code ``bad_guard_config``) naming the
 variable, so a typo in a deployment fails loudly instead of weakening the guard.
@@ -42,6 +48,8 @@ from ..errors import SentinelleError
 DECISIONS = ("allow", "review", "block")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+#: Values of ``SENTINELLE_GUARD_FACES`` (:attr:`GuardConfig.faces`).
+FACE_MODES = ("when_needed", "always", "off")
 
 
 class GuardConfigError(SentinelleError):
@@ -66,7 +74,7 @@ class GuardConfig:
     max_prompt_chars: int = 10_000
     nsfw_model: str = "auto"
     nsfw_threshold: float = 0.45
-    faces: bool = True
+    faces: str = "when_needed"  # one of FACE_MODES; True/False are read as always/off
     age_model: str | None = None
     minor_age: float = 18.0
     image_adult: str = "review"
@@ -74,6 +82,10 @@ class GuardConfig:
     semantic: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.faces, bool):  # the pre-mode boolean setting
+            object.__setattr__(self, "faces", "always" if self.faces else "off")
+        if self.faces not in FACE_MODES:
+            raise GuardConfigError(f"SENTINELLE_GUARD_FACES must be one of {', '.join(FACE_MODES)}")
         if self.escalate_blocks < 1:
             raise GuardConfigError("SENTINELLE_GUARD_ESCALATE_BLOCKS must be >= 1")
         if self.escalate_window_s < 1:
@@ -103,7 +115,7 @@ class GuardConfig:
             max_prompt_chars=_int(env, "SENTINELLE_GUARD_MAX_PROMPT_CHARS", d.max_prompt_chars),
             nsfw_model=env.get("SENTINELLE_GUARD_NSFW_MODEL", "").strip() or d.nsfw_model,
             nsfw_threshold=_float(env, "SENTINELLE_GUARD_NSFW_THRESHOLD", d.nsfw_threshold),
-            faces=_bool(env, "SENTINELLE_GUARD_FACES", d.faces),
+            faces=_face_mode(env, "SENTINELLE_GUARD_FACES", d.faces),
             age_model=env.get("SENTINELLE_GUARD_AGE_MODEL", "").strip() or None,
             minor_age=_float(env, "SENTINELLE_GUARD_MINOR_AGE", d.minor_age),
             image_adult=env.get("SENTINELLE_GUARD_IMAGE_ADULT", "").strip().lower()
@@ -123,6 +135,26 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if v in _FALSE:
         return False
     raise GuardConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _face_mode(env: Mapping[str, str], name: str, default: str) -> str:
+    """``when_needed`` | ``always`` | ``off``; the older true/false values (and their
+    synonyms) still work and mean ``always``/``off``."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    v = raw.strip().lower().replace("-", "_")
+    if not v:
+        return default
+    if v in FACE_MODES:
+        return v
+    if v in _TRUE:
+        return "always"
+    if v in _FALSE:
+        return "off"
+    raise GuardConfigError(
+        f"{name} must be one of {', '.join(FACE_MODES)} (or true/false), not {raw!r}"
+    )
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

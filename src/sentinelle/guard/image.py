@@ -19,6 +19,14 @@ Checks, each listed in ``checks_run`` or, with the reason, in ``checks_not_run``
 ``age``
     apparent age of each detected face, when the operator configured a model.
 
+``SENTINELLE_GUARD_FACES`` (:attr:`GuardConfig.faces`) says when ``faces`` and ``age``
+run: ``when_needed`` (default) only when explicit content was found or the
+explicit-content check could not run -- the only cases where they matter, since the
+decision below never acts on a face in a clean image -- so a clean image lists them in
+``checks_not_run`` with the reason ``"not needed: no explicit content"``; ``always``
+runs them on every image (the faces are then reported even on clean images); ``off``
+never runs them.
+
 **Decision** (``policy_id`` :data:`POLICY_ID`), most severe rule wins:
 
 * explicit content together with any minor signal -> ``block``. Minor signals: the
@@ -73,6 +81,8 @@ MINOR_CATEGORIES = ("minor_sexual", "minor_nudity", "minor_present")
 #: A prompt's minor category at or above this is a minor signal (the prompt policy's
 #: own threshold: ambiguous words such as "girl" score 0.6 and count).
 MINOR_SIGNAL_SCORE = GuardPolicy().minor_threshold
+#: ``checks_not_run`` reason for faces/age skipped on a clean image (``when_needed``).
+NOT_NEEDED = "not needed: no explicit content"
 #: Images are decoded so their shorter side is about this (JPEG: DCT-domain scaling).
 DECODE_MIN_SIDE = 640
 #: ... and their longer side is then capped at this before the models see them.
@@ -203,6 +213,21 @@ class ImageGuard:
             )
         return age_estimator(self.config.age_model, self.config.onnx_threads)
 
+    def _faces_skipped(self, explicit: float | None) -> str | None:
+        """Why the face and age checks are skipped for this image, or None to run them.
+
+        ``explicit``: the best explicit score, None when that check did not run. In
+        ``when_needed`` mode faces only matter when the image is explicit (a minor
+        signal turns it into a block; unknown ages into a review) or when that could
+        not be checked, so a clean image skips them (~80 ms saved)."""
+        mode = self.config.faces
+        if mode == "off":
+            return "disabled (SENTINELLE_GUARD_FACES=off)"
+        clean = explicit is not None and explicit < self.config.nsfw_threshold
+        if mode == "when_needed" and clean:
+            return NOT_NEEDED
+        return None
+
     def check(self, data: bytes, *, prompt_result: Any = None) -> ImageResult:
         """Check one image (its bytes). ``prompt_result``: the prompt guard's result
         for the prompt that produced it, as a ``PromptResult`` or its dict."""
@@ -222,18 +247,21 @@ class ImageGuard:
             not_run.append({"check": "nsfw", "reason": e.message})
 
         faces: list[Face] = []
-        if self.config.faces:
+        skip = self._faces_skipped(explicit if "nsfw" in run else None)
+        if skip is None:
             try:
                 faces = face_detector().detect(rgb)
                 run.append("faces")
             except GuardModelError as e:
                 not_run.append({"check": "faces", "reason": e.message})
         else:
-            not_run.append({"check": "faces", "reason": "disabled (SENTINELLE_GUARD_FACES)"})
+            not_run.append({"check": "faces", "reason": skip})
 
         minors: list[dict[str, Any]] = []
         age_ran = False
-        if "faces" not in run:
+        if skip is not None:
+            not_run.append({"check": "age", "reason": skip})
+        elif "faces" not in run:
             not_run.append({"check": "age", "reason": "needs the face detector"})
         else:
             try:

@@ -15,6 +15,9 @@ crosses the escalation threshold is flagged for review
 (:mod:`sentinelle.guard.attempts`). The response never says whether an account was
 flagged -- the caller's user must not learn how close they are to a review.
 
+``POST /v1/scan?guard=true`` (or a ``guard=true`` form field) also runs the image guard
+on the scanned upload, without a prompt: :func:`scan_guard` gives its ``guard`` field.
+
 Limits: prompts over ``SENTINELLE_GUARD_MAX_PROMPT_CHARS`` (10,000) -> 422
 ``prompt_too_long``; image uploads are capped at ``SENTINELLE_MAX_UPLOAD_BYTES``
 while they stream in (413) and decoded under the media limits (422 for corrupt,
@@ -117,6 +120,45 @@ def _input_error(e: SentinelleError) -> Exception:
     if isinstance(e, MediaError):
         return api_error(413 if e.code == "file_too_large" else 422, e.code, e.message)
     return api_error(422, e.code, e.message)
+
+
+# ---------------------------------------------------------------- /v1/scan
+#: Accepted spellings of the ``guard`` form field of ``/v1/scan``.
+_FLAG_TRUE = frozenset({"1", "true", "yes", "on"})
+_FLAG_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def scan_guard_wanted(request: Request, query_flag: bool) -> bool:
+    """Whether a ``/v1/scan`` call asked for the image guard: the ``guard`` query
+    parameter (already parsed by FastAPI) or a ``guard`` multipart form field.
+
+    Raises 422 ``bad_guard_flag`` for a form value that is not a boolean."""
+    fields = getattr(request.state, "form_fields", None) or {}
+    raw = fields.get("guard")
+    if raw is None:
+        return query_flag
+    v = raw.strip().lower()
+    if v not in _FLAG_TRUE | _FLAG_FALSE:
+        raise api_error(422, "bad_guard_flag", "guard: expected true or false")
+    return query_flag or v in _FLAG_TRUE
+
+
+def scan_guard(
+    request: Request, state: ServiceState, data: bytes, media_type: str | None
+) -> dict[str, Any]:
+    """The ``guard`` field of a ``/v1/scan?guard=true`` answer (blocking: run it in a
+    thread): the image guard's result on ``data`` without a prompt (the
+    ``/v1/guard/image`` body), ``{"skipped": "video", ...}`` for videos, or
+    ``{"error": {"code", "message"}}`` when the guard cannot judge the bytes -- the
+    scan's own answer (matches, actions) is never lost to the guard. Nothing is
+    written to the attempt log: a scanned upload is not a generation attempt."""
+    if media_type == "video":
+        return {"skipped": "video", "reason": "the image guard checks images only"}
+    g = _guards(request.app, state)
+    try:
+        return g.image.check(data).to_dict()
+    except SentinelleError as e:
+        return {"error": e.to_dict()}
 
 
 # ------------------------------------------------------------------- prompt

@@ -14,8 +14,10 @@ route                      scope     does
 =========================  ========  ===============================================
 
 Uploads are read into memory (:mod:`sentinelle.service.uploads`) and hashed from
-memory (:func:`sentinelle.hasher.hash_bytes`); they are never written, stored or
-logged. Media that cannot be decoded gets 422 (413 when too large) with the
+memory (:func:`sentinelle.hasher.hash_bytes`); they are never written in the clear
+or logged. The one upload ever kept is a ``/v1/scan`` upload with an ``account_id``
+that matched: it is stored encrypted for the review case (master key configured).
+Media that cannot be decoded gets 422 (413 when too large) with the
 hasher's error code -- except when its cryptographic hash matches a bank entry:
 then the answer is 200 with those matches and the decode ``error`` alongside,
 because a known file must be reported even when it cannot be decoded.
@@ -151,42 +153,53 @@ def _account_id(request: Request) -> str | None:
 
 
 def _file_for_review(
-    account_id: str, state: ServiceState, matches: list[Match], data: bytes
+    account_id: str,
+    state: ServiceState,
+    matches: list[Match],
+    data: bytes,
+    r: HashResult,
+    provenance: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """One review-case item per match (``record_signal(kind="hash_match")``).
-
-    Never fails the scan: an error is reported in the answer's ``review.error``.
-    """
-    import hashlib
-
+    """File the matches in the account's review case, with the upload encrypted
+    (:func:`sentinelle.review.filing.file_scan`). Never fails the scan: problems
+    are reported in ``review.error`` / ``review.media_error``."""
     try:
-        from ..review.intake import record_signal
+        from ..review.filing import file_scan, mime_type
     except ImportError:  # pragma: no cover - review package absent
         return {"case_id": None, "item_ids": [], "error": "review_unavailable"}
-    sha = hashlib.sha256(data).hexdigest()
-    case_id, items = None, []
+    return file_scan(
+        state.engine,
+        account_id=account_id,
+        matches=matches,
+        data=data,
+        media_type=mime_type(r.media_type, r.format),
+        provenance=provenance,
+    ).to_dict()
+
+
+GUARD_DESCRIPTION = (
+    "also run the generation guard's image check (explicit content, faces, apparent age) "
+    "and return its result in `guard`; off by default (`guard` is then null). Also "
+    'accepted as a `guard` multipart form field. Videos get {"skipped": "video"}.'
+)
+
+
+def _guard_wanted(request: Request, query_flag: bool) -> bool:
+    """``guard=true`` as a query parameter or form field (422 ``bad_guard_flag``)."""
     try:
-        for m in matches:
-            case_id, item_id = record_signal(
-                state.engine,
-                account_id=account_id,
-                kind="hash_match",
-                summary={
-                    "bank": m.bank,
-                    "entry_id": int(m.entry_id),
-                    "distance": int(m.distance),
-                    "signal_type": m.signal,
-                    "hash": m.entry_hash,
-                    "variant": m.variant,
-                    "category": m.category,
-                },
-                media_sha256=sha,
-            )
-            items.append(item_id)
-    except Exception as e:  # noqa: BLE001 - the match result must still reach the caller
-        log.error("review intake failed", extra={"fields": {"error": type(e).__name__}})
-        return {"case_id": case_id, "item_ids": items, "error": "review_intake_failed"}
-    return {"case_id": case_id, "item_ids": items, "error": None}
+        from .routes_guard import scan_guard_wanted
+    except ImportError:  # pragma: no cover - guard package absent
+        return False
+    return scan_guard_wanted(request, query_flag)
+
+
+def _guard(
+    request: Request, state: ServiceState, data: bytes, media_type: str | None
+) -> dict[str, Any]:
+    """The image guard's record of a scanned upload (:func:`routes_guard.scan_guard`)."""
+    from .routes_guard import scan_guard
+
+    return scan_guard(request, state, data, media_type)
 
 
 def _variants(dihedral: bool) -> tuple[str, ...]:
@@ -271,11 +284,17 @@ async def match_upload(
 
 
 async def _scan(
-    request: Request, state: ServiceState, who: ApiKeyInfo, dihedral: bool, data: bytes | None
+    request: Request,
+    state: ServiceState,
+    who: ApiKeyInfo,
+    dihedral: bool,
+    data: bytes | None,
+    guard: bool = False,
 ) -> dict[str, Any]:
     if data is None:
         data = await read_upload(request, state.settings.max_upload_bytes)
     account_id = _account_id(request)
+    guard = _guard_wanted(request, guard)
     r, matches = await _hash_and_match(request, state, _variants(dihedral), data=data)
     if r.error is not None and not matches:
         raise _error_response(r)
@@ -292,10 +311,14 @@ async def _scan(
     body = _match_body(r, matches)
     body.update(acts)
     body["provenance"] = await run_in_threadpool(_provenance, data)
-    body["guard"] = None  # filled by the generation guard (later issue)
+    body["guard"] = (
+        await run_in_threadpool(_guard, request, state, data, r.media_type) if guard else None
+    )
     if account_id is not None:  # matches become items of the account's review case
         body["review"] = (
-            await run_in_threadpool(_file_for_review, account_id, state, matches, data)
+            await run_in_threadpool(
+                _file_for_review, account_id, state, matches, data, r, body["provenance"]
+            )
             if matches
             else None
         )
@@ -308,14 +331,22 @@ async def scan_upload(
     state: StateDep,
     who: Scan,
     dihedral: Annotated[bool, Query(description="also match rotated/mirrored copies")] = False,
+    guard: Annotated[bool, Query(description=GUARD_DESCRIPTION)] = False,
 ) -> dict[str, Any]:
     """Hash + match + the matched banks' actions. ``quarantine`` is true when a
     matched bank is configured to quarantine; ``provenance`` is the
-    ``/v1/provenance`` record (null if it could not run); ``guard`` is null until
-    that part exists. With an ``account_id`` (multipart form field or query
-    parameter), each match becomes an item of that account's review case and
-    ``review`` gives ``{"case_id", "item_ids", "error"}`` (null without matches)."""
-    return await _scan(request, state, who, dihedral, None)
+    ``/v1/provenance`` record (null if it could not run); ``guard`` is null unless
+    asked for with ``guard=true`` (query parameter or multipart form field): then it
+    is the ``/v1/guard/image`` result for the upload without a prompt,
+    ``{"skipped": "video", "reason"}`` for a video, or ``{"error": {"code",
+    "message"}}`` when the image guard cannot judge the bytes. With an ``account_id``
+    (multipart form field or query parameter), each match becomes an item of that
+    account's review case and ``review`` gives ``{"case_id", "item_ids",
+    "provenance_item_id", "media_preserved", "media_error", "error"}`` (null without
+    matches). The upload is kept, encrypted,
+    for the reviewers only when it matched and a master key is configured
+    (``media_preserved``; ``media_error`` is ``no_master_key`` without one)."""
+    return await _scan(request, state, who, dihedral, None, guard)
 
 
 class ScanUrlRequest(BaseModel):

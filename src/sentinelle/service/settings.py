@@ -28,6 +28,13 @@ variable                               meaning (default)
 ``SENTINELLE_MAX_PIXELS``              per-image pixel limit (100 M)
 ``SENTINELLE_THREADS``                 worker threads for blocking work (40)
 ``SENTINELLE_LOG_LEVEL``               ``INFO``
+``SENTINELLE_C2PA_TRUST_ANCHORS``      PEM file of trusted C2PA roots for
+                                       ``/v1/provenance`` and ``/v1/scan`` (none:
+                                       every signer untrusted); re-read on change
+``SENTINELLE_PROVENANCE_DETECTOR``     ONNX detector model for the provenance
+                                       verdict (none); its sidecar is
+                                       ``SENTINELLE_PROVENANCE_DETECTOR_META``
+                                       (default ``MODEL.json``/``MODEL.toml``)
 =====================================  ==========================================
 """
 

@@ -23,8 +23,9 @@ from .auth import api_error
 UPLOAD_FIELD = "file"
 MAX_PARTS = 16
 #: Small text parts kept alongside the file (``request.state.form_fields``), e.g.
-#: the platform ``account_id`` that /v1/scan files matches under for review.
-FORM_FIELDS = ("account_id",)
+#: the platform ``account_id`` that /v1/scan files matches under for review, and
+#: ``guard`` (/v1/scan runs the image guard when it is true).
+FORM_FIELDS = ("account_id", "guard")
 MAX_FIELD_BYTES = 1024
 
 UPLOAD_OPENAPI = {
