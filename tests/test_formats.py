@@ -327,7 +327,7 @@ def test_csv_export_neutralises_spreadsheet_formulas() -> None:
     from sentinelle.formats import FORMATS
     from sentinelle.formats.entry import EntryIn as _E
 
-    e = _E(signal_type="md5", hash="a" * 32, note="=HYPERLINK(\"http://x\")", category="-1+2")
+    e = _E(signal_type="md5", hash="a" * 32, note='=HYPERLINK("http://x")', category="-1+2")
     buf = _io.StringIO()
     FORMATS["csv"].write([e], buf)
     text = buf.getvalue()

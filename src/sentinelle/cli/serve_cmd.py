@@ -113,8 +113,8 @@ def register(app: typer.Typer) -> None:
             console.print("\n[bold]Demo API key[/] (all scopes; shown once):")
             typer.echo(token)
             console.print(
-                f"\n  export SENTINELLE_KEY={token}\n"
-                f'  curl -s -H "Authorization: Bearer $SENTINELLE_KEY" '
+                f"\n  export KEY={token}\n"
+                f'  curl -s -H "Authorization: Bearer $KEY" '
                 f"-F file=@{sample} {base}/v1/match\n"
                 f"  docs: {base}/docs\n",
                 soft_wrap=True,

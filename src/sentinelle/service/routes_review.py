@@ -48,7 +48,7 @@ class SignalIn(BaseModel):
     kind: str = Field(max_length=32, description=f"one of {', '.join(KINDS)}")
     summary: dict[str, Any] = Field(description="metadata of the signal (never media or text)")
     media_sha256: str | None = Field(default=None, max_length=64)
-    media_blob_id: int | None = Field(default=None, ge=1)
+    media_blob_id: int | None = Field(default=None, ge=1, le=2**62)
     occurred_at: datetime | None = Field(
         default=None, description="ISO 8601 with a time zone; default now"
     )
@@ -88,7 +88,7 @@ async def get_cases(
     ] = None,
     account_id: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=review_cases.MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
     """Cases, most urgent first, and the number of cases per status."""
 
@@ -112,7 +112,7 @@ async def get_false_positives(
     state: StateDep,
     who: Curate,
     bank: Annotated[str | None, Query(max_length=200)] = None,
-    min_rejections: Annotated[int, Query(ge=1)] = 1,
+    min_rejections: Annotated[int, Query(ge=1, le=2**62)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Per bank entry: rejections, confirmations and the false-positive rate."""
