@@ -431,6 +431,174 @@ def test_second_review_approval_by_a_specialist(world) -> None:
         assert 'data-status="confirmed"' in c.get(r.headers["location"]).text
 
 
+def _split_oob(html: str) -> tuple[str, str]:
+    """(swapped item, out-of-band case header) of a decision's htmx answer."""
+    at = html.index('<div class="panel" id="case-header" hx-swap-oob="true">')
+    return html[:at], html[at:]
+
+
+def _case_items(world) -> list[int]:
+    with world.engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(case_items.c.id)
+                .where(case_items.c.case_id == world.case_id)
+                .order_by(case_items.c.id)
+            ).scalars()
+        )
+
+
+def test_decide_answer_refreshes_the_case_header_out_of_band(world) -> None:
+    items = _case_items(world)
+    n = len(items)
+    with _client(world) as c:
+        csrf = login(c, "sam")  # specialist: decides, passes, and sees report drafts
+        page = c.get(f"/console/cases/{world.case_id}").text
+        assert 'id="take-form"' in page and f"{n} of {n} waiting" in page
+        c.post(f"/console/cases/{world.case_id}/take", data={"csrf_token": csrf})
+        r = c.post(
+            f"/console/items/{world.match_item}/decide",
+            headers=hx(csrf),
+            data={"verdict": "confirm", "category": "A1"},
+        )
+        assert r.status_code == 200, r.text
+        item_html, header = _split_oob(r.text)
+        assert 'data-status="confirmed"' in item_html and 'id="case-header"' not in item_html
+        assert f"{n - 1} of {n} waiting" in header
+        assert '<dd id="case-assignee">sam</dd>' in header
+        assert 'id="case-status">assigned<' in header
+        assert 'id="pass-form"' in header and 'id="take-form"' not in header
+        draft = re.search(r'href="/console/reports/(\d+)"', header)
+        assert draft and 'id="case-drafts"' in header  # the draft the confirmation opened
+        for item in items:
+            if item != world.match_item:
+                r = c.post(
+                    f"/console/items/{item}/decide", headers=hx(csrf), data={"verdict": "reject"}
+                )
+                assert r.status_code == 200, r.text
+        _item_html, header = _split_oob(r.text)
+        assert 'id="case-status">closed<' in header and f"0 of {n} waiting" in header
+        # a closed case offers neither taking nor passing it, in the answer and on reload
+        for html in (header, c.get(f"/console/cases/{world.case_id}").text):
+            assert "Pass this case" not in html and 'id="pass-form"' not in html
+            assert "Take this case" not in html
+        # the empty "Waiting" tab points to where the cases are
+        queue = c.get("/console/queue").text
+        empty = re.search(r'<p class="panel muted" id="queue-empty">(.*?)</p>', queue, re.S)
+        assert empty, "an empty tab says so"
+        assert '<a href="/console/queue?status=closed">Closed (1)</a>' in empty.group(1)
+        assert "Awaiting approval" not in empty.group(1)  # empty tabs are not suggested
+
+
+def test_non_htmx_decision_redirects_to_the_case(world) -> None:
+    with _client(world) as c:
+        csrf = login(c, "rita")
+        r = c.post(
+            f"/console/items/{world.guard_item}/decide",
+            data={"csrf_token": csrf, "verdict": "reject"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and r.headers["location"] == f"/console/cases/{world.case_id}"
+
+
+def test_case_and_queue_wording(world) -> None:
+    n = len(_case_items(world))
+    with _client(world) as c:
+        login(c, "rita")
+        page = c.get(f"/console/cases/{world.case_id}").text
+        assert "1 hash match," in page and "hash matches" not in page
+        assert "1 guard signal," in page and "1 provenance verdict)" in page
+        assert f"{n} of {n} waiting" in page
+        prio = re.search(r'<span class="help" id="case-priority" title="([^"]+)">30<', page)
+        assert prio and "hash match 30" in prio.group(1) and "highest" in prio.group(1)
+        # industry classification codes carry their meaning
+        for code, meaning in (
+            ("A1", "prepubescent minor / sex act"),
+            ("A2", "prepubescent minor / lascivious exhibition"),
+            ("B1", "pubescent minor / sex act"),
+            ("B2", "pubescent minor / lascivious exhibition"),
+        ):
+            assert f'<option value="{code}" title="{code}: {meaning}">{code} · {meaning}' in page
+        # the custom box is off until "custom…" is chosen (console.js), and says so
+        custom = re.search(rf'<input id="custom-{world.match_item}"[^>]*>', page).group(0)
+        assert " disabled" in custom and f'data-custom-for="category-{world.match_item}"' in custom
+        assert '<script src="/console/static/console.js" defer></script>' in page
+        js = c.get("/console/static/console.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        assert b"data-custom-for" in js.content
+        queue = c.get("/console/queue").text
+        assert f"<td>{n} of {n} waiting</td>" in queue and "waiting /" not in queue
+        assert re.search(r'<td title="[^"]*hash match 30[^"]*">30</td>', queue)
+        assert 'id="queue-empty"' not in queue
+        closed = c.get("/console/queue?status=closed").text
+        assert "Nothing here." in closed
+        assert '<a href="/console/queue?status=open">Waiting (1)</a>' in closed
+
+
+def test_custom_category_is_used_only_when_chosen(world) -> None:
+    """A stale custom text sent with a standard category is ignored (server side too)."""
+    with _client(world) as c:
+        csrf = login(c, "sam")
+        r = c.post(
+            f"/console/items/{world.match_item}/decide",
+            headers=hx(csrf),
+            data={"verdict": "confirm", "category": "B2", "custom_category": "leftover"},
+        )
+        assert r.status_code == 200, r.text
+        assert 'title="pubescent minor / lascivious exhibition">B2</span>' in r.text
+        assert "leftover" not in r.text
+
+
+def _confirm_and_open_report(world, c: TestClient) -> str:
+    csrf = login(c, "sam")
+    r = c.post(
+        f"/console/items/{world.match_item}/decide",
+        headers=hx(csrf),
+        data={"verdict": "confirm", "category": "A2"},
+    )
+    draft = int(re.search(r'href="/console/reports/(\d+)"', r.text).group(1))
+    page = c.get(f"/console/reports/{draft}")
+    assert page.status_code == 200
+    return page.text
+
+
+def test_report_page_shows_the_file_details_and_which_xsd(world) -> None:
+    from console_support import XSD
+
+    with _client(world) as c:
+        page = _confirm_and_open_report(world, c)
+    assert 'data-valid="true"' in page
+    source = re.search(r'<dd id="xsd-source" data-origin="([^"]+)"><code>([^<]+)</code>', page)
+    assert source and source.groups() == ("SENTINELLE_CYBERTIP_XSD", str(XSD))
+    files = re.findall(r'<pre class="xml" id="file-xml-\d+">(.*?)</pre>', page, re.S)
+    assert len(files) == 1
+    details = files[0]
+    assert details.lstrip().startswith("&lt;?xml") or details.lstrip().startswith("&lt;fileDetails")
+    assert "&lt;fileDetails" in details and "&lt;fileId&gt;pending&lt;/fileId&gt;" in details
+    assert world.photo_jpeg not in page.encode()  # details only, never media
+
+
+def test_report_page_names_the_cached_xsd(
+    world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console_support import XSD
+
+    cached = tmp_path / "cache" / "cybertip-test.xsd"
+    cached.parent.mkdir()
+    cached.write_bytes(XSD.read_bytes())
+    monkeypatch.setenv("SENTINELLE_CYBERTIP_XSD", "")
+    monkeypatch.setenv("SENTINELLE_CYBERTIP_XSD_CACHE", str(cached))
+    with _client(world) as c:
+        page = _confirm_and_open_report(world, c)
+        assert 'data-valid="true"' in page
+        assert 'data-origin="cached from the API&#39;s /xsd"' in page
+        assert f"<code>{cached}</code>" in page
+        cached.unlink()  # no XSD at all: a clear code, not a crash
+        draft = re.search(r"Report draft #(\d+)", page).group(1)
+        r = c.get(f"/console/reports/{draft}")
+        assert r.status_code == 400 and error_code(r.text) == "xsd_unavailable"
+
+
 # -------------------------------------------------------- settings, break
 def test_settings_change_the_previews(world) -> None:
     with _client(world) as c:

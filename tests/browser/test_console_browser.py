@@ -164,11 +164,22 @@ def test_review_flow_in_chromium(live: tuple[ConsoleWorld, str], browser) -> Non
 
     # 7. decide: confirm, category A1, with notes
     form = page.locator(f"#decide-{world.match_item}")
+    custom = form.locator("input[name=custom_category]")
+    assert custom.is_disabled()  # only for "custom…" (console.js)
+    form.locator("select[name=category]").select_option("custom")
+    assert custom.is_enabled()
     form.locator("select[name=verdict]").select_option("confirm")
     form.locator("select[name=category]").select_option("A1")
+    assert custom.is_disabled()
+    assert page.locator("#case-items").inner_text().startswith("3 of 3 waiting")
+    assert page.locator("#case-drafts").count() == 0
     form.locator("textarea[name=notes]").fill("matches the known bank entry")
     form.get_by_role("button", name="Record decision").click()
     page.locator(f"#item-{world.match_item}[data-status=confirmed]").wait_for()
+    # the case header was refreshed with the answer (out of band), without a reload
+    page.locator("#case-drafts").wait_for()
+    assert page.locator("#case-items").inner_text().startswith("2 of 3 waiting")
+    assert page.locator("#case-header").count() == 1
     shot("07-decided")
 
     # 8. the report draft, validated against the XSD

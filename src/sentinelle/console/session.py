@@ -84,7 +84,9 @@ async def action_dep(request: Request) -> Viewer:
     if "x-csrf-token" not in request.headers:
         ctype = request.headers.get("content-type", "")
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            value = (await request.form()).get(CSRF_FIELD)
+            # max_files=0: a console form never carries a file, and a file part would
+            # be spooled to a temporary file on disk; refuse it (400) instead.
+            value = (await request.form(max_files=0)).get(CSRF_FIELD)
             form_value = value if isinstance(value, str) else None
     if not csrf_ok(request, viewer.csrf, form_value):
         raise HTTPException(

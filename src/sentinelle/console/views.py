@@ -1,8 +1,9 @@
 """Rendering for the console: Jinja2 templates, static files, error pages.
 
 Templates live in ``sentinelle/templates/console/`` (autoescaped Jinja2, no
-front-end build step); the two static files (``console.css`` and the vendored
-``htmx.min.js``, htmx 2.0.11, BSD-0) in ``sentinelle/static/``. Every response
+front-end build step); the static files (``console.css``, the vendored
+``htmx.min.js``, htmx 2.0.11, BSD-0, and the few lines of ``console.js``) in
+``sentinelle/static/``. Every response
 made here carries :data:`sentinelle.console.security.SECURITY_HEADERS`.
 
 Requests made by htmx (header ``HX-Request``) get page fragments; errors for
@@ -27,6 +28,7 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent
 STATIC_FILES = {
     "console.css": "text/css; charset=utf-8",
     "htmx.min.js": "text/javascript; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
 }
 
 # Codes of other modules' errors that are not 400 (review errors carry ``status``).

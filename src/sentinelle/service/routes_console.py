@@ -68,6 +68,7 @@ from ..console.views import (
 from ..errors import SentinelleError
 from ..review import accounts, cases, decisions, exposure
 from ..review.errors import NotFound, PermissionDenied, ReviewError
+from ..review.intake import KIND_PRIORITY
 from ..review.roles import require
 from .deps import state_dep
 from .state import ServiceState
@@ -77,12 +78,27 @@ log = logging.getLogger("sentinelle.console")
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 CATEGORY_CHOICES = decisions.INDUSTRY_CATEGORIES
+#: What each industry classification code means, shown next to the code (bare terms).
+CATEGORY_LABELS = {
+    "A1": "prepubescent minor / sex act",
+    "A2": "prepubescent minor / lascivious exhibition",
+    "B1": "pubescent minor / sex act",
+    "B2": "pubescent minor / lascivious exhibition",
+}
 KIND_LABELS = {
     "hash_match": "hash match",
     "guard_block": "guard block",
     "guard_escalation": "guard escalation",
     "provenance": "provenance",
 }
+#: Tooltip for a case's priority, built from the intake's own table.
+PRIORITY_HELP = (
+    "A case's priority is the highest of its signals ("
+    + ", ".join(f"{KIND_LABELS.get(k, k)} {p}" for k, p in KIND_PRIORITY.items())
+    + "). The queue shows higher priority first, then the longest waiting."
+)
+#: Queue tabs: (status, label).
+QUEUE_TABS = (("open", "Waiting"), ("awaiting_approval", "Awaiting approval"), ("closed", "Closed"))
 
 
 # ================================================================ helpers
@@ -124,7 +140,14 @@ def _badge(st: exposure.ExposureStatus) -> ExposureBadge:
 def _base(state: ServiceState, viewer: Viewer, **extra: Any) -> dict[str, Any]:
     """Context every logged-in page needs: user, CSRF token, exposure badge."""
     st = exposure.exposure_status(state.engine, viewer.user.id)
-    return {"user": viewer.user, "csrf": viewer.csrf, "exposure": _badge(st), **extra}
+    return {
+        "user": viewer.user,
+        "csrf": viewer.csrf,
+        "exposure": _badge(st),
+        "priority_help": PRIORITY_HELP,
+        "category_labels": CATEGORY_LABELS,
+        **extra,
+    }
 
 
 async def _threaded(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -212,7 +235,7 @@ def _no_store(response: Response) -> Response:
 # ================================================================ static
 @router.get("/static/{name}")
 def static(name: str) -> Response:
-    """``console.css`` and ``htmx.min.js`` (nothing else is served from here)."""
+    """``console.css``, ``htmx.min.js``, ``console.js`` (nothing else is served from here)."""
     media_type = STATIC_FILES.get(name)
     if media_type is None:
         return Response(status_code=404)
@@ -326,6 +349,7 @@ def queue_page(
             limit=200,
         )
         counts = cases.queue_counts(state.engine)
+        tabs = _queue_tabs(counts)
         approvals = (
             decisions.pending_approvals(state.engine, limit=100)
             if viewer.user.can("decision.approve")
@@ -340,12 +364,35 @@ def queue_page(
             state,
             viewer,
             cases=listed,
-            counts=counts,
+            tabs=tabs,
             status=wanted,
+            other_tabs=[t for t in tabs if t.status != wanted and t.count],
             approvals=approvals,
             flash=FLASHES.get(flash or ""),
         ),
     )
+
+
+@dataclass(frozen=True)
+class QueueTab:
+    """One status tab of the queue and how many cases it holds."""
+
+    status: str
+    label: str
+    count: int
+
+
+def _queue_tabs(counts: dict[str, int]) -> list[QueueTab]:
+    """The queue's tabs; "Waiting" holds both open and assigned cases."""
+    tabs = []
+    for status, label in QUEUE_TABS:
+        n = (
+            counts.get("open", 0) + counts.get("assigned", 0)
+            if status == "open"
+            else counts.get(status, 0)
+        )
+        tabs.append(QueueTab(status, label, n))
+    return tabs
 
 
 FLASHES = {
@@ -597,7 +644,11 @@ def item_decide(
     custom_category: Annotated[str, Form(max_length=100)] = "",
     notes: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
-    """Confirm or reject one item; answers the re-rendered item (htmx) or the case."""
+    """Confirm or reject one item; answers the re-rendered item (htmx) or the case.
+
+    The htmx answer also carries the case header out of band (``hx-swap-oob``):
+    the decision can close the case, change its counts or open a report draft.
+    """
     cat: str | None = category.strip() or None
     if cat == "custom":
         cat = custom_category.strip() or None
@@ -611,8 +662,8 @@ def item_decide(
     if not is_htmx(request):
         return redirect(f"/console/cases/{view.case.id}")
     ctx = _case_context(state, viewer, view)
-    ctx.update(item=item, result=result)
-    return render(request, "_item.html", ctx)
+    ctx.update(item=item, result=result, header_oob=True)
+    return render(request, "_decide_answer.html", ctx)
 
 
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
