@@ -188,8 +188,8 @@ def test_never_submits_twice(db_url, server, schema, clock) -> None:  # type: ig
     assert server.count("submit") == before + 1
 
 
-def test_lost_submit_answer_waits_for_a_person(tmp_path, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_lost_submit_answer_waits_for_a_person(db_url, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock)
     rid = m.create(report_input())
     m.validate(rid)
@@ -211,8 +211,8 @@ def test_lost_submit_answer_waits_for_a_person(tmp_path, server, schema, clock) 
     assert server.reports[opened].status == "finished"
 
 
-def test_rejected_submit_returns_to_validated(tmp_path, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_rejected_submit_returns_to_validated(db_url, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock)
     rid = m.create(report_input())
     m.validate(rid)
@@ -227,8 +227,8 @@ def test_rejected_submit_returns_to_validated(tmp_path, server, schema, clock) -
     assert m.get(rid)["state"] == lc.SUBMITTED
 
 
-def test_invalid_draft_stays_draft_with_issues(tmp_path, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_invalid_draft_stays_draft_with_issues(db_url, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock)
     rid = m.create_from_xml(b"<report><additionalInfo>x</additionalInfo></report>")
     issues = m.validate(rid)
@@ -241,9 +241,9 @@ def test_invalid_draft_stays_draft_with_issues(tmp_path, server, schema, clock) 
 
 
 def test_transient_fileinfo_failure_is_retried_and_journaled(
-    tmp_path, server, schema, clock, photos
+    db_url, server, schema, clock, photos
 ) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock, photos)
     rid = m.create(report_input(photos))
     server.fail_next("fileinfo", "server_error", 1)
@@ -261,8 +261,8 @@ def test_transient_fileinfo_failure_is_retried_and_journaled(
     assert attempts == [2, 1]
 
 
-def test_lost_finish_answer_still_counts_as_finished(tmp_path, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_lost_finish_answer_still_counts_as_finished(db_url, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock)
     rid = m.create(report_input())
     m.validate(rid)
@@ -308,8 +308,8 @@ def test_tick_retracts_before_expiry(db_url, server, schema, clock, photos) -> N
     assert m.xml(new) == m.xml(rid) and len(m.files(new)) == 2
 
 
-def test_file_activity_extends_the_deadline(tmp_path, server, schema, clock, photos) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_file_activity_extends_the_deadline(db_url, server, schema, clock, photos) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock, photos)
     rid = m.create(report_input(photos))
     m.validate(rid)
@@ -321,8 +321,8 @@ def test_file_activity_extends_the_deadline(tmp_path, server, schema, clock, pho
     assert m.advance(rid) == lc.FINISHED
 
 
-def test_deadline_passed_means_expired_without_calls(tmp_path, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_deadline_passed_means_expired_without_calls(db_url, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock)
     rid = m.create(report_input())
     m.validate(rid)
@@ -341,8 +341,8 @@ def test_deadline_passed_means_expired_without_calls(tmp_path, server, schema, c
     assert e.value.code == "report_not_found"
 
 
-def test_interrupted_submit_becomes_unknown(tmp_path, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_interrupted_submit_becomes_unknown(db_url, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock)
     rid = m.create(report_input())
     m.validate(rid)
@@ -358,8 +358,8 @@ def test_interrupted_submit_becomes_unknown(tmp_path, server, schema, clock) -> 
     assert m.resolve_unknown(rid) == lc.VALIDATED
 
 
-def test_missing_or_altered_file_bytes_are_refused(tmp_path, server, schema, clock, photos) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_missing_or_altered_file_bytes_are_refused(db_url, server, schema, clock, photos) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     altered = {sha: data + b"!" for sha, data in photos.items()}
     m = manager(engine, server, schema, clock, altered)
     rid = m.create(report_input(photos))
@@ -372,8 +372,8 @@ def test_missing_or_altered_file_bytes_are_refused(tmp_path, server, schema, clo
     assert "SHA256" in m.get(rid)["last_error"]
 
 
-def test_unknown_report_and_manual_retract(tmp_path, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{tmp_path / 'r.db'}")
+def test_unknown_report_and_manual_retract(db_url, server, schema, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = open_engine(db_url)
     m = manager(engine, server, schema, clock)
     with pytest.raises(ReportError) as e:
         m.get(12345)
@@ -421,6 +421,11 @@ def test_draft_from_a_reviewed_case_is_valid_and_reaches_a_hold(
     )
     reviewer = accounts.create_user(engine, "rev1", "a-long-enough-passphrase", "specialist")
     decisions.decide(engine, item_id, reviewer, verdict="confirm", category="A1")
+    # fileViewedByEsp comes from the audited reveal only (console: tests in
+    # test_review_integration.py); record the reveal the console would write.
+    from sentinelle.audit import record_event
+
+    record_event(engine, actor="user:rev1", action="media.reveal", target=f"item:{item_id}")
 
     rid = create_draft(
         engine,
@@ -471,13 +476,15 @@ def test_case_without_confirmed_media_has_nothing_to_report() -> None:
     assert e.value.code == "nothing_to_report"
 
 
-def test_cli_validate_submit_status_tick(tmp_path, server, shared, photos, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_validate_submit_status_tick(
+    db_url, tmp_path, server, shared, photos, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
     from sentinelle.cli.main import app
 
     server.clock = lc.utcnow
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    db = db_url
     paths = []
     for i, data in enumerate(photos.values()):
         p = tmp_path / f"f{i}.png"

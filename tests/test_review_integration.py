@@ -413,7 +413,6 @@ def test_generative_ai_annotation_sources(
             "occurred_at": "2024-05-01T12:00:00+00:00",
             "status": "confirmed",
             "category": "B1",
-            "decided": True,
         }
     ]
     for i, (status, verdict) in enumerate(extra, start=2):
@@ -433,3 +432,87 @@ def test_generative_ai_annotation_sources(
     )
     (f,) = report.files
     assert ("generativeAi" in f.annotations) is annotated
+
+
+# ---------------------------------------------------- fileViewedByEsp = a real reveal
+def _viewed_flags(engine: sa.Engine, case_id: int) -> list[bool | None]:
+    """``fileViewedByEsp`` of every file of the case's draft (and the XML agrees)."""
+    with engine.connect() as conn:
+        rid, xml = conn.execute(
+            sa.select(reports.c.id, reports.c.report_xml).where(reports.c.case_id == case_id)
+        ).one()
+    assert validate(xml.encode(), load_schema(XSD)) == []
+    return [f.info.file_viewed_by_esp for f in lc.ReportManager(engine).files(rid)]
+
+
+@pytest.mark.parametrize(
+    ("reveal", "viewed"),
+    [
+        (None, False),  # decided on the blurred preview only
+        ("video", False),  # another item's media was revealed, not this file
+        ("match", True),  # the reviewer revealed this file, then decided
+    ],
+)
+def test_file_viewed_by_esp_only_after_an_audited_reveal(
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reveal: str | None,
+    viewed: bool,
+) -> None:
+    """Through the console: optional reveal -> confirm -> the draft's fileViewedByEsp."""
+    from console_support import PASSWORD as CONSOLE_PASSWORD
+    from console_support import build_console, console_env, login_csrf, page_csrf
+
+    console_env(monkeypatch)
+    cw = build_console(db_url, tmp_path)
+    try:
+        with TestClient(cw.app, base_url="http://127.0.0.1") as c:
+            token = login_csrf(c.get("/console/login").text)
+            r = c.post(
+                "/console/login",
+                data={"username": "rita", "password": CONSOLE_PASSWORD, "csrf_token": token},
+                follow_redirects=False,
+            )  # fmt: skip
+            assert r.status_code == 303, r.text
+            hx = {"X-CSRF-Token": page_csrf(c.get("/console/settings").text), "HX-Request": "true"}
+            if reveal is not None:
+                item = cw.match_item if reveal == "match" else cw.video_item
+                r = c.post(f"/console/items/{item}/reveal", headers=hx)
+                assert r.status_code == 200 and 'data-state="revealed"' in r.text
+            r = c.post(
+                f"/console/items/{cw.match_item}/decide",
+                headers=hx,
+                data={"verdict": "confirm", "category": "A1"},
+            )
+            assert r.status_code == 200 and 'data-status="confirmed"' in r.text, r.text
+        assert _viewed_flags(cw.engine, cw.case_id) == [viewed]
+    finally:
+        cw.engine.dispose()
+
+
+def test_file_viewed_by_esp_mapping_follows_the_media_not_the_decision() -> None:
+    """A reveal of any item carrying the same media marks the file; a decision alone not."""
+    from sentinelle.reports.builder import Email, Person, Reporter
+    from sentinelle.reports.drafts import case_report_input
+
+    sha, other = "ab" * 32, "cd" * 32
+
+    def item(i: int, media: str, **kw: Any) -> dict[str, Any]:
+        return {"id": i, "kind": "hash_match", "summary": {}, "media_sha256": media,
+                "occurred_at": "2024-05-01T12:00:00+00:00", "status": "confirmed",
+                "category": "A1"} | kw  # fmt: skip
+
+    items = [
+        item(1, sha, decided=True),  # decided, never revealed
+        item(2, sha.upper(), status="pending", viewed=True),  # same media, revealed
+        item(3, other, decided=True, viewed="yes"),  # not a bool: not a reveal
+    ]
+    report = case_report_input(
+        {"id": 1, "account_id": "a", "items": items},
+        reporter=Reporter(Person(emails=(Email("r@example.org"),))),
+    )
+    assert [(f.hash("SHA256"), f.file_viewed_by_esp) for f in report.files] == [
+        (sha, True),
+        (other, False),
+    ]

@@ -1,8 +1,10 @@
 """`sentinelle bank ...`: create banks, import/export hash lists, edit entries.
 
 Every command opens the database from ``$SENTINELLE_DATABASE_URL`` (default: a
-SQLite file ``./sentinelle.db``). Errors print ``error [code]: message`` on
-stderr and exit with status 1 (2 for bad command-line usage, from Typer).
+SQLite file ``./sentinelle.db``). Every change is written to the audit trail
+with actor ``cli`` (see :class:`sentinelle.store.banks.BankStore`). Errors print
+``error [code]: message`` on stderr and exit with status 1 (2 for bad
+command-line usage, from Typer).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def _errors() -> Iterator[None]:
     except SentinelleError as e:
         _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
         raise typer.Exit(1) from None
+
+
+CLI_ACTOR = "cli"  # the audit actor of every change made from the command line
 
 
 def _store():  # type: ignore[no-untyped-def]
@@ -97,7 +102,7 @@ def register(app: typer.Typer) -> None:
         """Create an empty bank."""
         with _errors():
             th = {"pdq": pdq_threshold} if pdq_threshold is not None else None
-            info = _store().create_bank(name, description, thresholds=th)
+            info = _store().create_bank(name, description, thresholds=th, actor=CLI_ACTOR)
             typer.echo(f"created bank {info.name!r} (id {info.id})")
 
     @bank.command("list")
@@ -150,9 +155,9 @@ def register(app: typer.Typer) -> None:
             con = _console()
             with con.status(f"importing {file} ({fmt}) into {name}..."):
                 if str(file) == "-":
-                    report = store.import_file(name, sys.stdin.buffer, fmt)
+                    report = store.import_file(name, sys.stdin.buffer, fmt, actor=CLI_ACTOR)
                 else:
-                    report = store.import_file(name, file, fmt)
+                    report = store.import_file(name, file, fmt, actor=CLI_ACTOR)
             typer.echo(
                 f"imported into {name!r}: {report.added} added, {report.duplicates} duplicates, "
                 f"{report.skipped_tombstoned} skipped (deleted before), {report.total} total"
@@ -197,7 +202,7 @@ def register(app: typer.Typer) -> None:
             b = store.get_bank(name)
             if not yes and sys.stdin.isatty():
                 typer.confirm(f"delete bank {name!r} and its {b.total} entries?", abort=True)
-            store.delete_bank(name)
+            store.delete_bank(name, actor=CLI_ACTOR)
             typer.echo(f"deleted bank {name!r}")
 
     @bank.command("entry-delete")
@@ -207,7 +212,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete an entry; its hash is tombstoned so re-imports skip it."""
         with _errors():
-            _store().delete_entry(entry_id, reason=reason)
+            _store().delete_entry(entry_id, reason=reason, actor=CLI_ACTOR)
             typer.echo(f"deleted entry {entry_id}")
 
     @bank.command("entry-disable")
@@ -220,7 +225,7 @@ def register(app: typer.Typer) -> None:
         """Disable an entry (indefinitely, or until a date)."""
         when = _parse_until(until)
         with _errors():
-            _store().disable_entry(entry_id, until=when)
+            _store().disable_entry(entry_id, until=when, actor=CLI_ACTOR)
             typer.echo(
                 f"disabled entry {entry_id}" + (f" until {when.isoformat()}" if when else "")
             )
@@ -229,7 +234,7 @@ def register(app: typer.Typer) -> None:
     def entry_enable(entry_id: Annotated[int, typer.Argument()]) -> None:
         """Re-enable an entry."""
         with _errors():
-            _store().enable_entry(entry_id)
+            _store().enable_entry(entry_id, actor=CLI_ACTOR)
             typer.echo(f"enabled entry {entry_id}")
 
     @bank.command("threshold")
@@ -240,7 +245,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Set a bank's match threshold for one signal type."""
         with _errors():
-            _store().set_threshold(name, signal, max_distance)
+            _store().set_threshold(name, signal, max_distance, actor=CLI_ACTOR)
             typer.echo(f"{name}: {signal} threshold = {max_distance}")
 
     @bank.command("add-media")
@@ -277,7 +282,7 @@ def register(app: typer.Typer) -> None:
             for path, err in errs:
                 con.print(f"could not enroll {path}: {err.code}: {err.message}", markup=False)
             failed += len(errs)
-            report = store.add_entries(name, entries) if entries else None
+            report = store.add_entries(name, entries, actor=CLI_ACTOR) if entries else None
             enrolled = len(files) - len(errs)
             typer.echo(
                 f"enrolled {enrolled} file(s) into {name!r}: "

@@ -12,7 +12,9 @@ personOrUserReported        ``espIdentifier`` = the case's account id
 fileDetails (one per item)  ``originalFileHash`` SHA256 (+ MD5/SHA1 when the
                             encrypted bytes are available), ``industryClassification``
                             = the reviewer's category when A1/A2/B1/B2,
-                            ``fileViewedByEsp`` = a person decided on it,
+                            ``fileViewedByEsp`` = a reviewer revealed that
+                            media in the clear (a ``media.reveal`` audit event
+                            on an item of the case with the same SHA-256),
                             ``generativeAi`` when a provenance item for the same
                             media (not rejected), or the verdict a scan put in
                             the match's summary, says ``ai_generated`` /
@@ -22,6 +24,13 @@ fileDetails (one per item)  ``originalFileHash`` SHA256 (+ MD5/SHA1 when the
 
 :func:`case_report_input` is the pure mapping from a plain dict (usable without
 the review tables); :func:`load_case` reads that dict from the database.
+
+``fileViewedByEsp`` has legal weight (it tells NCMEC a person at the ESP looked at
+the file), so it is never inferred from a decision: reviewers decide on blurred
+previews, and only the console's reveal (``POST /console/items/{id}/reveal``),
+which writes a ``media.reveal`` audit event with target ``item:<id>`` before any
+pixel leaves the server, counts as viewing. The audit trail is the only per-item
+record of reveals (the exposure counters are per user and day).
 """
 
 from __future__ import annotations
@@ -112,11 +121,18 @@ def case_report_input(
 
     ``case``: ``{"id", "account_id", "items": [{"id", "kind", "summary" (dict),
     "media_sha256", "media_blob_id", "occurred_at", "status", "category",
-    "decided"}]}``. ``file_bytes`` (SHA-256 -> bytes) adds MD5/SHA1 hashes.
+    "viewed"}]}``; ``viewed`` = a person revealed that item's media. A file is
+    marked ``fileViewedByEsp`` when any item of the case with the same SHA-256 was
+    viewed. ``file_bytes`` (SHA-256 -> bytes) adds MD5/SHA1 hashes.
     Raises ``nothing_to_report`` when no item with media is confirmed.
     """
     items = list(case.get("items") or [])
     generative = _generative_media(items)
+    viewed = {
+        str(it["media_sha256"]).lower()
+        for it in items
+        if it.get("viewed") is True and it.get("media_sha256")
+    }
     confirmed = [
         it
         for it in items
@@ -143,7 +159,7 @@ def case_report_input(
         common: dict[str, Any] = dict(
             file_name=f"case{case.get('id')}-item{it.get('id')}",
             uploaded_to_esp_timestamp=_aware(it["occurred_at"]),
-            file_viewed_by_esp=bool(it.get("decided")),
+            file_viewed_by_esp=sha in viewed,
             file_relevance="Reported",
             industry_classification=category if category in INDUSTRY_CLASSES else None,
             annotations=frozenset({"generativeAi"}) if sha in generative else frozenset(),
@@ -170,8 +186,34 @@ def case_report_input(
     )
 
 
+_REVEAL_ACTION = "media.reveal"
+_TARGET_CHUNK = 500  # item targets per IN (...) query; stays far below driver limits
+
+
+def revealed_items(conn: Connection, item_ids: Sequence[int]) -> set[int]:
+    """The ids among ``item_ids`` whose media a person revealed in the clear.
+
+    Read from the audit trail: the console writes ``media.reveal`` with target
+    ``item:<id>`` (in its own committed transaction) before it sends the pixels.
+    """
+    from ..audit.tables import audit_log
+
+    by_target = {f"item:{i}": int(i) for i in item_ids}
+    targets = list(by_target)
+    out: set[int] = set()
+    for start in range(0, len(targets), _TARGET_CHUNK):
+        chunk = targets[start : start + _TARGET_CHUNK]
+        rows = conn.execute(
+            sa.select(audit_log.c.target)
+            .where(audit_log.c.action == _REVEAL_ACTION, audit_log.c.target.in_(chunk))
+            .distinct()
+        )
+        out.update(by_target[t] for (t,) in rows)
+    return out
+
+
 def load_case(conn: Connection, case_id: int) -> dict[str, Any]:
-    """Read a case, its items and their final decisions from the review tables."""
+    """Read a case, its items, their final decisions and reveals from the database."""
     try:
         from ..review.tables import case_items, cases, decisions
     except ImportError:  # pragma: no cover - review package absent
@@ -190,6 +232,7 @@ def load_case(conn: Connection, case_id: int) -> dict[str, Any]:
             .order_by(decisions.c.id)
         )
     }
+    revealed = revealed_items(conn, [r.id for r in rows])
     items = []
     for r in rows:
         d = final.get(r.id)
@@ -208,6 +251,7 @@ def load_case(conn: Connection, case_id: int) -> dict[str, Any]:
                 "status": r.status,
                 "category": d.category if d is not None else None,
                 "decided": d is not None,
+                "viewed": r.id in revealed,
             }
         )
     return {"id": case.id, "account_id": case.account_id, "items": items}

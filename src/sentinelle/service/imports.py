@@ -114,17 +114,26 @@ def import_limits(settings: Any) -> InputLimits:
     return InputLimits(max_bytes=int(settings.max_import_bytes))
 
 
-def run_import(state: Any, bank: str, fmt: str, path: Path) -> dict[str, Any]:
+def run_import(
+    state: Any, bank: str, fmt: str, path: Path, *, actor: str = "system"
+) -> dict[str, Any]:
     """Import ``path`` into ``bank`` now. Returns the import report as a dict;
-    raises :class:`BankImportError` / :class:`BankError` (nothing written)."""
+    raises :class:`BankImportError` / :class:`BankError` (nothing written).
+    ``actor`` (who asked for it) goes in the ``bank.import`` audit row."""
     get_format(fmt)  # unknown format -> BankImportError before touching the bank
-    report = state.store.import_file(bank, path, fmt, limits=import_limits(state.settings))
+    report = state.store.import_file(
+        bank, path, fmt, limits=import_limits(state.settings), actor=actor
+    )
     return report.to_dict()
 
 
-def enqueue_import(state: Any, bank: str, fmt: str, upload: SpooledUpload) -> int:
-    """Queue a ``bank_import`` job for a spooled upload; returns the job id."""
+def enqueue_import(
+    state: Any, bank: str, fmt: str, upload: SpooledUpload, *, actor: str = "system"
+) -> int:
+    """Queue a ``bank_import`` job for a spooled upload; returns the job id.
+    ``actor`` travels in the payload so the worker audits the import as its caller."""
     payload = {
+        "actor": actor,
         "bank": bank,
         "format": fmt,
         "path": str(upload.path),
@@ -146,6 +155,7 @@ def handle_bank_import(state: Any, job: Any) -> dict[str, Any]:
     p = job.payload or {}
     path = Path(str(p.get("path", "")))
     bank, fmt = str(p.get("bank", "")), str(p.get("format", ""))
+    actor = str(p.get("actor") or "system")  # jobs queued before auditing carry none
     last_attempt = job.attempts >= job.max_attempts
     if not path.name.startswith("import-") or not path.is_file():
         if p.get("host") not in (None, socket.gethostname()) and not last_attempt:
@@ -155,7 +165,7 @@ def handle_bank_import(state: Any, job: Any) -> dict[str, Any]:
             "error": {"code": "upload_missing", "message": "the uploaded file is gone"},
         }
     try:
-        report = run_import(state, bank, fmt, path)  # the worker keeps the lease alive
+        report = run_import(state, bank, fmt, path, actor=actor)  # the worker keeps the lease
     except BankImportError as e:
         remove_quietly(path)
         return {"ok": False, "error": truncated_error(e)}

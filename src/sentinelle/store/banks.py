@@ -17,6 +17,14 @@ Design notes:
   ``(id, bank_id, hash)`` of active entries and converts PDQ hex to a
   ``uint8 (n, 32)`` array in one ``bytes.fromhex`` call.
 
+* **Audited.** Every configuration change -- bank create / delete / rename,
+  enable, description, thresholds, imports, entry edits and deletes -- appends a
+  :func:`sentinelle.audit.record_event` row *inside the same transaction* as the
+  change (so one never commits without the other). Mutating methods take a
+  keyword ``actor`` (``"cli"``, ``"key:<id>"``, ``"user:<name>"``; default
+  ``"system"`` for automatic changes such as flood-guard pauses). Details hold
+  names, counts and old/new setting values: never hashes or file contents.
+
 Entry activity: an entry is *active* when ``enabled`` is true, its bank is
 enabled, and ``disabled_until`` is NULL or in the past. ``disable_entry(id)``
 clears ``enabled``; ``disable_entry(id, until=t)`` keeps ``enabled`` and sets
@@ -48,6 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from ..audit import record_event
 from ..errors import BankError, BankImportError, InvalidHashError, LineError
 from ..formats import FORMATS, get_format
 from ..formats._io import DEFAULT_INPUT_LIMITS, InputLimits
@@ -306,6 +315,26 @@ class BankStore:
     ) -> None:
         conn.execute(insert(CL), [{"bank_id": bank_id, "entry_id": entry_id, "op": op, "at": at}])
 
+    @staticmethod
+    def _audit(
+        conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]
+    ) -> None:
+        """One audit row in the write transaction ``conn`` (see the module notes)."""
+        record_event(conn, actor=actor, action=action, target=target, details=details)
+
+    def _setting_changed(
+        self, conn: Connection, actor: str, bank: str, setting: str, old: Any, new: Any
+    ) -> None:
+        """Audit ``config.change`` of one bank setting (nothing when unchanged)."""
+        if old != new:
+            self._audit(
+                conn,
+                actor,
+                "config.change",
+                f"bank:{bank}",
+                {"bank": bank, "setting": setting, "old": old, "new": new},
+            )
+
     def _bank_id(self, conn: Connection, name: str) -> int:
         bid = conn.execute(select(B.c.id).where(B.c.name == name)).scalar()
         if bid is None:
@@ -317,7 +346,12 @@ class BankStore:
 
     # ------------------------------------------------------------------- banks
     def create_bank(
-        self, name: str, description: str = "", thresholds: dict[str, int] | None = None
+        self,
+        name: str,
+        description: str = "",
+        thresholds: dict[str, int] | None = None,
+        *,
+        actor: str = "system",
     ) -> BankInfo:
         _check_name(name)
         merged = dict(DEFAULT_THRESHOLDS)
@@ -338,6 +372,13 @@ class BankStore:
                 [{"bank_id": bid, "signal_type": k, "max_distance": v} for k, v in merged.items()],
             )
             self._log(conn, bid, None, "add", now)
+            self._audit(
+                conn,
+                actor,
+                "bank.create",
+                f"bank:{name}",
+                {"bank": name, "bank_id": int(bid), "thresholds": merged},
+            )
         return self.get_bank(name)
 
     def _bank_infos(self, conn: Connection, where: Any = None) -> list[BankInfo]:
@@ -384,31 +425,46 @@ class BankStore:
         with self._read() as conn:
             return self._bank_infos(conn)
 
-    def delete_bank(self, name: str) -> None:
+    def delete_bank(self, name: str, *, actor: str = "system") -> None:
         """Delete a bank with all its entries, thresholds and tombstones."""
         with self._write() as conn:
             bid = self._bank_id(conn, name)
-            conn.execute(delete(E).where(E.c.bank_id == bid))
+            n = conn.execute(delete(E).where(E.c.bank_id == bid)).rowcount
             conn.execute(delete(T).where(T.c.bank_id == bid))
             conn.execute(delete(TH).where(TH.c.bank_id == bid))
             conn.execute(delete(B).where(B.c.id == bid))
             self._log(conn, bid, None, "delete", utcnow())
+            self._audit(
+                conn,
+                actor,
+                "bank.delete",
+                f"bank:{name}",
+                {"bank": name, "bank_id": bid, "entries_deleted": int(n)},
+            )
 
-    def set_bank_enabled(self, name: str, enabled: bool) -> None:
+    def set_bank_enabled(self, name: str, enabled: bool, *, actor: str = "system") -> None:
         with self._write() as conn:
             bid = self._bank_id(conn, name)
+            old = conn.execute(select(B.c.enabled).where(B.c.id == bid)).scalar_one()
             conn.execute(update(B).where(B.c.id == bid).values(enabled=bool(enabled)))
             self._log(conn, bid, None, "enable" if enabled else "disable", utcnow())
+            self._setting_changed(conn, actor, name, "enabled", bool(old), bool(enabled))
 
-    def set_bank_description(self, name: str, description: str) -> None:
-        """Change a bank's description. Not logged: matching does not depend on it."""
+    def set_bank_description(self, name: str, description: str, *, actor: str = "system") -> None:
+        """Change a bank's description. Not in the change log (matching does not
+        depend on it); audited without the text (it may be long)."""
         if not isinstance(description, str) or len(description) > MAX_TEXT_FIELD * 4:
             raise BankError("description too long", code="bad_description")
         with self._write() as conn:
             bid = self._bank_id(conn, name)
+            old = conn.execute(select(B.c.description).where(B.c.id == bid)).scalar_one()
             conn.execute(update(B).where(B.c.id == bid).values(description=description))
+            if (old or "") != description:
+                self._setting_changed(
+                    conn, actor, name, "description", len(old or ""), len(description)
+                )
 
-    def rename_bank(self, name: str, new_name: str) -> BankInfo:
+    def rename_bank(self, name: str, new_name: str, *, actor: str = "system") -> BankInfo:
         """Rename a bank (a bank-level change: matchers reload bank names)."""
         _check_name(new_name)
         with self._write() as conn:
@@ -419,29 +475,52 @@ class BankStore:
                     raise BankError(f"bank {new_name!r} already exists", code="bank_exists")
                 conn.execute(update(B).where(B.c.id == bid).values(name=new_name))
                 self._log(conn, bid, None, "update", utcnow())
+                self._setting_changed(conn, actor, name, "name", name, new_name)
         return self.get_bank(new_name)
 
-    def set_threshold(self, name: str, signal_type: str, max_distance: int) -> None:
+    def set_threshold(
+        self, name: str, signal_type: str, max_distance: int, *, actor: str = "system"
+    ) -> None:
         _check_threshold(signal_type, max_distance)
         with self._write() as conn:
             bid = self._bank_id(conn, name)
+            old = conn.execute(
+                select(TH.c.max_distance).where(
+                    TH.c.bank_id == bid, TH.c.signal_type == signal_type
+                )
+            ).scalar()
+            if old is None:
+                old = DEFAULT_THRESHOLDS.get(signal_type)
             conn.execute(delete(TH).where(TH.c.bank_id == bid, TH.c.signal_type == signal_type))
             conn.execute(
                 insert(TH),
                 {"bank_id": bid, "signal_type": signal_type, "max_distance": max_distance},
             )
             self._log(conn, bid, None, "update", utcnow())
+            self._setting_changed(
+                conn, actor, name, f"threshold.{signal_type}", old, int(max_distance)
+            )
 
     def thresholds(self, name: str) -> dict[str, int]:
         return dict(self.get_bank(name).thresholds)
 
     # ----------------------------------------------------------------- imports
-    def add_entries(self, name: str, entries: Iterable[EntryIn]) -> ImportReport:
+    def add_entries(
+        self, name: str, entries: Iterable[EntryIn], *, actor: str = "system"
+    ) -> ImportReport:
         """Validate all ``entries``, then add them in one transaction.
 
         Raises :class:`BankImportError` (nothing written) if any entry is bad;
         line numbers are ``entry.line`` or the 1-based position in ``entries``.
+        Audited as ``bank.import`` (counts only) in the same transaction.
         """
+        return self._add_entries(name, entries, actor=actor, source="entries")
+
+    def _add_entries(
+        self, name: str, entries: Iterable[EntryIn], *, actor: str, source: str
+    ) -> ImportReport:
+        """:meth:`add_entries`; ``source`` (``"entries"`` or a format name) goes in
+        the audit details."""
         valid: dict[tuple[str, str, str], EntryIn] = {}
         bad: list[LineError] = []
         total = 0
@@ -495,6 +574,13 @@ class BankStore:
             rows.sort(key=itemgetter(1, 2, 3))
             report.added = self._bulk_insert(conn, bid, rows, now)
             report.duplicates += len(rows) - report.added
+            self._audit(
+                conn,
+                actor,
+                "bank.import",
+                f"bank:{name}",
+                {"bank": name, "bank_id": bid, "source": source, **report.to_dict()},
+            )
         return report
 
     def _bulk_insert(
@@ -571,6 +657,8 @@ class BankStore:
         path_or_stream: str | Path | IO[Any],
         format: str,
         limits: InputLimits = DEFAULT_INPUT_LIMITS,
+        *,
+        actor: str = "system",
     ) -> ImportReport:
         """Parse a whole file in ``format`` (see :data:`sentinelle.formats.FORMATS`),
         then :meth:`add_entries`. Nothing is written unless every line is valid."""
@@ -589,7 +677,7 @@ class BankStore:
                 raise BankImportError(f"cannot read {path_or_stream}: {e.strerror}") from None
         else:
             entries = fmt.parse(path_or_stream, **kwargs)
-        report = self.add_entries(name, entries)
+        report = self._add_entries(name, entries, actor=actor, source=format)
         if stats is not None:
             report.ignored = stats.ignored_hashes
         return report
@@ -663,9 +751,10 @@ class BankStore:
             raise BankError(f"no entry with id {entry_id}", code="unknown_entry")
         return r
 
-    def update_entry(self, entry_id: int, **fields: Any) -> StoredEntry:
+    def update_entry(self, entry_id: int, *, actor: str = "system", **fields: Any) -> StoredEntry:
         """Change metadata / state fields (see ``UPDATABLE_FIELDS``); the hash,
-        signal type and variant are the entry's identity and cannot change."""
+        signal type and variant are the entry's identity and cannot change.
+        Audited as ``bank.entry_update`` with the changed field names."""
         unknown = set(fields) - set(UPDATABLE_FIELDS)
         if unknown:
             raise BankError(
@@ -694,20 +783,29 @@ class BankStore:
             if values:
                 conn.execute(update(E).where(E.c.id == entry_id).values(**values))
                 self._log(conn, r.bank_id, entry_id, op, utcnow())
+                self._audit(
+                    conn,
+                    actor,
+                    "bank.entry_update",
+                    f"entry:{entry_id}",
+                    {"bank_id": int(r.bank_id), "op": op, "fields": sorted(values)},
+                )
         entry = self.get_entry(entry_id)
         assert entry is not None
         return entry
 
-    def disable_entry(self, entry_id: int, until: datetime | None = None) -> StoredEntry:
+    def disable_entry(
+        self, entry_id: int, until: datetime | None = None, *, actor: str = "system"
+    ) -> StoredEntry:
         """Disable indefinitely, or (``until`` given) until that time."""
         if until is None:
-            return self.update_entry(entry_id, enabled=False, disabled_until=None)
-        return self.update_entry(entry_id, enabled=True, disabled_until=until)
+            return self.update_entry(entry_id, actor=actor, enabled=False, disabled_until=None)
+        return self.update_entry(entry_id, actor=actor, enabled=True, disabled_until=until)
 
-    def enable_entry(self, entry_id: int) -> StoredEntry:
-        return self.update_entry(entry_id, enabled=True, disabled_until=None)
+    def enable_entry(self, entry_id: int, *, actor: str = "system") -> StoredEntry:
+        return self.update_entry(entry_id, actor=actor, enabled=True, disabled_until=None)
 
-    def delete_entry(self, entry_id: int, reason: str = "") -> None:
+    def delete_entry(self, entry_id: int, reason: str = "", *, actor: str = "system") -> None:
         """Delete an entry and tombstone its hash in its bank (re-imports skip it)."""
         now = utcnow()
         with self._write() as conn:
@@ -725,6 +823,13 @@ class BankStore:
                 .on_conflict_do_nothing(index_elements=["bank_id", "signal_type", "hash"])
             )
             self._log(conn, r.bank_id, entry_id, "delete", now)
+            self._audit(
+                conn,
+                actor,
+                "bank.entry_delete",
+                f"entry:{entry_id}",
+                {"bank_id": int(r.bank_id), "signal_type": r.signal_type, "reason": reason[:200]},
+            )
 
     def tombstones(self, name: str) -> list[tuple[str, str, datetime, str]]:
         """``(signal_type, hash, deleted_at, reason)`` of the bank's tombstones."""
