@@ -719,3 +719,20 @@ def test_without_a_master_key_media_is_unavailable_not_a_crash(
         assert r.status_code == 503 and error_code(r.text) == "no_master_key"
         assert c.get(f"/console/cases/{world.case_id}").status_code == 200
     assert not events(world, "media.reveal")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/cases/99999999999999999999999",
+        "/console/items/99999999999999999999999/preview",
+        "/console/reports/99999999999999999999999",
+        "/console/cases/0",
+    ],
+)
+def test_out_of_range_ids_are_422_not_a_server_error(world, path: str) -> None:
+    with _client(world) as c:
+        login(c, "sam")
+        r = c.get(path, follow_redirects=False)
+        assert r.status_code == 422, r.text[:200]
+        assert r.json()["error"]["code"] == "invalid_request"

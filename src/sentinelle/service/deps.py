@@ -20,13 +20,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Path, Request
 
 from .auth import ApiKeyInfo, api_error, authenticate
 from .state import ServiceState
 
-__all__ = ["ApiKeyInfo", "api_error", "body_limit", "get_state", "require_scope", "state_dep"]
+__all__ = [
+    "ApiKeyInfo",
+    "DbId",
+    "api_error",
+    "body_limit",
+    "get_state",
+    "require_scope",
+    "state_dep",
+]
+
+#: A database row id in a URL path: bounded so a huge number is a 422, not a
+#: driver overflow deep in a query.
+DbId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def get_state(request: Request) -> ServiceState:

@@ -70,7 +70,7 @@ from ..review import accounts, cases, decisions, exposure
 from ..review.errors import NotFound, PermissionDenied, ReviewError
 from ..review.intake import KIND_PRIORITY
 from ..review.roles import require
-from .deps import state_dep
+from .deps import DbId, state_dep
 from .state import ServiceState
 
 log = logging.getLogger("sentinelle.console")
@@ -453,7 +453,7 @@ def _case_context(state: ServiceState, viewer: Viewer, view: Any) -> dict[str, A
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(
     request: Request,
-    case_id: int,
+    case_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(viewer_dep)],
 ) -> Response:
@@ -469,7 +469,7 @@ def case_page(
 @router.post("/cases/{case_id}/take")
 def case_take(
     request: Request,
-    case_id: int,
+    case_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
 ) -> Response:
@@ -483,7 +483,7 @@ def case_take(
 @router.post("/cases/{case_id}/pass")
 def case_pass(
     request: Request,
-    case_id: int,
+    case_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
     to_user: Annotated[str, Form(max_length=20)] = "",
@@ -516,7 +516,7 @@ def _media_context(state: ServiceState, viewer: Viewer, item: Any, **extra: Any)
 @router.get("/items/{item_id}/preview")
 def item_preview(
     request: Request,
-    item_id: int,
+    item_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(viewer_dep)],
 ) -> Response:
@@ -540,7 +540,7 @@ def item_preview(
 @router.post("/items/{item_id}/reveal", response_class=HTMLResponse)
 def item_reveal(
     request: Request,
-    item_id: int,
+    item_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
 ) -> Response:
@@ -592,7 +592,7 @@ def item_reveal(
 @router.post("/items/{item_id}/reblur", response_class=HTMLResponse)
 def item_reblur(
     request: Request,
-    item_id: int,
+    item_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
 ) -> Response:
@@ -607,7 +607,7 @@ def item_reblur(
 @router.get("/items/{item_id}/video")
 def item_video(
     request: Request,
-    item_id: int,
+    item_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(viewer_dep)],
     grant: Annotated[str, Query(max_length=100)] = "",
@@ -636,7 +636,7 @@ def item_video(
 @router.post("/items/{item_id}/decide", response_class=HTMLResponse)
 def item_decide(
     request: Request,
-    item_id: int,
+    item_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
     verdict: Annotated[str, Form(max_length=20)] = "",
@@ -703,7 +703,7 @@ def _drafts_for_case(state: ServiceState, case_id: int) -> list[Any]:
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
 def report_page(
     request: Request,
-    report_id: int,
+    report_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(viewer_dep)],
 ) -> Response:

@@ -49,7 +49,7 @@ from ..errors import SentinelleError
 from ..review import accounts
 from ..review.errors import Conflict, NotFound, ReviewError
 from ..review.roles import ROLES, require
-from .deps import state_dep
+from .deps import DbId, state_dep
 from .routes_console import _base, _record
 from .state import ServiceState
 
@@ -187,7 +187,7 @@ def hold_place(
 @router.post("/holds/{hold_id}/release", response_class=HTMLResponse)
 def hold_release(
     request: Request,
-    hold_id: int,
+    hold_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
     reason: Annotated[str, Form(max_length=2000)] = "",
@@ -204,7 +204,7 @@ def hold_release(
 @router.post("/holds/{hold_id}/extend", response_class=HTMLResponse)
 def hold_extend(
     request: Request,
-    hold_id: int,
+    hold_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
     days: Annotated[str, Form(max_length=10)] = "",
@@ -223,7 +223,7 @@ def hold_extend(
 @router.post("/evidence/{case_id}/destroy", response_class=HTMLResponse)
 def evidence_destroy(
     request: Request,
-    case_id: int,
+    case_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
     reason: Annotated[str, Form(max_length=2000)] = "",
@@ -261,7 +261,7 @@ def evidence_destroy(
 @router.get("/deletions/{deletion_id}", response_class=HTMLResponse)
 def deletion_page(
     request: Request,
-    deletion_id: int,
+    deletion_id: DbId,
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(viewer_dep)],
     new: Annotated[int, Query(ge=0, le=1)] = 0,
