@@ -42,7 +42,7 @@ def test_cli_json_one_object_per_file(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         cli, ["provenance", str(OCSP), str(XCA), str(tmp_path / "missing.jpg"), "--json"]
     )
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # one file could not be read; all still printed
     recs = _lines(res.stdout)
     assert [r["path"] for r in recs] == [str(OCSP), str(XCA), str(tmp_path / "missing.jpg")]
     assert all(set(r) == RECORD_KEYS for r in recs)
@@ -50,6 +50,29 @@ def test_cli_json_one_object_per_file(tmp_path: Path) -> None:
     assert recs[1]["tampered"] is True
     assert recs[2]["error"]["code"] == "io_error" and recs[2]["evidence"] == []
     assert all(set(e) == EVIDENCE_KEYS for r in recs for e in r["evidence"])
+
+
+def test_cli_exit_status_reports_unreadable_files(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["provenance", "/nonexistent"])
+    assert res.exit_code == 1
+    assert "/nonexistent: no_evidence" in res.stdout and "io_error" in res.stdout
+    assert "1 file(s) could not be analysed" in res.stderr
+    # the unreadable file first: every later file is still analysed and printed
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    res = runner.invoke(
+        cli,
+        ["provenance", "check", "--json", "/nonexistent", str(tmp_path / "empty.jpg"), str(OCSP)],
+    )
+    assert res.exit_code == 1
+    recs = _lines(res.stdout)
+    assert [r["error"] and r["error"]["code"] for r in recs] == ["io_error", "empty_file", None]
+    assert recs[2]["verdict"] == "ai_edited"
+    assert "2 file(s) could not be analysed" in res.stderr
+    # every file readable: 0
+    res = runner.invoke(cli, ["provenance", "--json", str(OCSP), str(PLAIN)])
+    assert res.exit_code == 0, res.output
+    assert len(_lines(res.stdout)) == 2
 
 
 def test_cli_check_subcommand_and_text_output(tmp_path: Path) -> None:

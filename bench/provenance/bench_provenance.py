@@ -94,21 +94,35 @@ def _deciding(result) -> str:  # type: ignore[no-untyped-def]
     return why.replace("|", "/")[:150]
 
 
-def verdict_table(paths: list[Path]) -> tuple[str, dict[str, int]]:
+def verdict_table(paths: list[Path]) -> tuple[str, dict[str, int], dict[str, int]]:
+    """The per-file table, the count of each verdict, and the count of each verdict
+    among files with the ``tampered`` flag (a flag, not a verdict: a tampered C2PA
+    manifest is reported as verdict ``conflicting`` + ``tampered``)."""
     rows = ["| file | verdict | conf. | tampered | deciding evidence |", "|---|---|---|---|---|"]
     counts: dict[str, int] = {}
+    tampered: dict[str, int] = {}
     for p in paths:
         r = analyze_bytes(p.read_bytes(), path=p.name)
         if not p.stat().st_size:
             r.explanation = ["(empty file)"]
-        key = "tampered" if r.tampered else r.verdict
-        counts[key] = counts.get(key, 0) + 1
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+        if r.tampered:
+            tampered[r.verdict] = tampered.get(r.verdict, 0) + 1
         name = p.name.replace("sdk_tests_fixtures_", "").replace("cli_tests_fixtures_", "cli/")
         rows.append(
             f"| `{name}` | {r.verdict} | {r.confidence:.2f} | {'yes' if r.tampered else ''} "
             f"| {_deciding(r)} |"
         )
-    return "\n".join(rows), counts
+    return "\n".join(rows), counts, tampered
+
+
+def verdict_summary(counts: dict[str, int], tampered: dict[str, int]) -> str:
+    """E.g. ``Verdicts (conflicting: 3, no_evidence: 44); tampered flag: 3 (conflicting: 3)``."""
+    out = "Verdicts (" + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ")"
+    if tampered:
+        by = ", ".join(f"{k}: {v}" for k, v in sorted(tampered.items()))
+        out += f"; tampered flag: {sum(tampered.values())} ({by})"
+    return out
 
 
 def main() -> None:
@@ -143,7 +157,7 @@ def main() -> None:
         args.rounds,
     )
 
-    table, counts = verdict_table(paths)
+    table, counts, tampered = verdict_table(paths)
     sources = ", ".join(available_sources())
     speed = "\n".join(
         [
@@ -166,8 +180,7 @@ def main() -> None:
             f"| provenance, all sources | {rp['all']:.1f} | {1000 / rp['all']:.1f} |",
         ]
     )
-    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-    body = f"{speed}\n\nVerdicts ({summary}):\n\n{table}\n"
+    body = f"{speed}\n\n{verdict_summary(counts, tampered)}:\n\n{table}\n"
     print(body)
     OUT_DIR.mkdir(exist_ok=True)
     (OUT_DIR / "provenance_verdicts.md").write_text(table + "\n")

@@ -11,8 +11,12 @@
 (a file literally named ``sign`` or ``check`` needs the explicit ``check``). Directories are
 walked recursively. Each file gets one line (``--json``: one JSON object per line with
 ``path``, ``verdict``, ``confidence``, ``evidence``, ``error``, plus ``tampered`` and
-``explanation``); a file that cannot be read still gets its line, and the exit code is 0
-unless the command line itself is wrong.
+``explanation``); a file that cannot be analysed (unreadable or missing: ``io_error``;
+``empty_file``; ``file_too_large``) still gets its line, with its ``error``.
+
+Exit status: 0 when every file was analysed; 1 when any file could not be (every record
+is printed first), or when the trust anchors or detector are unusable (nothing printed);
+2 for a wrong command line.
 
 ``--detector MODEL.onnx`` (with ``--detector-meta SIDECAR`` when the sidecar is not
 ``MODEL.json``/``MODEL.toml``) adds the operator's learned detector; without it the
@@ -38,6 +42,9 @@ from ..errors import SentinelleError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..provenance.evidence import DetectorConfig
+
+#: Exit status of ``check`` when any file could not be analysed (after printing every record).
+EXIT_NOT_ANALYSED = 1
 
 
 class _CheckByDefault(TyperGroup):
@@ -150,6 +157,9 @@ def register(app: typer.Typer) -> None:
 
         Verdicts: ai_generated, ai_edited, camera_signed, no_evidence, conflicting
         (a tampered C2PA manifest is reported as conflicting + tampered).
+
+        Exit status: 0 when every file was analysed, 1 when any could not be read
+        (its record, with the error, is still printed), 2 for a wrong command line.
         """
         from ..provenance import analyze_file
         from ..provenance.sources import source_names
@@ -170,11 +180,16 @@ def register(app: typer.Typer) -> None:
                 config = load_detector(detector, detector_meta)
         except SentinelleError as e:
             raise _fail(e) from None
+        failed = 0
         for path in iter_paths(paths):
             record = analyze_file(
                 path, trust_anchors_pem=pem, detector=config, sources=source
             ).to_dict()
             typer.echo(json.dumps(record) if as_json else format_text(record))
+            failed += record.get("error") is not None
+        if failed:
+            _stderr().print(f"{failed} file(s) could not be analysed")
+            raise typer.Exit(EXIT_NOT_ANALYSED)
 
     @prov.command("sign")
     def sign_command(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -277,6 +278,41 @@ def _start_worker(state: ServiceState) -> None:
     state.stoppers.append(start_worker(state))
 
 
+#: Text the prompt guard is warmed with: plain and benign (the first check loads
+#: the lexicons and readings; every later one costs milliseconds).
+WARM_UP_PROMPT = "a watercolour of a lighthouse at dawn"
+
+
+def _warm_prompt_guard() -> threading.Thread | None:
+    """Load the prompt guard's lexicons and readings in a daemon thread.
+
+    The first ``/v1/guard/prompt`` call otherwise pays for them (seconds). They
+    are cached process-wide (:func:`sentinelle.guard.lexicon.default_lexicons`,
+    the pykakasi reader), so a throwaway :class:`~sentinelle.guard.PromptGuard`
+    warms them for the app's own guard, whose configuration is still read from
+    the environment on first use. Start-up does not wait for this, and a failure
+    is only logged (the route reports its own error then). Nothing is recorded.
+    """
+    try:
+        from ..guard import PromptGuard
+    except ImportError:
+        return None
+
+    def warm() -> None:
+        started = time.perf_counter()
+        try:
+            PromptGuard().check(WARM_UP_PROMPT)
+        except Exception as e:  # noqa: BLE001 - never let warming break the service
+            log.warning("prompt guard warm-up failed", extra={"fields": {"error": repr(e)[:200]}})
+            return
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        log.info("prompt guard warm", extra={"fields": {"duration_ms": elapsed_ms}})
+
+    thread = threading.Thread(target=warm, name="sentinelle-guard-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> FastAPI:
     """Build the service. Opens and migrates the database now (fails fast if unreachable)."""
     settings = settings or Settings.from_env()
@@ -293,6 +329,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         if start_background:
             state.stoppers.append(start_sync(state))
             _start_worker(state)
+            app.state.sentinelle_warm_up = _warm_prompt_guard()
         try:
             yield
         finally:
@@ -306,6 +343,10 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        # Form()/File() parameters (the console's forms): no file parts, ever. Starlette
+        # would spool one over 1 MiB to a temporary file on disk; uploads go through
+        # the streaming in-memory reader of service/uploads.py instead.
+        form_limits={"max_files": 0},
     )
     app.state.sentinelle = state
     app.add_middleware(ServiceMiddleware, get_state=lambda: state)

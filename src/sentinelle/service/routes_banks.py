@@ -42,10 +42,12 @@ from . import imports
 from .deps import ApiKeyInfo, api_error, body_limit, state_dep
 from .deps import require_scope as _require_scope
 from .state import ServiceState
+from .uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
 
 log = logging.getLogger("sentinelle.service")
 router = APIRouter(prefix="/v1", tags=["banks"])
 body_limit(r"/v1/banks/[^/]+/import", "import")  # bulk uploads: settings.max_import_bytes
+MAX_IMPORT_PARTS = 16  # a multipart import: one file part, a few text parts at most
 
 MAX_ENTRIES_PER_REQUEST = 10_000
 MAX_PAGE = 1000
@@ -83,6 +85,12 @@ def to_http(err: SentinelleError) -> Exception:
 
 
 # ------------------------------------------------------------------ views
+def actor_of(who: ApiKeyInfo) -> str:
+    """The audit actor for an API caller: ``key:<id>``, or ``key:allowlist:<ip>``
+    for an allow-listed address (HMA routes)."""
+    return f"key:{who.id}" if who.source == "key" else f"key:{who.name}"
+
+
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else (to_utc(dt) or dt).isoformat()
 
@@ -206,7 +214,11 @@ class DisableBody(BaseModel):
 @router.post("/banks", status_code=201, summary="Create a bank")
 def create_bank(body: BankCreate, state: State, who: Curate) -> dict[str, Any]:
     try:
-        return bank_view(state.store.create_bank(body.name, body.description, body.thresholds))
+        return bank_view(
+            state.store.create_bank(
+                body.name, body.description, body.thresholds, actor=actor_of(who)
+            )
+        )
     except BankError as e:
         raise to_http(e) from None
 
@@ -224,19 +236,19 @@ def get_bank(name: str, state: State, who: Curate) -> dict[str, Any]:
 @router.patch("/banks/{name}", summary="Change description, enabled state or thresholds")
 def patch_bank(name: str, body: BankPatch, state: State, who: Curate) -> dict[str, Any]:
     bank = _bank_or_404(state, name)
-    store = state.store
+    store, actor = state.store, actor_of(who)
     try:
         for st, d in (body.thresholds or {}).items():
             _check_threshold(st, d)
         if body.description is not None and body.description != bank.description:
-            store.set_bank_description(name, body.description)
+            store.set_bank_description(name, body.description, actor=actor)
         # Only real changes are written: each bank-level change makes every
         # instance's matcher reload its bank table.
         for st, d in (body.thresholds or {}).items():
             if bank.thresholds.get(st) != d:
-                store.set_threshold(name, st, d)
+                store.set_threshold(name, st, d, actor=actor)
         if body.enabled is not None and body.enabled != bank.enabled:
-            store.set_bank_enabled(name, body.enabled)
+            store.set_bank_enabled(name, body.enabled, actor=actor)
         return bank_view(store.get_bank(name))
     except BankError as e:
         raise to_http(e) from None
@@ -245,7 +257,7 @@ def patch_bank(name: str, body: BankPatch, state: State, who: Curate) -> dict[st
 @router.delete("/banks/{name}", summary="Delete a bank and all its entries (admin)")
 def delete_bank(name: str, state: State, who: Admin) -> dict[str, Any]:
     try:
-        state.store.delete_bank(name)
+        state.store.delete_bank(name, actor=actor_of(who))
     except BankError as e:
         raise to_http(e) from None
     return {"deleted": name}
@@ -283,7 +295,7 @@ def add_entries(
     items = body.entries if isinstance(body, EntriesBody) else [body]
     entries = [it.to_entry(i) for i, it in enumerate(items, start=1)]
     try:
-        report = state.store.add_entries(name, entries)
+        report = state.store.add_entries(name, entries, actor=actor_of(who))
     except (BankError, BankImportError) as e:
         raise to_http(e) from None
     keys = [
@@ -328,10 +340,10 @@ def get_entry(entry_id: int, state: State, who: Curate) -> dict[str, Any]:
     return entry_view(e, _bank_names(state).get(e.bank_id))
 
 
-def _update(state: ServiceState, entry_id: int, **fields: Any) -> dict[str, Any]:
+def _update(state: ServiceState, who: ApiKeyInfo, entry_id: int, **fields: Any) -> dict[str, Any]:
     _entry_or_404(state, entry_id)
     try:
-        e = state.store.update_entry(entry_id, **fields)
+        e = state.store.update_entry(entry_id, actor=actor_of(who), **fields)
     except BankError as err:
         raise to_http(err) from None
     return entry_view(e, _bank_names(state).get(e.bank_id))
@@ -344,7 +356,7 @@ def patch_entry(entry_id: int, body: EntryPatch, state: State, who: Curate) -> d
         raise api_error(422, "bad_field", "enabled must be true or false")
     if not fields:
         return get_entry(entry_id, state, who)
-    return _update(state, entry_id, **fields)
+    return _update(state, who, entry_id, **fields)
 
 
 @router.post("/entries/{entry_id}/disable", summary="Disable (optionally until a time)")
@@ -353,13 +365,13 @@ def disable_entry(
 ) -> dict[str, Any]:
     until = body.until if body is not None else None
     if until is None:
-        return _update(state, entry_id, enabled=False, disabled_until=None)
-    return _update(state, entry_id, enabled=True, disabled_until=until)
+        return _update(state, who, entry_id, enabled=False, disabled_until=None)
+    return _update(state, who, entry_id, enabled=True, disabled_until=until)
 
 
 @router.post("/entries/{entry_id}/enable", summary="Enable")
 def enable_entry(entry_id: int, state: State, who: Curate) -> dict[str, Any]:
-    return _update(state, entry_id, enabled=True, disabled_until=None)
+    return _update(state, who, entry_id, enabled=True, disabled_until=None)
 
 
 @router.delete("/entries/{entry_id}", summary="Delete and tombstone (re-imports skip it)")
@@ -371,7 +383,7 @@ def delete_entry(
 ) -> dict[str, Any]:
     _entry_or_404(state, entry_id)
     try:
-        state.store.delete_entry(entry_id, reason)
+        state.store.delete_entry(entry_id, reason, actor=actor_of(who))
     except BankError as e:
         raise to_http(e) from None
     return {"deleted": entry_id}
@@ -387,21 +399,32 @@ def _check_format(fmt: str) -> str:
 
 
 async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The upload: the first file of a multipart body, or the raw body."""
+    """The upload: the one file part of a multipart body, or the raw body.
+
+    A multipart body is streamed (:func:`.uploads.iter_multipart`): the file part's
+    bytes go straight to the import spool, never via a framework temporary file;
+    text parts are dropped."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        try:
-            files = [v for _, v in form.multi_items() if not isinstance(v, str)]
-            if len(files) != 1:
-                raise api_error(400, "bad_upload", "send exactly one file in the multipart body")
-            while True:
-                chunk = await files[0].read(1024 * 1024)
-                if not chunk:
-                    break
-                yield chunk
-        finally:
-            await form.close()
+        files = parts = 0
+        in_file = False
+        async for event in iter_multipart(request, multipart_boundary(request)):
+            if isinstance(event, PartStart):
+                parts += 1
+                if parts > MAX_IMPORT_PARTS:
+                    raise api_error(400, "bad_multipart", f"more than {MAX_IMPORT_PARTS} parts")
+                in_file = event.filename is not None
+                files += in_file
+                if files > 1:
+                    raise api_error(
+                        400, "bad_upload", "send exactly one file in the multipart body"
+                    )
+            elif isinstance(event, PartEnd):
+                in_file = False
+            elif in_file:
+                yield event
+        if files != 1:
+            raise api_error(400, "bad_upload", "send exactly one file in the multipart body")
     else:
         async for chunk in request.stream():
             if chunk:
@@ -434,13 +457,15 @@ async def import_bank(
         imports.remove_quietly(upload.path)
         raise api_error(400, "empty_upload", "the upload is empty")
     if upload.size > imports.sync_max_bytes(state.settings):
-        job_id = imports.enqueue_import(state, name, format, upload)
+        job_id = imports.enqueue_import(state, name, format, upload, actor=actor_of(who))
         response.status_code = 202
         return {"status": "queued", "job_id": job_id, "job_url": f"/v1/jobs/{job_id}"}
     try:
         from starlette.concurrency import run_in_threadpool
 
-        report = await run_in_threadpool(imports.run_import, state, name, format, upload.path)
+        report = await run_in_threadpool(
+            imports.run_import, state, name, format, upload.path, actor=actor_of(who)
+        )
     except (BankError, BankImportError) as e:
         raise to_http(e) from None
     finally:

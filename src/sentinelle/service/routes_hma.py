@@ -48,7 +48,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
-from starlette.datastructures import UploadFile
 
 from ..errors import BankError, BankImportError, InvalidHashError
 from ..formats.entry import EntryIn, normalize_signal_hash
@@ -58,7 +57,9 @@ from ..signals.types import HashSignal
 from ..store.banks import StoredEntry
 from ..store.models import BankEntry
 from .deps import ApiKeyInfo, body_limit, require_scope, state_dep
+from .routes_banks import actor_of
 from .state import ServiceState
+from .uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
 
 router = APIRouter(tags=["hma-compat"])
 for _path in (r"/h/hash", r"/m/lookup", r"/c/bank/[^/]+/content"):
@@ -77,6 +78,7 @@ CONTENT_SIGNALS = {"photo": ("pdq",), "video": ("video_md5",)}
 MEDIA_TO_CONTENT = {"image": "photo", "video": "video"}  # our media type -> HMA content type
 HMA_GROUP_PREFIX = "hma:"
 MAX_UPLOAD_FIELDS = 16
+MAX_FIELD_BYTES = 16 * 1024  # content_id (4096 chars) and note (255) fit with room
 FIVE_YEARS_S = 5 * 365 * 24 * 3600
 ENABLED_TS, DISABLED_TS = 1, 0
 
@@ -241,27 +243,55 @@ async def _read_form_upload(
     request: Request, state: ServiceState
 ) -> tuple[str, bytes, dict[str, str]]:
     """HMA multipart: exactly one file, in a part named after its content type
-    (``photo`` / ``video``); returns ``(content_type, bytes, other text fields)``."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
-        raise hma_error(400, "Missing multipart/form-data file upload", "bad_upload")
-    form = await request.form(max_files=2, max_fields=MAX_UPLOAD_FIELDS)
+    (``photo`` / ``video``); returns ``(content_type, bytes, other text fields)``.
+
+    Streamed with :func:`.uploads.iter_multipart`: the file is held in memory
+    under ``max_upload_bytes`` and never spooled to disk. A file part is one with
+    a file name, as in HMA (Flask); text parts are kept (up to
+    :data:`MAX_UPLOAD_FIELDS` of :data:`MAX_FIELD_BYTES` each)."""
     try:
-        files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        if not files:
-            raise hma_error(400, "Missing multipart/form-data file upload", "bad_upload")
-        if len(files) > 1:
-            raise hma_error(400, "Only one file allowed per request", "bad_upload")
-        field, up = files[0]
-        content_type = _content_type_of(field)
-        limit = state.settings.max_upload_bytes
-        data = await up.read(limit + 1)
-        if len(data) > limit:
-            raise hma_error(413, f"upload is over the limit of {limit} bytes", "file_too_large")
-        return content_type, data, fields
-    finally:
-        await form.close()
+        boundary = multipart_boundary(request)
+    except HTTPException:
+        raise hma_error(400, "Missing multipart/form-data file upload", "bad_upload") from None
+    limit = state.settings.max_upload_bytes
+    content_type: str | None = None
+    data = bytearray()
+    fields: dict[str, str] = {}
+    field: tuple[str, bytearray] | None = None  # the text part being read
+    in_file = False
+    try:
+        async for event in iter_multipart(request, boundary):
+            if isinstance(event, PartStart):
+                if event.filename is not None:
+                    if content_type is not None:
+                        raise hma_error(400, "Only one file allowed per request", "bad_upload")
+                    content_type, in_file = _content_type_of(event.name), True
+                else:
+                    if len(fields) >= MAX_UPLOAD_FIELDS:
+                        raise hma_error(400, "Too many form fields", "bad_upload")
+                    field = (event.name, bytearray())
+            elif isinstance(event, PartEnd):
+                if field is not None:
+                    fields[field[0]] = field[1].decode("utf-8", "replace")
+                in_file, field = False, None
+            elif in_file:
+                data += event
+                if len(data) > limit:
+                    raise hma_error(
+                        413, f"upload is over the limit of {limit} bytes", "file_too_large"
+                    )
+            elif field is not None:
+                field[1].extend(event)
+                if len(field[1]) > MAX_FIELD_BYTES:
+                    raise hma_error(400, f"form field {field[0]!r} is too long", "bad_field")
+    except HTTPException as e:  # bad_multipart from the parser -> HMA's error shape
+        err = e.detail.get("error") if isinstance(e.detail, dict) else None
+        if err is None or "message" in e.detail:
+            raise
+        raise hma_error(e.status_code, err["message"], err["code"]) from None
+    if content_type is None:
+        raise hma_error(400, "Missing multipart/form-data file upload", "bad_upload")
+    return content_type, bytes(data), fields
 
 
 async def _fetch(state: ServiceState, url: str) -> bytes:
@@ -418,11 +448,11 @@ async def c_bank_create(request: Request, state: State, who: Curate) -> dict[str
     if not isinstance(name, str):
         raise hma_error(400, "name must be a string", "bad_bank_name")
     enabled = _parse_enabled(data)
-    store = state.store
+    store, actor = state.store, actor_of(who)
     try:
-        store.create_bank(name)
+        store.create_bank(name, actor=actor)
         if enabled is False:
-            store.set_bank_enabled(name, False)
+            store.set_bank_enabled(name, False, actor=actor)
     except BankError as e:
         if e.code == "bank_exists":
             raise hma_error(403, "Bank already exists", e.code) from None
@@ -445,13 +475,13 @@ async def c_bank_update(
     new_name = data.get("name")
     if new_name is not None and not isinstance(new_name, str):
         raise hma_error(400, "name must be a string", "bad_bank_name")
-    store = state.store
+    store, actor = state.store, actor_of(who)
     try:
         if new_name is not None and new_name != bank.name:
-            store.rename_bank(bank.name, new_name)
+            store.rename_bank(bank.name, new_name, actor=actor)
             bank_name = new_name
         if enabled is not None and enabled != bank.enabled:
-            store.set_bank_enabled(bank_name, enabled)
+            store.set_bank_enabled(bank_name, enabled, actor=actor)
     except BankError as e:
         if e.code == "bank_exists":
             raise hma_error(403, "Bank name already exists", e.code) from None
@@ -462,7 +492,7 @@ async def c_bank_update(
 @router.delete("/c/bank/{bank_name}", summary="HMA: delete a bank (admin)")
 def c_bank_delete(bank_name: str, state: State, who: Admin) -> dict[str, str]:
     try:
-        state.store.delete_bank(bank_name)
+        state.store.delete_bank(bank_name, actor=actor_of(who))
     except BankError as e:
         if e.code != "unknown_bank":  # HMA: deleting a missing bank succeeds
             raise hma_error(400, e.message, e.code) from None
@@ -547,6 +577,7 @@ def _add_signals(
     *,
     content_id: str | None = None,
     note: str | None = None,
+    actor: str = "system",
 ) -> dict[str, Any]:
     """Bank one content (``{hma_signal_type: hash}``); returns HMA's ``{"id", "signals"}``."""
     bank = _get_bank(state, bank_name)
@@ -573,7 +604,7 @@ def _add_signals(
         for sig, h in dict.fromkeys(norm.values())
     ]
     try:
-        report = state.store.add_entries(bank.name, entries)
+        report = state.store.add_entries(bank.name, entries, actor=actor)
     except (BankImportError, BankError) as e:
         raise hma_error(400, e.message, e.code) from None
     if report.skipped_tombstoned:
@@ -628,7 +659,9 @@ async def c_content_add(
     content_id = _check_text(content_id, "content_id", 4096)
     note = _check_text(note, "note", 255)
     hashes = await _hash_media(state, data, ctype, q.get("types"))
-    return _add_signals(state, bank_name, hashes, content_id=content_id, note=note)
+    return _add_signals(
+        state, bank_name, hashes, content_id=content_id, note=note, actor=actor_of(who)
+    )
 
 
 @router.post("/c/bank/{bank_name}/signal", summary="HMA: bank hashes directly")
@@ -637,7 +670,7 @@ async def c_signal_add(
 ) -> dict[str, Any]:
     _get_bank(state, bank_name)
     data = await _json_object(request)
-    return _add_signals(state, bank_name, data)
+    return _add_signals(state, bank_name, data, actor=actor_of(who))
 
 
 @router.get("/c/bank/{bank_name}/content/{content_id}", summary="HMA: one banked content")
@@ -672,15 +705,18 @@ async def c_content_update(
             raise hma_error(
                 400, "disable_until_ts must be less than 5 years in the future", "bad_field"
             )
+        actor = actor_of(who)
         for e in entries:
             if ts == DISABLED_TS:
-                state.store.update_entry(e.id, enabled=False, disabled_until=None)
+                state.store.update_entry(e.id, actor=actor, enabled=False, disabled_until=None)
             elif ts == ENABLED_TS:
-                state.store.update_entry(e.id, enabled=True, disabled_until=None)
+                state.store.update_entry(e.id, actor=actor, enabled=True, disabled_until=None)
             else:
                 until = datetime.fromtimestamp(ts, UTC)
                 past = until <= datetime.now(UTC)
-                state.store.update_entry(e.id, enabled=True, disabled_until=None if past else until)
+                state.store.update_entry(
+                    e.id, actor=actor, enabled=True, disabled_until=None if past else until
+                )
         entries = _content(state, bank_name, content_id)
     return _content_json(state, bank_name, entries, False)
 
@@ -691,7 +727,7 @@ def c_content_delete(bank_name: str, content_id: int, state: State, who: Curate)
     n = 0
     for e in entries:
         try:
-            state.store.delete_entry(e.id, "deleted through the HMA API")
+            state.store.delete_entry(e.id, "deleted through the HMA API", actor=actor_of(who))
             n += 1
         except BankError:
             pass  # already gone

@@ -11,12 +11,19 @@ Two ways to upload:
 The declared type is only a transport detail: the media type is detected from
 the bytes (:mod:`sentinelle.media.detect`), so a mislabelled upload is hashed as
 what it really is, or refused as unsupported. File names are never kept.
+
+Other multipart consumers (the HMA routes' ``photo``/``video`` parts, bank
+imports) build on :func:`iter_multipart`, the same disk-free streaming parser.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
 from fastapi import Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from .auth import api_error
 
@@ -60,27 +67,47 @@ async def _read_raw(request: Request, limit: int) -> bytes:
     return bytes(buf)
 
 
-class _FilePart:
-    """Callbacks collecting the ``file`` part of a multipart body."""
+@dataclass(frozen=True)
+class PartStart:
+    """A multipart part begins: its form ``name``, and ``filename`` for a file part
+    (a part whose Content-Disposition carries a file name, as browsers and
+    ``curl -F name=@file`` send files; ``None`` for a plain text field)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data: bytearray | None = None
-        self.parts = 0
-        self._in_file = False
+    name: str
+    filename: str | None
+
+
+class PartEnd:
+    """The current part is complete (use the :data:`PART_END` singleton)."""
+
+
+PART_END = PartEnd()
+#: What :func:`iter_multipart` yields: a part's start, a piece of its data, its end.
+MultipartEvent = PartStart | bytes | PartEnd
+
+
+class _Events:
+    """python-multipart callbacks turning one parsed chunk into a list of events."""
+
+    def __init__(self) -> None:
+        self.events: list[MultipartEvent] = []
         self._hname = bytearray()
         self._hval = bytearray()
         self._headers: dict[bytes, bytes] = {}
-        self.fields: dict[str, bytearray] = {}
-        self._field: str | None = None
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
 
     def on_part_begin(self) -> None:
-        self.parts += 1
-        if self.parts > MAX_PARTS:
-            raise api_error(400, "bad_multipart", f"more than {MAX_PARTS} parts")
         self._headers = {}
-        self._in_file = False
-        self._field = None
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._hname += data[start:end]
@@ -95,67 +122,101 @@ class _FilePart:
 
     def on_headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition"))
-        if params.get(b"name") == UPLOAD_FIELD.encode() and self.data is None:
-            self._in_file = True
-            self.data = bytearray()
         name = (params.get(b"name") or b"").decode("latin-1")
-        if name in FORM_FIELDS and name not in self.fields:
-            self._field = name
-            self.fields[name] = bytearray()
+        raw_filename = params.get(b"filename")
+        filename = None if raw_filename is None else raw_filename.decode("latin-1")
+        self.events.append(PartStart(name, filename))
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._in_file and self.data is not None:
-            self.data += data[start:end]
-            if len(self.data) > self.limit:
-                raise _too_large(self.limit)
-        elif self._field is not None:
-            self.fields[self._field] += data[start:end]
-            if len(self.fields[self._field]) > MAX_FIELD_BYTES:
-                raise api_error(422, "field_too_long", f"form field {self._field!r} is too long")
+        if end > start:
+            self.events.append(data[start:end])
 
     def on_part_end(self) -> None:
-        self._in_file = False
-        self._field = None
+        self.events.append(PART_END)
+
+
+def multipart_boundary(request: Request) -> bytes:
+    """The boundary of a ``multipart/form-data`` request; 400 ``bad_multipart`` if the
+    body is not multipart or its boundary is missing or absurdly long."""
+    ctype, params = parse_options_header(request.headers.get("content-type"))
+    boundary = params.get(b"boundary")
+    if ctype.lower() != b"multipart/form-data" or not boundary or len(boundary) > 200:
+        raise api_error(400, "bad_multipart", "multipart body without a valid boundary")
+    return boundary
+
+
+async def iter_multipart(request: Request, boundary: bytes) -> AsyncIterator[MultipartEvent]:
+    """Stream a multipart body as events, in memory, as it arrives.
+
+    Unlike ``request.form()`` (which spools any part over 1 MiB to a temporary
+    file), nothing is ever written to disk and nothing is kept: the caller decides
+    what to keep of each part (a file in memory under a limit, a spool of its own,
+    or nothing). At most one network chunk of events is buffered at a time.
+    A malformed or truncated body (no closing boundary) raises 400 ``bad_multipart``.
+    """
+    collector = _Events()
+    try:
+        parser = MultipartParser(boundary, collector.callbacks())
+    except ValueError as e:
+        raise api_error(400, "bad_multipart", f"malformed multipart body: {e}") from None
+    async for chunk in request.stream():
+        try:
+            parser.write(chunk)
+        except ValueError as e:  # MultipartParseError and friends
+            raise api_error(400, "bad_multipart", f"malformed multipart body: {e}") from None
+        events, collector.events = collector.events, []
+        for event in events:
+            yield event
+    try:
+        parser.finalize()
+    except ValueError as e:
+        raise api_error(400, "bad_multipart", f"malformed multipart body: {e}") from None
+    if parser.state not in (MultipartState.END, MultipartState.END_BOUNDARY):
+        # Truncated: the last part may be cut short; never hand on half a file.
+        raise api_error(400, "bad_multipart", "multipart body ends before its closing boundary")
+    for event in collector.events:
+        yield event
 
 
 async def _read_multipart(request: Request, boundary: bytes, limit: int) -> bytes:
-    collector = _FilePart(limit)
-    callbacks = {
-        name: getattr(collector, name)
-        for name in (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_part_data",
-            "on_part_end",
-        )
-    }
-    try:
-        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
-    except ValueError as e:  # MultipartParseError and friends
-        raise api_error(400, "bad_multipart", f"malformed multipart body: {e}") from None
-    if collector.data is None:
+    """The first part named ``file``; the small :data:`FORM_FIELDS` go to
+    ``request.state.form_fields``; every other part is read and dropped."""
+    data: bytearray | None = None
+    fields: dict[str, bytearray] = {}
+    parts = 0
+    current: str | None = None  # the kept part being read: UPLOAD_FIELD, a field, or None
+    async for event in iter_multipart(request, boundary):
+        if isinstance(event, PartStart):
+            parts += 1
+            if parts > MAX_PARTS:
+                raise api_error(400, "bad_multipart", f"more than {MAX_PARTS} parts")
+            current = None
+            if event.name == UPLOAD_FIELD and data is None:
+                current, data = UPLOAD_FIELD, bytearray()
+            elif event.name in FORM_FIELDS and event.name not in fields:
+                current, fields[event.name] = event.name, bytearray()
+        elif isinstance(event, PartEnd):
+            current = None
+        elif current == UPLOAD_FIELD and data is not None:
+            data += event
+            if len(data) > limit:
+                raise _too_large(limit)
+        elif current is not None:
+            fields[current] += event
+            if len(fields[current]) > MAX_FIELD_BYTES:
+                raise api_error(422, "field_too_long", f"form field {current!r} is too long")
+    if data is None:
         raise api_error(422, "missing_file", f"multipart body has no part named {UPLOAD_FIELD!r}")
-    request.state.form_fields = {
-        k: bytes(v).decode("utf-8", "replace") for k, v in collector.fields.items()
-    }
-    return bytes(collector.data)
+    request.state.form_fields = {k: bytes(v).decode("utf-8", "replace") for k, v in fields.items()}
+    return bytes(data)
 
 
 async def read_upload(request: Request, limit: int) -> bytes:
     """The uploaded media bytes; 413 over ``limit``, 415/400/422 for bad bodies."""
-    ctype, params = parse_options_header(request.headers.get("content-type"))
+    ctype, _ = parse_options_header(request.headers.get("content-type"))
     ct = ctype.decode("latin-1").lower()
     if ct == "multipart/form-data":
-        boundary = params.get(b"boundary")
-        if not boundary or len(boundary) > 200:
-            raise api_error(400, "bad_multipart", "multipart body without a valid boundary")
-        return await _read_multipart(request, boundary, limit)
+        return await _read_multipart(request, multipart_boundary(request), limit)
     if ct in ("application/octet-stream", "") or ct.startswith(("image/", "video/")):
         return await _read_raw(request, limit)
     raise api_error(
