@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from sentinelle.guard.attempts import AttemptLog, sha256_text
+from sentinelle.guard.attempts import AttemptLog
 from sentinelle.guard.config import GuardConfig, GuardInputError
 from sentinelle.guard.tables import guard_attempts, guard_flags
 from sentinelle.store.db import open_engine
@@ -51,7 +51,7 @@ def test_block_is_logged_without_prompt_text(engine) -> None:
     assert rec is not None and rec.account_id == "acct-1" and rec.blocks_in_window == 1
     assert not rec.flagged
     [row] = log.attempts()
-    assert row["prompt_sha256"] == sha256_text(PROMPT)
+    assert row["prompt_sha256"] == log.prompt_digest(PROMPT)
     assert row["prompt_text"] is None  # not kept unless the operator enables it
     assert row["categories"] == CATS
     assert row["policy_id"] == "test-policy" and row["source"] == "prompt"
@@ -170,7 +170,7 @@ def test_image_block_records_hashes_not_bytes(engine) -> None:
     [row] = log.attempts("img")
     assert rec.attempt_id == row["id"]
     assert row["source"] == "image" and row["media_sha256"] == "ab" * 32
-    assert row["prompt_sha256"] == sha256_text(PROMPT)
+    assert row["prompt_sha256"] == log.prompt_digest(PROMPT)
     assert row["categories"] == {"explicit": 0.91, "minor_present": 1.0, "minor_signals": 1.0}
 
 

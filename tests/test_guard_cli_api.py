@@ -16,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from sentinelle.cli.main import app as cli_app
-from sentinelle.guard.attempts import AttemptLog, sha256_text
+from sentinelle.guard.attempts import AttemptLog
 from sentinelle.guard.config import GuardConfig
 from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
@@ -64,7 +64,7 @@ def test_prompt_route_contract_and_logging(svc) -> None:  # type: ignore[no-unty
     assert r.status_code == 200 and r.json()["decision"] == "block"
     assert "flag" not in r.text  # escalation state is not revealed to the caller
     [row] = svc.log.attempts()
-    assert row["account_id"] == "u-1" and row["prompt_sha256"] == sha256_text(BLOCK)
+    assert row["account_id"] == "u-1" and row["prompt_sha256"] == svc.log.prompt_digest(BLOCK)
     assert row["prompt_text"] is None
     svc.client.post("/v1/guard/prompt", json={"text": BLOCK, "account_id": "u-1"}, headers=svc.h)
     [flag] = svc.log.flags("u-1")  # ESCALATE_BLOCKS=2 from the environment
@@ -126,7 +126,7 @@ def test_image_route_blocked_prompt_result_is_logged(svc) -> None:  # type: igno
     assert r.status_code == 200 and r.json()["decision"] == "block"
     image_rows = [a for a in svc.log.attempts("u-3") if a["source"] == "image"]
     [row] = image_rows
-    assert row["prompt_sha256"] == sha256_text(BLOCK) and len(row["media_sha256"]) == 64
+    assert row["prompt_sha256"] == svc.log.prompt_digest(BLOCK) and len(row["media_sha256"]) == 64
 
 
 def test_image_route_errors(svc) -> None:  # type: ignore[no-untyped-def]
@@ -149,7 +149,7 @@ def test_image_route_errors(svc) -> None:  # type: ignore[no-untyped-def]
         (up(_png(), prompt="x" * 10_001), 422, "prompt_too_long"),
         (up(_png(), prompt="a", prompt_result="{}"), 422, "bad_request"),
         (up(_png(), account_id="x" * 201), 422, "bad_account_id"),
-        (up(_png(), prompt="p" * 70_000), 422, "field_too_large"),
+        (up(_png(), prompt="p" * 70_000), 422, "field_too_long"),
         (
             post(
                 "/v1/guard/image", data={"prompt": "a"}, files={"other": ("o", b"1")}, headers=svc.h

@@ -84,10 +84,16 @@ def _benign() -> dict[str, list[str]]:
         parti = [r["Prompt"] for r in csv.DictReader(f, delimiter="\t")]
     with open(SHARED / "coco_captions_val2017.tsv", newline="", encoding="utf-8") as f:
         coco = [r["caption"] for r in csv.DictReader(f, delimiter="\t")]
+    hard = [
+        line.strip()
+        for line in (HERE / "hard_negatives.txt").read_text("utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     return {
         "PartiPrompts": parti,
         "COCO (all)": coco,
         "COCO child-mentioning": [c for c in coco if CHILD.search(c)],
+        "hard negatives": hard,
     }
 
 
@@ -178,7 +184,10 @@ def main() -> None:
             "`heldout2_phrase` its verbatim phrases (ages, limits, code words, romanised, "
             "mixed). FP = decision "
             "other than `allow` (adult nudity/sexual defaults to `review`); blocked = "
-            "`block`. Child-mentioning = English child-word regex (see script).",
+            "`block`. Child-mentioning = English child-word regex (see script). Hard "
+            "negatives = `bench/guard/hard_negatives.txt`, benign prompts holding a lexicon "
+            "word in an innocent sense (the `cp` command, nude lipstick, naked eye, English "
+            "`kind`).",
             "",
             *rows,
             *obf,

@@ -8,9 +8,12 @@
 
 **What is stored.** Every *block* (prompt or image) becomes a ``guard_attempts`` row:
 the caller-supplied account id (optional), time, categories, policy id, the prompt's
-SHA-256 and, for images, the image's SHA-256. The prompt text itself is stored only
-when the operator sets ``SENTINELLE_GUARD_LOG_PROMPTS=true``; image bytes never are.
-Allowed and review decisions are not logged here.
+keyed hash and, for images, the image's SHA-256. The prompt hash is an HMAC-SHA256
+under the installation's key (:mod:`sentinelle.guard.hashkey`), not a plain SHA-256,
+which could be reversed by hashing combinations of lexicon words; it keeps the column
+name ``prompt_sha256`` and still groups repeated attempts. The prompt text itself is
+stored only when the operator sets ``SENTINELLE_GUARD_LOG_PROMPTS=true``; image bytes
+never are. Allowed and review decisions are not logged here.
 
 **Escalation.** When an account reaches ``SENTINELLE_GUARD_ESCALATE_BLOCKS`` blocks
 (default 3) within the last ``SENTINELLE_GUARD_ESCALATE_WINDOW_S`` seconds (default one
@@ -38,7 +41,6 @@ with ``signal = "unavailable"``; if it fails, ``signal = "failed"`` and a warnin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -52,6 +54,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from .config import GuardConfig, GuardInputError
+from .hashkey import prompt_hmac, stored_hash_key
 from .tables import guard_accounts as GA
 from .tables import guard_attempts as AT
 from .tables import guard_flags as FL
@@ -60,11 +63,6 @@ log = logging.getLogger("sentinelle.guard.attempts")
 
 MAX_ACCOUNT_ID = 200
 _review_missing_logged = threading.Event()
-
-
-def sha256_text(text: str) -> str:
-    """SHA-256 (hex) of a prompt's UTF-8 bytes -- what the log keeps instead of the text."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_account_id(account_id: str | None) -> str | None:
@@ -102,6 +100,17 @@ class AttemptLog:
     def __init__(self, engine: Engine, config: GuardConfig | None = None) -> None:
         self.engine = engine
         self.config = config or GuardConfig.from_env()
+        self._hash_key: bytes | None = self.config.hash_key
+        self._key_lock = threading.Lock()
+
+    def prompt_digest(self, text: str) -> str:
+        """What the log keeps instead of a prompt: HMAC-SHA256 (hex) under the
+        installation's key (the operator's, else the database's; fetched once)."""
+        if self._hash_key is None:
+            with self._key_lock:
+                if self._hash_key is None:
+                    self._hash_key = stored_hash_key(self.engine)
+        return prompt_hmac(self._hash_key, text)
 
     # ------------------------------------------------------------- recording
     def record_prompt(
@@ -162,11 +171,13 @@ class AttemptLog:
     ) -> BlockRecord:
         """Log one block, count the account's blocks in the window, flag it if it just
         crossed the threshold, then send the review signals (see the module docstring).
-        ``now`` is for replaying past events (default: the current UTC time)."""
+        ``now`` is for replaying past events (default: the current UTC time).
+        ``prompt_sha256``: an already computed :meth:`prompt_digest` (the keyed HMAC, not
+        a plain SHA-256); by default it is computed from ``prompt_text``."""
         account = check_account_id(account_id)
         now = (now or datetime.now(UTC)).astimezone(UTC)
         if prompt_text is not None and prompt_sha256 is None:
-            prompt_sha256 = sha256_text(prompt_text)
+            prompt_sha256 = self.prompt_digest(prompt_text)
         cats = {str(k): float(v) for k, v in categories.items()}
         window = timedelta(seconds=self.config.escalate_window_s)
         flag: tuple[int, int, datetime] | None = None

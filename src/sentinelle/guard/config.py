@@ -4,7 +4,11 @@
 variable                                   default      meaning
 =========================================  ===========  =========================================
 ``SENTINELLE_GUARD_LOG_PROMPTS``           false        keep the prompt text of blocked attempts
-                                                        (off: only its SHA-256 is stored)
+                                                        (off: only its keyed hash is stored)
+``SENTINELLE_GUARD_HASH_KEY``              (generated)  secret (>= 32 characters) of the prompt
+                                                        HMACs in the attempt log; unset: a
+                                                        random key kept in the database (see
+                                                        :mod:`sentinelle.guard.hashkey`)
 ``SENTINELLE_GUARD_ESCALATE_BLOCKS``       3            blocks that flag an account for review...
 ``SENTINELLE_GUARD_ESCALATE_WINDOW_S``     86400        ...within this many seconds (sliding)
 ``SENTINELLE_GUARD_MAX_PROMPT_CHARS``      10000        longer prompts are refused (422)
@@ -41,7 +45,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import SentinelleError
 
@@ -50,6 +54,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 #: Values of ``SENTINELLE_GUARD_FACES`` (:attr:`GuardConfig.faces`).
 FACE_MODES = ("when_needed", "always", "off")
+#: Shortest accepted ``SENTINELLE_GUARD_HASH_KEY`` (a secret, not a password).
+MIN_HASH_KEY_BYTES = 32
 
 
 class GuardConfigError(SentinelleError):
@@ -80,6 +86,7 @@ class GuardConfig:
     image_adult: str = "review"
     onnx_threads: int = 0
     semantic: bool = False
+    hash_key: bytes | None = field(default=None, repr=False)  # None: the database's key
 
     def __post_init__(self) -> None:
         if isinstance(self.faces, bool):  # the pre-mode boolean setting
@@ -102,6 +109,11 @@ class GuardConfig:
             raise GuardConfigError("SENTINELLE_GUARD_MINOR_AGE must be in (0, 30]")
         if self.onnx_threads < 0:
             raise GuardConfigError("SENTINELLE_GUARD_ONNX_THREADS must be >= 0")
+        if self.hash_key is not None and len(self.hash_key) < MIN_HASH_KEY_BYTES:
+            raise GuardConfigError(
+                f"SENTINELLE_GUARD_HASH_KEY must be at least {MIN_HASH_KEY_BYTES} characters "
+                "(e.g. the output of `openssl rand -base64 32`)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GuardConfig:
@@ -122,6 +134,7 @@ class GuardConfig:
             or d.image_adult,
             onnx_threads=_int(env, "SENTINELLE_GUARD_ONNX_THREADS", d.onnx_threads),
             semantic=_bool(env, "SENTINELLE_GUARD_SEMANTIC", d.semantic),
+            hash_key=env.get("SENTINELLE_GUARD_HASH_KEY", "").strip().encode("utf-8") or None,
         )
 
 

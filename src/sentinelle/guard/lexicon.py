@@ -19,7 +19,19 @@ How a hit is accepted depends on the term's script:
   compound (``schoolkids``, ``tienermeisjes``) and counts on its own;
 * a hit whose original text is a plain, shorter word than the term (``ten`` matching the
   skeleton of ``teen``) is a different word, not an evasion, and is dropped;
-* any hit lying inside a *safe phrase* (``naked eye``, ``naked mole rat``) is dropped.
+* any hit lying inside a *safe phrase* (``naked eye``, ``naked mole rat``) is dropped;
+  ``[[safe.senses]]`` tables generate such phrases for the object and colour senses of a
+  word (``nude`` + ``lipstick``, ``naked`` + ``tree``).
+
+Two kinds of terms only count with support (resolved in :mod:`sentinelle.guard.context`
+once every hit of the prompt is known):
+
+* ``contextual`` terms are code words that are also ordinary words or abbreviations
+  (``cp``): they count only within ``[context] window`` words of another signal (a minor,
+  sexual or nudity term, an age under 18) or of a *qualifier* (``pics``, ``links``);
+* ``ambiguous`` terms are words of one language that are ordinary words in another
+  (German ``kind`` is English "kind"): they count only when another signal of the same
+  language occurs in the prompt, or when the prompt is identified as that language.
 
 Besides its own spelling, every term is also searched in the variants
 :mod:`sentinelle.guard.variants` derives from it (inflected forms from the language's
@@ -33,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -44,7 +56,10 @@ from .normalize import View, skeleton, term_skeletons
 from .variants import Morphology, all_variants, parse_morphology
 
 CATEGORIES = ("minor", "sexual", "nudity", "minor_sexual", "minor_nudity")
-WEIGHTS = {"strong": 1.0, "weak": 0.6}
+WEIGHTS = {"strong": 1.0, "weak": 0.6, "contextual": 1.0, "ambiguous": 1.0}
+# What a term needs before it counts (see the module docstring), by strength key.
+NEEDS = {"strong": "", "weak": "", "contextual": "context", "ambiguous": "language"}
+DEFAULT_CONTEXT_WINDOW = 2  # words between a contextual term and its supporting signal
 _MIN_PARTIAL = 3  # shortest term accepted inside a glued-together word
 _MIN_INFLECT = 4  # shortest word term that tolerates an inflection ending
 _MIN_COMPOUND_HEAD = 4  # shortest term accepted as the head of a compound word
@@ -72,13 +87,15 @@ class Term:
     """One lexicon entry, compiled."""
 
     text: str  # as written in the lexicon, without a trailing ``*``
-    category: str  # minor | sexual | nudity | minor_sexual | minor_nudity | safe
+    category: str  # minor | sexual | nudity | minor_sexual | minor_nudity | safe | qualifier
     weight: float
     language: str | None  # None for language-neutral symbols and emoji
     mode: str  # word | prefix | substring
     key: str  # skeleton form searched for
     variant: str = ""  # "" (as written), stem, script or spacing (see module docstring)
     form: str = ""  # the variant's spelling ("" when it is ``text`` itself)
+    needs: str = ""  # "" (counts alone) | "context" | "language" (module docstring)
+    window: int = 0  # for needs == "context": how many words away support may be
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +137,14 @@ def _is_substring_script(ch: str) -> bool:
     )
 
 
-def compile_term(raw: str, category: str, weight: float, language: str | None) -> Term:
+def compile_term(
+    raw: str,
+    category: str,
+    weight: float,
+    language: str | None,
+    needs: str = "",
+    window: int = 0,
+) -> Term:
     """Compile one lexicon string (``stem*`` for a prefix) into a :class:`Term`."""
     if not isinstance(raw, str) or not raw.strip():
         raise LexiconError(f"empty or non-string term {raw!r} ({language})")
@@ -132,7 +156,7 @@ def compile_term(raw: str, category: str, weight: float, language: str | None) -
     if not key:
         raise LexiconError(f"term {raw!r} ({language}) normalises to nothing")
     mode = "substring" if _is_substring_script(key[0]) else "prefix" if prefix else "word"
-    return Term(text, category, weight, language, mode, key)
+    return Term(text, category, weight, language, mode, key, needs=needs, window=window)
 
 
 def parse_lexicon(data: bytes, name: str = "<lexicon>") -> LexiconFile:
@@ -147,20 +171,27 @@ def parse_lexicon(data: bytes, name: str = "<lexicon>") -> LexiconFile:
     lang = meta["language"] or None
     if lang == "und":
         lang = None
+    window, qualifiers = _context(doc.get("context", {}), name)
     terms: list[Term] = []
     for category in CATEGORIES:
         section = doc.get(category, {})
         if not isinstance(section, dict):
             raise LexiconError(f"{name}: [{category}] must be a table")
         for strength, items in section.items():
-            if strength not in WEIGHTS or not isinstance(items, list):
-                raise LexiconError(f"{name}: [{category}] {strength!r} must be strong/weak lists")
-            terms.extend(compile_term(t, category, WEIGHTS[strength], lang) for t in items)
-    safe_table = doc.get("safe", {})
-    safe = safe_table.get("phrases", []) if isinstance(safe_table, dict) else None
-    if not isinstance(safe, list):
-        raise LexiconError(f"{name}: [safe] phrases must be a list")
-    terms.extend(compile_term(t, "safe", 0.0, lang) for t in safe)
+            if strength not in WEIGHTS or not _is_str_list(items):
+                raise LexiconError(
+                    f"{name}: [{category}] {strength!r} must be a list of terms under one of "
+                    f"{', '.join(WEIGHTS)}"
+                )
+            needs = NEEDS[strength]
+            terms.extend(
+                compile_term(
+                    t, category, WEIGHTS[strength], lang, needs, window if needs == "context" else 0
+                )
+                for t in items
+            )
+    terms.extend(compile_term(t, "qualifier", 0.0, lang) for t in qualifiers)
+    terms.extend(compile_term(t, "safe", 0.0, lang) for t in _safe_phrases(doc.get("safe"), name))
     ages = doc.get("ages", {})
     if not isinstance(ages, dict):
         raise LexiconError(f"{name}: [ages] must be a table")
@@ -173,9 +204,52 @@ def parse_lexicon(data: bytes, name: str = "<lexicon>") -> LexiconFile:
     )
 
 
+def _is_str_list(items: object) -> bool:
+    return isinstance(items, list) and all(isinstance(t, str) for t in items)
+
+
+def _context(table: object, name: str) -> tuple[int, list[str]]:
+    """``[context]``: the window (in words) and the qualifier words of contextual terms."""
+    if not isinstance(table, dict) or set(table) - {"window", "qualifiers"}:
+        raise LexiconError(f"{name}: [context] may only hold window and qualifiers")
+    window = table.get("window", DEFAULT_CONTEXT_WINDOW)
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 10:
+        raise LexiconError(f"{name}: [context] window must be an integer from 1 to 10")
+    qualifiers = table.get("qualifiers", [])
+    if not _is_str_list(qualifiers):
+        raise LexiconError(f"{name}: [context] qualifiers must be a list of words")
+    return window, qualifiers
+
+
+def _safe_phrases(table: object, name: str) -> list[str]:
+    """``[safe]`` phrases plus those generated by its ``[[safe.senses]]`` tables: every
+    ``terms`` word followed by every ``nouns`` entry (``nude`` + ``lipstick*``)."""
+    if table is None:
+        return []
+    if not isinstance(table, dict) or set(table) - {"phrases", "senses"}:
+        raise LexiconError(f"{name}: [safe] may only hold phrases and senses")
+    phrases = table.get("phrases", [])
+    senses = table.get("senses", [])
+    if not _is_str_list(phrases):
+        raise LexiconError(f"{name}: [safe] phrases must be a list")
+    if not isinstance(senses, list):
+        raise LexiconError(f"{name}: [[safe.senses]] must be an array of tables")
+    out = list(phrases)
+    for sense in senses:
+        if (
+            not isinstance(sense, dict)
+            or set(sense) != {"terms", "nouns"}
+            or not _is_str_list(sense["terms"])
+            or not _is_str_list(sense["nouns"])
+        ):
+            raise LexiconError(f"{name}: each [[safe.senses]] needs terms and nouns lists")
+        out.extend(f"{t.strip()} {n.strip()}" for t in sense["terms"] for n in sense["nouns"])
+    return out
+
+
 def _variant_terms(term: Term, morph: Morphology | None) -> list[tuple[str, Term]]:
     """``(spelling, term)`` for the variants of one lexicon term (module docstring)."""
-    if term.category == "safe":
+    if term.category in ("safe", "qualifier"):
         return []
     prefix = term.mode == "prefix"
     out: list[tuple[str, Term]] = []
@@ -189,12 +263,7 @@ def _variant_terms(term: Term, morph: Morphology | None) -> list[tuple[str, Term
             continue
         seen.add(key)
         mode = "substring" if _is_substring_script(key[0]) else "prefix" if prefix else "word"
-        out.append(
-            (
-                form,
-                Term(term.text, term.category, term.weight, term.language, mode, key, kind, form),
-            )
-        )
+        out.append((form, replace(term, mode=mode, key=key, variant=kind, form=form)))
     return out
 
 
@@ -215,6 +284,11 @@ class Lexicons:
                         if term not in bucket:
                             bucket.append(term)
         for terms in by_key.values():
+            # a generated variant spelled like an ambiguous word of its own language
+            # ("nagie" inflected as "naga") is that word: it needs the same support
+            shy = {t.language for t in terms if t.needs == "language" and not t.variant}
+            if shy:
+                terms[:] = [t for t in terms if not (t.variant and t.language in shy)]
             # a safe phrase that folds to a term itself ("赤裸裸" -> "赤裸") protects nothing
             if any(t.category == "safe" for t in terms) and any(
                 t.category != "safe" for t in terms

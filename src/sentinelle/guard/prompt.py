@@ -12,7 +12,11 @@ Pipeline for one prompt (all compiled state is built once and shared):
 2. one Aho-Corasick pass over the skeleton finds the terms of every language
    (:mod:`sentinelle.guard.lexicon`), one regex pass over the base view finds ages
    (:mod:`sentinelle.guard.ages`);
-3. scores per signal are the strongest weight seen (strong terms 1.0, ambiguous 0.6, an
+3. the language is identified (:mod:`sentinelle.guard.langid`, with the languages of the
+   terms that fired as a hint), then terms that need support are resolved
+   (:mod:`sentinelle.guard.context`): contextual code words need a nearby signal or
+   qualifier, cross-language ambiguous words a signal of their own language;
+4. scores per signal are the strongest weight seen (strong terms 1.0, ambiguous 0.6, an
    age under 18 is a strong minor signal) and are combined into the five categories:
 
    * ``minor_present``: any minor signal;
@@ -21,8 +25,8 @@ Pipeline for one prompt (all compiled state is built once and shared):
    * ``sexual_adult`` / ``nudity_adult``: the sexual / nudity score when no minor signal
      is present (otherwise it has moved to the ``minor_*`` categories);
 
-4. :class:`~sentinelle.guard.policy.GuardPolicy` turns the scores into the decision;
-5. the optional semantic layer may only *raise* that decision.
+5. :class:`~sentinelle.guard.policy.GuardPolicy` turns the scores into the decision;
+6. the optional semantic layer may only *raise* that decision.
 
 Evidence lists which normalised terms fired, where (``span``: ``[start, end)`` offsets in
 the original text, so the text itself need not be copied into logs), in which language
@@ -36,6 +40,7 @@ from typing import Any
 
 from .ages import MINOR_AGE, AgeFinder
 from .config import GuardConfigError, GuardInputError
+from .context import resolve, signal_languages
 from .langid import identify
 from .lexicon import Hit, Lexicons, default_lexicons
 from .normalize import base_view, skeleton_view
@@ -44,6 +49,8 @@ from .policy import GuardPolicy, most_severe
 CATEGORY_NAMES = ("minor_sexual", "minor_nudity", "minor_present", "sexual_adult", "nudity_adult")
 DEFAULT_MAX_CHARS = 10_000
 _AGE_CACHE: dict[int, AgeFinder] = {}
+# Evidence rule suffix of terms that needed support (see sentinelle.guard.context).
+_NEEDS_RULE = {"": "", "context": "+context", "language": "+language"}
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,12 @@ class PromptGuard:
         base = base_view(text)
         skel = skeleton_view(base)
         hits = self.lexicons.scan(skel, text)
-        language = identify(base.text, self.lexicons.languages)
-        evidence, scores = self._evidence(hits, base, language)
+        ages = [(age, span) for age, span in self.ages.find_spans(base) if age.age < MINOR_AGE]
+        hint = signal_languages(hits, (age.language for age, _ in ages))
+        language = identify(base.text, self.lexicons.languages, hint)
+        age_spans = [(span, age.language) for age, span in ages]
+        hits = resolve(hits, text, language=language, age_spans=age_spans)
+        evidence, scores = self._evidence(hits, ages, language)
         categories = _categories(scores, self.policy.minor_threshold)
         decision = self.policy.decide(categories)
         if self.semantic is not None and decision != "block":
@@ -141,18 +152,21 @@ class PromptGuard:
         return PromptResult(text, decision, categories, evidence, language, self.policy_id)
 
     def _evidence(
-        self, hits: list[Hit], base, language: str | None
+        self, hits: list[Hit], ages: list[tuple[Any, tuple[int, int]]], language: str | None
     ) -> tuple[list[dict[str, Any]], dict[str, float]]:
         scores = dict.fromkeys(("minor", "sexual", "nudity", "minor_sexual", "minor_nudity"), 0.0)
         best: dict[tuple[int, int, str], Hit] = {}
+
+        def rank(h: Hit) -> tuple[float, bool, bool, bool]:
+            # strongest, then in the prompt's language, then needing no support, then as
+            # written rather than a generated variant
+            t = h.term
+            return (t.weight, t.language == language, not t.needs, not t.variant)
+
         for h in hits:
             k = (h.span[0], h.span[1], h.term.category)
             old = best.get(k)
-            if (
-                old is None
-                or h.term.weight > old.term.weight
-                or (h.term.weight == old.term.weight and h.term.language == language)
-            ):
+            if old is None or rank(h) > rank(old):
                 best[k] = h
         kept = list(best.values())
         # A hit inside a longer hit of the same category adds nothing ("裸" in "裸体").
@@ -178,12 +192,10 @@ class PromptGuard:
                     "normalized": h.term.text,
                     "category": h.term.category,
                     "language": h.term.language,
-                    "rule": f"{h.rule}:{h.term.weight:g}",
+                    "rule": f"{h.rule}{_NEEDS_RULE[h.term.needs]}:{h.term.weight:g}",
                 }
             )
-        for age, (start, end) in self.ages.find_spans(base):
-            if age.age >= MINOR_AGE:
-                continue
+        for age, (start, end) in ages:
             scores["minor"] = 1.0
             evidence.append(
                 {

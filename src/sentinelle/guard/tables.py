@@ -1,20 +1,33 @@
 """Tables of the guard's attempt log (created by migration ``0004_guard``; keep in sync).
 
 * ``guard_attempts`` -- one row per blocked prompt or image: who (the caller-supplied
-  account id, may be null), when, what fired (categories JSON), the prompt's SHA-256 and
-  the image's SHA-256; the prompt text only when the operator enabled
-  ``SENTINELLE_GUARD_LOG_PROMPTS``. Never image bytes.
+  account id, may be null), when, what fired (categories JSON), the prompt's keyed hash
+  (column ``prompt_sha256``: HMAC-SHA256 under the installation's key, see
+  :mod:`sentinelle.guard.hashkey`) and the image's SHA-256; the prompt text only when the
+  operator enabled ``SENTINELLE_GUARD_LOG_PROMPTS``. Never image bytes.
 * ``guard_accounts`` -- one row per account that was ever blocked: a running total and
   ``flagged_until``. Its row is the per-account lock that makes counting and flagging
   safe across threads, processes and instances (see :mod:`sentinelle.guard.attempts`).
 * ``guard_flags`` -- one row each time an account crossed the escalation threshold
   (at most one per account per window); ``case_id`` is the review case the flag opened,
   when the review module recorded it.
+* ``guard_hash_key`` (migration ``0008_guard_hash_key``) -- at most one row: the
+  installation's random HMAC key for prompt hashes, unless the operator supplies one.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 from ..store.models import UTCDateTime
 
@@ -28,7 +41,7 @@ guard_attempts = Table(
     Column("account_id", String(200), nullable=True),
     Column("source", String(16), nullable=False),  # "prompt" | "image"
     Column("decision", String(16), nullable=False),
-    Column("prompt_sha256", String(64), nullable=True),
+    Column("prompt_sha256", String(64), nullable=True),  # HMAC-SHA256 hex (name kept)
     Column("media_sha256", String(64), nullable=True),
     Column("categories", Text, nullable=False),  # JSON object
     Column("policy_id", String(100), nullable=True),
@@ -61,4 +74,13 @@ guard_flags = Table(
     Column("signal", String(16), nullable=False),  # "recorded" | "unavailable" | "failed"
     Index("ix_guard_flags_account_created", "account_id", "created_at"),
     sqlite_autoincrement=True,
+)
+
+guard_hash_key = Table(
+    "guard_hash_key",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("secret", String(64), nullable=False),  # 32 random bytes, hex
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("id = 1", name="ck_guard_hash_key_single_row"),
 )

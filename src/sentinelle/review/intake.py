@@ -29,7 +29,7 @@ kind                  summary                                     priority
 ====================  ==========================================  ========
 ``hash_match``        bank, entry_id, distance, signal_type, hash    30
 ``guard_escalation``  blocks, window_s                               20
-``guard_block``       categories, prompt_sha256, policy_id           10
+``guard_block``       categories, prompt_sha256 (an HMAC), policy_id         10
 ``provenance``        verdict, confidence                             5
 ====================  ==========================================  ========
 

@@ -34,7 +34,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 from ..errors import MediaError, SentinelleError
 from ..guard.attempts import MAX_ACCOUNT_ID, AttemptLog, check_account_id
@@ -42,7 +42,7 @@ from ..guard.config import GuardConfig, GuardInputError
 from .auth import ApiKeyInfo, api_error
 from .deps import body_limit, require_scope, state_dep
 from .state import ServiceState
-from .uploads import read_upload
+from .uploads import read_multipart_form, read_upload
 
 router = APIRouter(prefix="/v1/guard", tags=["guard"])
 body_limit(r"/v1/guard/image", "upload")
@@ -191,108 +191,14 @@ async def guard_prompt(
 
 
 # -------------------------------------------------------------------- image
-class _Parts:
-    """Multipart callbacks: the ``file`` part (up to ``limit``) and small text parts."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.file: bytearray | None = None
-        self.fields: dict[str, bytearray] = {}
-        self.parts = 0
-        self._target: bytearray | None = None
-        self._cap = 0
-        self._name = ""
-        self._hname = bytearray()
-        self._hval = bytearray()
-        self._headers: dict[bytes, bytes] = {}
-
-    def on_part_begin(self) -> None:
-        self.parts += 1
-        if self.parts > MAX_PARTS:
-            raise api_error(400, "bad_multipart", f"more than {MAX_PARTS} parts")
-        self._headers = {}
-        self._target = None
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._hname += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._hval += data[start:end]
-
-    def on_header_end(self) -> None:
-        self._headers[bytes(self._hname).lower()] = bytes(self._hval)
-        self._hname.clear()
-        self._hval.clear()
-
-    def on_headers_finished(self) -> None:
-        _, params = parse_options_header(self._headers.get(b"content-disposition"))
-        name = params.get(b"name", b"").decode("latin-1")
-        self._name = name
-        if name == "file" and self.file is None:
-            self.file = self._target = bytearray()
-            self._cap = self.limit
-        elif name in TEXT_FIELDS and name not in self.fields:
-            self._target = self.fields[name] = bytearray()
-            self._cap = MAX_FIELD_BYTES
-        # other parts (and repeats) are discarded
-
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._target is None:
-            return
-        self._target += data[start:end]
-        if len(self._target) > self._cap:
-            if self._name == "file":
-                raise api_error(
-                    413, "file_too_large", f"upload is over the limit of {self.limit} bytes"
-                )
-            raise api_error(
-                422, "field_too_large", f"field {self._name!r} is over {MAX_FIELD_BYTES} bytes"
-            )
-
-    def on_part_end(self) -> None:
-        self._target = None
-
-    def callbacks(self) -> dict[str, Any]:
-        names = (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_part_data",
-            "on_part_end",
-        )
-        return {n: getattr(self, n) for n in names}
-
-
 async def _read_image_request(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
     """The image bytes and the text fields; a raw body has no fields."""
-    ctype, params = parse_options_header(request.headers.get("content-type"))
+    ctype, _ = parse_options_header(request.headers.get("content-type"))
     if ctype.decode("latin-1").lower() != "multipart/form-data":
         return await read_upload(request, limit), {}
-    boundary = params.get(b"boundary")
-    if not boundary or len(boundary) > 200:
-        raise api_error(400, "bad_multipart", "multipart body without a valid boundary")
-    parts = _Parts(limit)
-    try:
-        parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
-    except ValueError as e:  # MultipartParseError and friends
-        raise api_error(400, "bad_multipart", f"malformed multipart body: {e}") from None
-    if parser.state not in (MultipartState.END, MultipartState.END_BOUNDARY):
-        # Truncated: the image (or a field) may be cut short; do not judge half a file.
-        raise api_error(400, "bad_multipart", "multipart body ends before its closing boundary")
-    if parts.file is None:
-        raise api_error(422, "missing_file", "multipart body has no part named 'file'")
-    fields: dict[str, str] = {}
-    for k, v in parts.fields.items():
-        try:
-            fields[k] = bytes(v).decode("utf-8")
-        except UnicodeDecodeError:
-            raise api_error(422, "bad_field", f"field {k!r} is not UTF-8 text") from None
-    return bytes(parts.file), fields
+    return await read_multipart_form(
+        request, limit, TEXT_FIELDS, field_limit=MAX_FIELD_BYTES, max_parts=MAX_PARTS
+    )
 
 
 def _check_image(g: Guards, data: bytes, fields: dict[str, str]) -> dict[str, Any]:

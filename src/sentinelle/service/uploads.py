@@ -18,7 +18,7 @@ imports) build on :func:`iter_multipart`, the same disk-free streaming parser.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,23 +178,34 @@ async def iter_multipart(request: Request, boundary: bytes) -> AsyncIterator[Mul
         yield event
 
 
-async def _read_multipart(request: Request, boundary: bytes, limit: int) -> bytes:
-    """The first part named ``file``; the small :data:`FORM_FIELDS` go to
-    ``request.state.form_fields``; every other part is read and dropped."""
+async def read_multipart_form(
+    request: Request,
+    limit: int,
+    fields: Collection[str],
+    *,
+    field_limit: int = MAX_FIELD_BYTES,
+    max_parts: int = MAX_PARTS,
+) -> tuple[bytes, dict[str, str]]:
+    """The first part named ``file`` (at most ``limit`` bytes, else 413) and the first
+    part of each name in ``fields`` (UTF-8 text of at most ``field_limit`` bytes, else
+    422 ``field_too_long`` / ``bad_field``); every other part is read and dropped.
+    400 ``bad_multipart`` for a malformed or truncated body or more than
+    ``max_parts`` parts; 422 ``missing_file`` without a file part."""
+    boundary = multipart_boundary(request)
     data: bytearray | None = None
-    fields: dict[str, bytearray] = {}
+    kept: dict[str, bytearray] = {}
     parts = 0
     current: str | None = None  # the kept part being read: UPLOAD_FIELD, a field, or None
     async for event in iter_multipart(request, boundary):
         if isinstance(event, PartStart):
             parts += 1
-            if parts > MAX_PARTS:
-                raise api_error(400, "bad_multipart", f"more than {MAX_PARTS} parts")
+            if parts > max_parts:
+                raise api_error(400, "bad_multipart", f"more than {max_parts} parts")
             current = None
             if event.name == UPLOAD_FIELD and data is None:
                 current, data = UPLOAD_FIELD, bytearray()
-            elif event.name in FORM_FIELDS and event.name not in fields:
-                current, fields[event.name] = event.name, bytearray()
+            elif event.name in fields and event.name not in kept:
+                current, kept[event.name] = event.name, bytearray()
         elif isinstance(event, PartEnd):
             current = None
         elif current == UPLOAD_FIELD and data is not None:
@@ -202,13 +213,20 @@ async def _read_multipart(request: Request, boundary: bytes, limit: int) -> byte
             if len(data) > limit:
                 raise _too_large(limit)
         elif current is not None:
-            fields[current] += event
-            if len(fields[current]) > MAX_FIELD_BYTES:
-                raise api_error(422, "field_too_long", f"form field {current!r} is too long")
+            kept[current] += event
+            if len(kept[current]) > field_limit:
+                raise api_error(
+                    422, "field_too_long", f"form field {current!r} is over {field_limit} bytes"
+                )
     if data is None:
         raise api_error(422, "missing_file", f"multipart body has no part named {UPLOAD_FIELD!r}")
-    request.state.form_fields = {k: bytes(v).decode("utf-8", "replace") for k, v in fields.items()}
-    return bytes(data)
+    text: dict[str, str] = {}
+    for name, value in kept.items():
+        try:
+            text[name] = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise api_error(422, "bad_field", f"form field {name!r} is not UTF-8 text") from None
+    return bytes(data), text
 
 
 async def read_upload(request: Request, limit: int) -> bytes:
@@ -216,7 +234,8 @@ async def read_upload(request: Request, limit: int) -> bytes:
     ctype, _ = parse_options_header(request.headers.get("content-type"))
     ct = ctype.decode("latin-1").lower()
     if ct == "multipart/form-data":
-        return await _read_multipart(request, multipart_boundary(request), limit)
+        data, request.state.form_fields = await read_multipart_form(request, limit, FORM_FIELDS)
+        return data
     if ct in ("application/octet-stream", "") or ct.startswith(("image/", "video/")):
         return await _read_raw(request, limit)
     raise api_error(
