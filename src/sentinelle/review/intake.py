@@ -24,14 +24,14 @@ unique), so two instances recording signals at once never open two.
 
 Signal kinds and the ``summary`` fields each expects (others are kept too):
 
-====================  ==========================================  ========
-kind                  summary                                     priority
-====================  ==========================================  ========
-``hash_match``        bank, entry_id, distance, signal_type, hash    30
-``guard_escalation``  blocks, window_s                               20
-``guard_block``       categories, prompt_sha256 (an HMAC), policy_id         10
+====================  ==============================================  ========
+kind                  summary                                         priority
+====================  ==============================================  ========
+``hash_match``        bank, entry_id, distance, signal_type, hash     30
+``guard_escalation``  blocks, window_s                                20
+``guard_block``       categories, prompt_sha256 (an HMAC), policy_id  10
 ``provenance``        verdict, confidence                             5
-====================  ==========================================  ========
+====================  ==============================================  ========
 
 A case's priority is the highest priority of its items. A ``hash_match`` item
 repeating one that is still pending in the case (same media and bank entry), or
