@@ -65,10 +65,13 @@ _MIN_INFLECT = 4  # shortest word term that tolerates an inflection ending
 _MIN_COMPOUND_HEAD = 4  # shortest term accepted as the head of a compound word
 _MIN_COMPOUND_MODIFIER = 3  # and the letters that must come before it in the word
 _COMPOUND_LANGUAGES = frozenset(("en", "de", "nl"))  # languages that glue nouns together
+_MAX_SPELLED = 3  # contextual code words this short also match spelled out (``c p``)
+_MIN_SPLIT_PART = 4  # letters on each side of a compound term written as two words
 _COMPOUND_RESTS = frozenset(("", "s", "es", "e", "en", "n", "er"))  # after a compound head
 # Endings (in skeleton form: repeats collapsed, l -> i) a whole-word term may carry:
 # plurals and common inflections ("girls", "nakedness", "девочку"),
-# but not arbitrary continuations ("minority" is not "minor").
+# but not arbitrary continuations ("minority" is not "minor"). Shorter English terms take
+# only ``-ed`` and only when spelled plainly (``sexed``); an ``-e`` term also takes ``-d``.
 _ENDINGS = frozenset(
     ("s", "es", "e", "a", "i", "o", "y", "en", "er", "ie", "as", "os", "is", "ed", "nes")
     + ("ing", "ies", "ers", "ne", "na", "ni", "ns", "а", "у", "ы", "и", "е", "ой", "ей")
@@ -257,6 +260,11 @@ def _variant_terms(term: Term, morph: Morphology | None) -> list[tuple[str, Term
     pairs = list(all_variants(term.text, term.language, morph, prefix))
     if "-" in term.text:
         pairs.append((term.text.replace("-", " "), "spacing"))
+    if term.needs == "context" and term.key.isalpha() and len(term.key) <= _MAX_SPELLED:
+        # a short code word spelled out (``c p``): too short for the spaced-letters rule
+        # (three letters or more), and still a contextual term that needs its support
+        pairs.append((" ".join(term.key), "spacing"))
+    pairs.extend((form, "split") for form in _compound_splits(term))
     for form, kind in pairs:
         key = skeleton(form)
         if not key or key in seen:
@@ -265,6 +273,24 @@ def _variant_terms(term: Term, morph: Morphology | None) -> list[tuple[str, Term
         mode = "substring" if _is_substring_script(key[0]) else "prefix" if prefix else "word"
         out.append((form, replace(term, mode=mode, key=key, variant=kind, form=form)))
     return out
+
+
+def _compound_splits(term: Term) -> list[str]:
+    """A one-word term of a compounding language written as two words (``jail bait``).
+
+    Every cut leaving at least ``_MIN_SPLIT_PART`` letters on each side is generated: the
+    wrong cuts (``jai lbait``) are not words and never occur in a prompt. Only minor terms
+    are split: a split sexual term can be an everyday pair of words (``only fans``,
+    ``deep throat``), while a split minor term alone never blocks anything.
+    """
+    if term.language not in _COMPOUND_LANGUAGES or term.mode != "word" or term.needs:
+        return []
+    if term.category not in ("minor", "minor_sexual", "minor_nudity"):
+        return []
+    key = term.text.lower()
+    if not key.isalpha() or not key.isascii() or len(key) < 2 * _MIN_SPLIT_PART:
+        return []
+    return [f"{key[:k]} {key[k:]}" for k in range(_MIN_SPLIT_PART, len(key) - _MIN_SPLIT_PART + 1)]
 
 
 class Lexicons:
@@ -331,6 +357,8 @@ class Lexicons:
                 continue
             spaced_key = " " in terms[0].key
             for term in terms:
+                if term.variant == "arabizi" and not _digits_kept(term.form, original, span):
+                    continue
                 rule = _accept(term, view, start, end, starts, ends)
                 if rule and spaced_key and " " not in key:
                     # a multi-word term found without its spaces: only in spaced-out text
@@ -349,7 +377,7 @@ class Lexicons:
                 elif (
                     len(key) >= _MIN_PARTIAL
                     and term.mode != "substring"
-                    and (term.variant != "stem")
+                    and term.variant not in ("stem", "arabizi")
                 ):
                     g = view.word_of(start)
                     if g >= 0 and view.word_of(end - 1) == g:
@@ -384,10 +412,15 @@ def _accept(
         return "prefix"
     if end in ends:
         return "word"
-    if term.variant == "stem":  # inflected forms are generated in full
+    if term.variant in ("stem", "arabizi"):  # these forms are generated in full
         return ""
-    if len(term.key) >= _MIN_INFLECT and view.text[end : _word_end(view, end - 1)] in _ENDINGS:
+    rest = view.text[end : _word_end(view, end - 1)]
+    if len(term.key) >= _MIN_INFLECT and (
+        rest in _ENDINGS or (rest == "d" and term.key.endswith("e"))  # underage-d
+    ):
         return "inflected"
+    if rest == "ed" and term.language == "en" and term.text.lower() == term.key:
+        return "inflected"  # a short English word in the past tense: sex-ed
     return ""
 
 
@@ -409,6 +442,15 @@ def _is_compound_head(term: Term, view: View, start: int, end: int, key: str) ->
     if g < 0 or start - view.word_starts[g] < _MIN_COMPOUND_MODIFIER:
         return False
     return term.mode == "prefix" or view.text[end : _word_end(view, end - 1)] in _COMPOUND_RESTS
+
+
+def _digits_kept(form: str, original: str, span: tuple[int, int]) -> bool:
+    """An Arabizi spelling with digits (``3ari``) only counts where the prompt wrote digits:
+    the skeleton reads ``3`` as ``e``, so ``3ary`` would otherwise meet ``eary``-like
+    English words."""
+    return not any(c.isdigit() for c in form) or any(
+        c.isdigit() for c in original[span[0] : span[1]]
+    )
 
 
 def _different_word(original: str, term_text: str) -> bool:

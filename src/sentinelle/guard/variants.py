@@ -18,6 +18,10 @@ held-out variant nobody wrote down is still caught):
   Russian and Ukrainian terms their Latin transliteration (``девочк* -> devochk*``).
   Readings come from ``pykakasi`` and ``jaconv``, pinyin and transliteration from
   ``anyascii``; without those packages the variants are simply not generated.
+* **Arabizi** (:func:`arabizi_forms`): Arabic written in Latin letters, with digits for
+  the sounds Latin lacks (``ع -> 3``, ``ح -> 7``, ``خ -> 5``, ``ق -> 9``, ``ء -> 2``).
+  Arabic script leaves short vowels unwritten, so one optional short vowel (``a i u``)
+  is tried between two written consonants: ``طفلة -> tifla, tfla``; ``عارية -> 3arya``.
 
 Variants are plain strings in the *base* normalisation; the caller compiles them through
 the same skeleton as every other term.
@@ -166,6 +170,61 @@ def _cyrillic_latin(text: str) -> set[str]:
     return {roman}
 
 
+# Arabizi: each Arabic letter (base normalisation: ``ة -> ه``, ``أ -> ا``) as written in
+# Latin chat; the vowel letters ``ا و ي`` and a final ``ه`` spell vowels, the rest consonants.
+_ARABIZI = {
+    "ا": ("a",), "ب": ("b",), "ت": ("t",), "ث": ("th", "t"), "ج": ("j",), "ح": ("7", "h"),
+    "خ": ("5", "kh"), "د": ("d",), "ذ": ("dh", "z"), "ر": ("r",), "ز": ("z",), "س": ("s",),
+    "ش": ("sh", "ch"), "ص": ("s", "9"), "ض": ("d",), "ط": ("t", "6"), "ظ": ("z",),
+    "ع": ("3",), "غ": ("gh",), "ف": ("f",), "ق": ("q", "9", "k"), "ك": ("k",), "ل": ("l",),
+    "م": ("m",), "ن": ("n",), "ه": ("h",), "و": ("w", "u", "ou", "o"), "ي": ("y", "i", "iy"),
+    "ء": ("2",), "ئ": ("2",), "ؤ": ("2",),
+}  # fmt: skip
+_ARABIZI_VOWELS = frozenset("اوي")
+_ARABIZI_FINAL_H = ("a", "ah", "e")  # ة (folded to ه) at the end of a word
+_ARABIZI_SHORT = ("a", "i", "u")  # the unwritten short vowels of Arabic
+_ARABIZI_INITIAL_ALIF = ("a", "e", "i")
+_ARABIZI_MAX = 4096  # variants per word; longer words keep their unvowelled forms only
+
+
+def arabizi_forms(text: str) -> set[str]:
+    """Arabizi spellings of a one-word Arabic term (see the module docstring).
+
+    At most one unwritten short vowel is supplied, never between the last two consonants
+    of a word ending in a consonant (``سكس`` gives ``seks``-like ``siks`` but not ``skis``):
+    more vowels would turn short terms into everyday Latin words.
+    """
+    word = normalize(text)
+    if " " in word or not word or any(c not in _ARABIZI for c in word):
+        return set()
+    last = len(word) - 1
+    parts: list[tuple[str, ...]] = []
+    gaps: list[int] = []  # part index where an unwritten vowel may go
+    for k, c in enumerate(word):
+        if k == 0 and c == "ا":
+            opts = _ARABIZI_INITIAL_ALIF
+        elif c == "ه" and k == last and k > 0:
+            opts = _ARABIZI_FINAL_H
+        else:
+            opts = _ARABIZI[c]
+        consonants = c not in _ARABIZI_VOWELS and k > 0 and word[k - 1] not in _ARABIZI_VOWELS
+        final_h = c == "ه" and k == last
+        if consonants and not final_h and not (k == last and c not in _ARABIZI_VOWELS):
+            gaps.append(len(parts))
+        parts.append(opts)
+    out: set[str] = set()
+    for gap in [None, *gaps]:
+        forms = {""}
+        for i, opts in enumerate(parts):
+            if i == gap:
+                forms = {f + v for f in forms for v in _ARABIZI_SHORT}
+            forms = {f + o for f in forms for o in opts}
+            if len(forms) > _ARABIZI_MAX:
+                return out
+        out |= forms
+    return {f for f in out if len(f) >= _MIN_ROMAN}
+
+
 def script_variants(text: str, language: str | None) -> list[str]:
     """Readings, romanisations and transliterations of one term (base normalisation)."""
     norm = normalize(text)
@@ -184,9 +243,13 @@ def script_variants(text: str, language: str | None) -> list[str]:
 def all_variants(
     text: str, language: str | None, morph: Morphology | None, prefix: bool
 ) -> Iterable[tuple[str, str]]:
-    """``(variant, kind)`` pairs: kind ``stem`` (inflection) or ``script`` (reading)."""
+    """``(variant, kind)`` pairs: kind ``stem`` (inflection), ``script`` (reading) or
+    ``arabizi`` (Arabic in Latin letters and digits)."""
     if morph is not None:
         for form in inflected_forms(text, morph, prefix):
             yield form, "stem"
     for form in script_variants(text, language):
         yield form, "script"
+    if language == "ar":
+        for form in sorted(arabizi_forms(text)):
+            yield form, "arabizi"
