@@ -173,10 +173,10 @@ def main() -> None:
         obf.append(f"| {k} ({h2[k]}) | {h2_ok[k] / h2[k]:.1%} | {h2_base[k] / h2[k]:.1%} |")
     body = "\n".join(
         [
-            "### Prompt guard (G1): recall, false positives, latency",
+            "### Prompt guard: recall, false positives, latency",
             "",
             f"Load average while running: {load_average()}. Semantic layer: off "
-            "(not implemented yet). `lexicon` cases use lexicon terms, `heldout` cases the "
+            "(measured by `bench_semantic.py`). `lexicon` cases use lexicon terms, `heldout` cases the "
             "hand-written variants of `bench/guard/heldout.toml` that the lexicons do not "
             "list verbatim; `age` cases write ages under 18 in 15 languages; `heldout2` is the "
             "second, independent set of `bench/guard/heldout2.toml` (inflections, "
