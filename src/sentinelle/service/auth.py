@@ -10,6 +10,11 @@ HMA compatibility routes may instead admit requests from the operator's
 allow-list of source addresses (``SENTINELLE_HMA_ALLOWLIST``, off by default);
 those get ``ApiKeyInfo(id=0, name="allowlist:<ip>", source="allowlist")`` and are
 rate-limited per address with the default rate.
+
+Key use is audited through ``state.key_audit``
+(:class:`sentinelle.service.key_audit.KeyUseAuditor`): a counter bump here, a
+rate-limited ``key.use`` / ``auth.key_rejected`` entry written by a background
+thread.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 from sqlalchemy.exc import SQLAlchemyError
 
+from .key_audit import actor_for, route_template
 from .ratelimit import retry_after_header
 from .state import ServiceState
 
@@ -84,6 +90,19 @@ def allow_listed(state: ServiceState, request: Request) -> ApiKeyInfo | None:
     )
 
 
+def _audit_use(state: ServiceState, request: Request, who: ApiKeyInfo) -> None:
+    auditor = getattr(state, "key_audit", None)
+    if auditor is not None:
+        auditor.note_use(actor_for(who.source, who.id, who.name), route_template(request.scope))
+
+
+def _audit_rejected(state: ServiceState, request: Request, token: str) -> None:
+    auditor = getattr(state, "key_audit", None)
+    if auditor is not None:
+        ip = _client_ip(request)
+        auditor.note_rejected(str(ip) if ip else "unknown", route_template(request.scope), token)
+
+
 def _rate_limit(state: ServiceState, bucket: object, rate: float | None) -> None:
     s = state.settings
     r = s.rate_limit if rate is None else rate
@@ -110,6 +129,7 @@ def authenticate(
                 raise api_error(403, "insufficient_scope", f"allow-list lacks scope {scope!r}")
             _rate_limit(state, ("ip", who.name), None)
             request.state.key_id = who.name
+            _audit_use(state, request, who)
             return who
     if token is None:
         raise api_error(
@@ -123,11 +143,13 @@ def authenticate(
     except SQLAlchemyError:
         raise api_error(503, "database_unavailable", "cannot verify the key now") from None
     if rec is None:
+        _audit_rejected(state, request, token)
         raise api_error(
             401, "invalid_key", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
         )
     who = ApiKeyInfo(id=rec.id, name=rec.name, scopes=rec.scopes, source="key")
     request.state.key_id = rec.id
+    _audit_use(state, request, who)
     if not who.has(scope):
         raise api_error(403, "insufficient_scope", f"this key lacks the {scope!r} scope")
     _rate_limit(state, rec.id, rec.rate_limit)

@@ -59,6 +59,7 @@ class ServiceState:
     keys: Any = None
     limiter: Any = None
     metrics: Any = None
+    key_audit: Any = None  # KeyUseAuditor (service/key_audit.py): rate-limited key.use audit
     # Stop functions of background threads (index sync, job worker), run at shutdown.
     stoppers: list[Callable[[], None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
