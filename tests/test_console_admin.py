@@ -402,8 +402,22 @@ def test_admin_creates_changes_disables_and_resets_users(world) -> None:
         assert len(temp) >= 20 and r.headers["cache-control"] == "no-store"
         assert 'id="user-nina" data-role="legal"' in r.text
         assert temp not in c.get("/console/users").text  # shown once only
-        with client(world) as nina:  # the temporary password works
+        own = "nina's own passphrase"
+        with client(world) as nina:  # the temporary password only lets her choose her own
             login(nina, "nina", temp)
+            r = nina.get("/console/holds", follow_redirects=False)
+            assert r.headers["location"] == "/console/password"
+            r = nina.post(
+                "/console/password",
+                data={
+                    "csrf_token": page_csrf(nina.get("/console/password").text),
+                    "current_password": temp,
+                    "new_password": own,
+                    "new_password_again": own,
+                },
+                follow_redirects=False,
+            )
+            assert r.status_code == 303
             assert nina.get("/console/holds").status_code == 200
             # role change: her session ends at once
             r = c.post(
@@ -413,29 +427,29 @@ def test_admin_creates_changes_disables_and_resets_users(world) -> None:
             )
             assert r.status_code == 303 and "flash=role" in r.headers["location"]
             assert nina.get("/console/holds", follow_redirects=False).status_code == 303
-            login(nina, "nina", temp)
+            login(nina, "nina", own)
             assert nina.get("/console/holds").status_code == 403
         assert accounts.get_user(world.engine, "nina").role == "reviewer"
         # disable, then enable
         r = c.post("/console/users/nina/disable", data={"csrf_token": csrf}, follow_redirects=False)
         assert r.status_code == 303
         with pytest.raises(AuthError) as ei:
-            accounts.login(world.engine, "nina", temp)
+            accounts.login(world.engine, "nina", own)
         assert ei.value.code == "account_disabled"
         assert (
             'id="user-nina" data-role="reviewer" data-disabled="true"'
             in c.get("/console/users").text
         )
         c.post("/console/users/nina/enable", data={"csrf_token": csrf})
-        accounts.login(world.engine, "nina", temp)
+        accounts.login(world.engine, "nina", own)
         # new temporary password: the old one stops working
         r = c.post("/console/users/nina/password", data={"csrf_token": csrf})
         assert r.status_code == 200
         new = re.search(r"<code data-password>([^<]+)</code>", r.text).group(1)
         assert new != temp
-        accounts.login(world.engine, "nina", new)
+        assert accounts.login(world.engine, "nina", new).user.must_change_password
         with pytest.raises(AuthError):
-            accounts.login(world.engine, "nina", temp)
+            accounts.login(world.engine, "nina", own)
     nina_events = list_events(world.engine, limit=10_000, target="user:nina")
     actions = [e.action for e in nina_events]
     for a in (
@@ -449,7 +463,7 @@ def test_admin_creates_changes_disables_and_resets_users(world) -> None:
     assert all(e.actor == "user:adam" for e in nina_events if e.action.startswith("user."))
     with world.engine.connect() as conn:  # no password anywhere in the audit trail
         dump = " ".join(str(tuple(r)) for r in conn.execute(sa.text("SELECT * FROM audit_log")))
-    assert temp not in dump and new not in dump
+    assert temp not in dump and new not in dump and own not in dump
 
 
 def test_user_admin_refuses_bad_input_and_self_lockout(world) -> None:

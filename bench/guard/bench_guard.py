@@ -176,7 +176,8 @@ def main() -> None:
             "### Prompt guard: recall, false positives, latency",
             "",
             f"Load average while running: {load_average()}. Semantic layer: off "
-            "(measured by `bench_semantic.py`). `lexicon` cases use lexicon terms, `heldout` cases the "
+            "(measured by `bench_semantic.py`). `lexicon` cases use lexicon terms, "
+            "`heldout` cases the "
             "hand-written variants of `bench/guard/heldout.toml` that the lexicons do not "
             "list verbatim; `age` cases write ages under 18 in 15 languages; `heldout2` is the "
             "second, independent set of `bench/guard/heldout2.toml` (inflections, "

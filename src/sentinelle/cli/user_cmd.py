@@ -6,6 +6,7 @@
     sentinelle user list [--json]
     sentinelle user role alice specialist [--grant media.reveal]
     sentinelle user passwd alice                         # new password, sessions revoked
+    sentinelle user passwd alice --temporary             # ... to be changed at next login
     sentinelle user totp-enable alice                    # prints the otpauth URI, asks a code
     sentinelle user disable alice [--enable]
 
@@ -54,6 +55,13 @@ def _read_password(from_stdin: bool) -> str:
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from the first stdin line.")
 ]
+Temporary = Annotated[
+    bool,
+    typer.Option(
+        "--temporary",
+        help="A password chosen for the user: the console makes them change it at next login.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -72,6 +80,7 @@ def register(app: typer.Typer) -> None:
         ] = "reviewer",
         display_name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
         password_stdin: PasswordStdin = False,
+        temporary: Temporary = False,
     ) -> None:
         """Create an account."""
         from ..review.accounts import create_user
@@ -84,6 +93,7 @@ def register(app: typer.Typer) -> None:
                 role,
                 display_name=display_name,
                 actor=ACTOR,
+                temporary=temporary,
             )
         except SentinelleError as e:
             raise _fail(e) from None
@@ -139,12 +149,20 @@ def register(app: typer.Typer) -> None:
         _console().print(f"user [bold]{escape(u.username)}[/]: role {u.role}{extra}")
 
     @user.command("passwd")
-    def passwd(username: str, password_stdin: PasswordStdin = False) -> None:
+    def passwd(
+        username: str, password_stdin: PasswordStdin = False, temporary: Temporary = False
+    ) -> None:
         """Set a new password (clears a lockout, ends every session)."""
         from ..review.accounts import set_password
 
         try:
-            u = set_password(_engine(), username, _read_password(password_stdin), actor=ACTOR)
+            u = set_password(
+                _engine(),
+                username,
+                _read_password(password_stdin),
+                actor=ACTOR,
+                temporary=temporary,
+            )
         except SentinelleError as e:
             raise _fail(e) from None
         _console().print(f"password of [bold]{escape(u.username)}[/] changed")

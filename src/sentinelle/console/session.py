@@ -17,6 +17,12 @@ redirected to the login page (303; ``HX-Redirect`` for htmx requests).
 or form field ``csrf_token``) and the ``Origin``; a failure is 403
 ``csrf_failed``. Role checks happen in the service layer
 (:func:`sentinelle.review.roles.require`), server-side, on every action.
+
+While the user's ``must_change_password`` flag is set (a temporary password
+issued by an administrator), both dependencies send every request except those
+in :data:`ALLOWED_WHILE_MUST_CHANGE` to :data:`PASSWORD_PATH` instead (303;
+``HX-Redirect`` for htmx requests): nothing else of the console is reachable
+until the user has chosen their own password.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ from starlette.concurrency import run_in_threadpool
 from ..review.accounts import User, authenticate
 from ..review.errors import AuthError
 from .security import CSRF_FIELD, csrf_for_session, csrf_ok, session_token
+
+#: The change-password page (see :mod:`sentinelle.service.routes_console_password`).
+PASSWORD_PATH = "/console/password"
+#: What a user with a temporary password may still reach: changing it, logging out.
+ALLOWED_WHILE_MUST_CHANGE = frozenset({PASSWORD_PATH, "/console/logout"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,19 @@ def _login_redirect(request: Request) -> HTTPException:
     return HTTPException(303, "log in first", headers={"Location": url})
 
 
+def _password_redirect(request: Request) -> HTTPException:
+    """To the change-password page; the body names the stable code for scripts."""
+    detail = {
+        "error": {
+            "code": "password_change_required",
+            "message": "choose your own password first: " + PASSWORD_PATH,
+        }
+    }
+    if request.headers.get("hx-request") == "true":
+        return HTTPException(403, detail, headers={"HX-Redirect": PASSWORD_PATH})
+    return HTTPException(303, detail, headers={"Location": PASSWORD_PATH})
+
+
 def load_viewer(request: Request) -> Viewer | None:
     """The viewer of ``request``'s session cookie, or None (blocking: DB access)."""
     token = session_token(request)
@@ -70,10 +94,13 @@ def load_viewer(request: Request) -> Viewer | None:
 
 
 async def viewer_dep(request: Request) -> Viewer:
-    """``Depends(viewer_dep)``: the logged-in viewer, else a redirect to log in."""
+    """``Depends(viewer_dep)``: the logged-in viewer, else a redirect to log in
+    (or to the change-password page while the password is a temporary one)."""
     viewer = await run_in_threadpool(load_viewer, request)
     if viewer is None:
         raise _login_redirect(request)
+    if viewer.user.must_change_password and request.url.path not in ALLOWED_WHILE_MUST_CHANGE:
+        raise _password_redirect(request)
     return viewer
 
 

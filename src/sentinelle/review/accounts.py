@@ -26,7 +26,11 @@ Security properties:
   stored. A session expires after ``session_ttl_minutes`` or
   ``session_idle_minutes`` without use (:mod:`.config`); disabling a user or
   changing their password revokes every session.
-* Logins, failed logins, user creation and role changes are audited.
+* A password chosen by somebody else (``temporary=True``: an administrator's
+  reset, a new account) sets ``must_change_password``; the console then lets the
+  user do nothing but :func:`change_own_password` (or log out). A wrong current
+  password there counts as a failed login, so a stolen session cannot guess it.
+* Logins, failed logins, user creation, role and password changes are audited.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class User:
     locked_until: datetime | None
     last_login_at: datetime | None
     created_at: datetime
+    must_change_password: bool = False
 
     @property
     def actor(self) -> str:
@@ -98,6 +103,7 @@ class User:
             "locked_until": _iso(self.locked_until),
             "last_login_at": _iso(self.last_login_at),
             "created_at": _iso(self.created_at),
+            "must_change_password": self.must_change_password,
         }
 
 
@@ -126,6 +132,7 @@ def _user(row: Any) -> User:
         locked_until=aware(row.locked_until),
         last_login_at=aware(row.last_login_at),
         created_at=aware(row.created_at),  # type: ignore[arg-type]
+        must_change_password=bool(row.must_change_password),
     )
 
 
@@ -160,8 +167,13 @@ def create_user(
     *,
     display_name: str = "",
     actor: str = "cli",
+    temporary: bool = False,
 ) -> User:
-    """Create an account (and its default protection settings); audited ``user.create``."""
+    """Create an account (and its default protection settings); audited ``user.create``.
+
+    ``temporary=True``: the password was chosen for the user (by an administrator),
+    who must replace it at first login (``must_change_password``).
+    """
     name = normalize_username(username)
     check_password(password)
     role = check_role(role)
@@ -178,6 +190,7 @@ def create_user(
                     "password_hash": _hasher.hash(password),
                     "role": role,
                     "grants": "[]",
+                    "must_change_password": bool(temporary),
                     "created_at": now,
                     "updated_at": now,
                 },
@@ -188,7 +201,7 @@ def create_user(
                 actor=actor,
                 action="user.create",
                 target=f"user:{name}",
-                details={"role": role},
+                details={"role": role, "temporary": bool(temporary)},
             )
             row = conn.execute(sa.select(users).where(users.c.id == uid)).one()
     except IntegrityError:
@@ -288,17 +301,126 @@ def set_disabled(
     )
 
 
-def set_password(conn_or_engine: ConnOrEngine, username: str, password: str, *, actor: str) -> User:
-    """New password; clears the lockout and revokes every session."""
+def set_password(
+    conn_or_engine: ConnOrEngine,
+    username: str,
+    password: str,
+    *,
+    actor: str,
+    temporary: bool = False,
+) -> User:
+    """New password set by an administrator; clears the lockout and revokes every session.
+
+    ``temporary=True`` makes the user replace it at their next login
+    (``must_change_password``); otherwise the flag is cleared.
+    """
     check_password(password)
     return _update(
         conn_or_engine,
         username,
-        {"password_hash": _hasher.hash(password), "failed_logins": 0, "locked_until": None},
+        {
+            "password_hash": _hasher.hash(password),
+            "failed_logins": 0,
+            "locked_until": None,
+            "must_change_password": bool(temporary),
+        },
         actor=actor,
         action="user.password_change",
+        details={"temporary": bool(temporary)},
         revoke_sessions=True,
     )
+
+
+def change_own_password(
+    conn_or_engine: ConnOrEngine,
+    username: str,
+    current: str,
+    new: str,
+    *,
+    keep_token: str | None = None,
+    client: str | None = None,
+) -> User:
+    """A user replaces their own password, proving the current one.
+
+    Clears ``must_change_password`` and revokes every session of the user except
+    the one whose token is ``keep_token`` (the session making the change).
+    Audited ``auth.password_change`` (never a password).
+
+    Errors: ``bad_password`` (422, length), ``password_unchanged`` (422, the new
+    password equals the current one), ``invalid_credentials`` (401, wrong current
+    password: counted as a failed login, so repeated guesses lock the account),
+    ``account_locked`` (403), ``unknown_user`` (404).
+    """
+    name = normalize_username(username)
+    check_password(new)
+    cur = current if isinstance(current, str) and len(current) <= MAX_PASSWORD else ""
+    now = utcnow()
+    failure: ReviewError | None = None
+    with scope(conn_or_engine) as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == name)).first()
+        if row is None:
+            raise NotFound(f"no user {name!r}", code="unknown_user")
+        target = f"user:{name}"
+        locked_until = aware(row.locked_until)
+        if locked_until is not None and locked_until > now:
+            failure = AuthError(
+                f"account locked until {locked_until.isoformat()}",
+                code="account_locked",
+                status=403,
+            )
+        elif not _verify(row.password_hash, cur):
+            failure = AuthError("the current password is wrong")
+            failed = int(row.failed_logins) + 1
+            values: dict[str, Any] = {"failed_logins": failed}
+            if failed >= MAX_FAILED_LOGINS:
+                values.update(
+                    failed_logins=0, locked_until=now + timedelta(minutes=LOCKOUT_MINUTES)
+                )
+            conn.execute(users.update().where(users.c.id == row.id).values(**values))
+            audit(
+                conn,
+                actor=target,
+                action="auth.password_change_failed",
+                target=target,
+                details={"reason": "bad_password", "client": client},
+            )
+        elif _verify(row.password_hash, new):
+            failure = ReviewError(
+                "the new password must differ from the current one",
+                code="password_unchanged",
+                status=422,
+            )
+        else:
+            conn.execute(
+                users.update()
+                .where(users.c.id == row.id)
+                .values(
+                    password_hash=_hasher.hash(new),
+                    must_change_password=False,
+                    failed_logins=0,
+                    updated_at=now,
+                )
+            )
+            others = user_sessions.c.revoked_at.is_(None) & (user_sessions.c.user_id == row.id)
+            if keep_token is not None:
+                others = others & (user_sessions.c.token_hash != token_hash(keep_token))
+            revoked = conn.execute(
+                user_sessions.update().where(others).values(revoked_at=now)
+            ).rowcount
+            audit(
+                conn,
+                actor=target,
+                action="auth.password_change",
+                target=target,
+                details={
+                    "was_temporary": bool(row.must_change_password),
+                    "sessions_revoked": int(revoked or 0),
+                    "client": client,
+                },
+            )
+    if failure is not None:
+        raise failure
+    return get_user(conn_or_engine, name)
 
 
 def unlock(conn_or_engine: ConnOrEngine, username: str, *, actor: str) -> User:

@@ -6,7 +6,8 @@ objects mirror it so the service layer can build queries. Keep both in sync.
 =====================  ==============================================================
 table                  holds
 =====================  ==============================================================
-``users``              console accounts: argon2 hash, role, TOTP secret, lockout state
+``users``              console accounts: argon2 hash, role, TOTP secret, lockout state,
+                       forced password change (column added by migration ``0009``)
 ``user_settings``      per-user protection settings (blur, grayscale, mute, caps)
 ``user_sessions``      login sessions; only the SHA-256 of the token is stored
 ``review_config``      console-wide settings (key -> JSON value), e.g. second review
@@ -46,6 +47,8 @@ users = sa.Table(
     sa.Column("totp_enabled", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
     sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # migration 0009: set while the password is a temporary one chosen by an admin
+    sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("locked_until", TS, nullable=True),
     sa.Column("last_login_at", TS, nullable=True),

@@ -37,6 +37,7 @@ from ..errors import BankError, BankImportError, InvalidHashError, MediaError, S
 from ..store.db import DatabaseError
 from .auth import api_error
 from .deps import body_limit_kind
+from .key_audit import KeyUseAuditor
 from .keys import KeyError_, KeyVerifier
 from .logging import log_access, request_id_from
 from .metrics import Metrics
@@ -56,6 +57,7 @@ ROUTER_MODULES = (
     "routes_review",
     "routes_console",
     "routes_console_admin",
+    "routes_console_password",
 )
 
 DESCRIPTION = """Match media against hash banks of known child-abuse material.
@@ -320,12 +322,14 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     state.keys = KeyVerifier(state.engine, ttl_s=settings.key_cache_s)
     state.limiter = RateLimiter()
     state.metrics = Metrics(state)
+    state.key_audit = KeyUseAuditor(state.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        state.stoppers.append(state.key_audit.stop)  # writes pending key.use summaries
         if start_background:
             state.stoppers.append(start_sync(state))
             _start_worker(state)

@@ -424,7 +424,9 @@ def user_create(
     """Create an account with a temporary password, shown once on the answer.
 
     The password is generated here, never logged or stored in the clear (only
-    its argon2 hash); hand it over out of band. Audited ``user.create``.
+    its argon2 hash); hand it over out of band. The user must replace it at first
+    login (``must_change_password``, see ``routes_console_password``). Audited
+    ``user.create``.
     """
     try:
         require(viewer.user, "user.manage")
@@ -433,7 +435,13 @@ def user_create(
     password = _temporary_password()
     try:
         user = accounts.create_user(
-            state.engine, username, password, role, display_name=display_name, actor=viewer.actor
+            state.engine,
+            username,
+            password,
+            role,
+            display_name=display_name,
+            actor=viewer.actor,
+            temporary=True,
         )
     except SentinelleError as e:
         form = {"username": username[:64], "display_name": display_name, "role": role}
@@ -497,12 +505,15 @@ def user_password(
     state: Annotated[ServiceState, Depends(state_dep)],
     viewer: Annotated[Viewer, Depends(action_dep)],
 ) -> Response:
-    """A new temporary password (shown once); clears a lockout, ends the user's sessions."""
+    """A new temporary password (shown once, to be replaced at the user's next login);
+    clears a lockout, ends the user's sessions."""
     try:
         require(viewer.user, "user.manage")
         _not_self(viewer, username, "reset the password of")
         password = _temporary_password()
-        user = accounts.set_password(state.engine, username, password, actor=viewer.actor)
+        user = accounts.set_password(
+            state.engine, username, password, actor=viewer.actor, temporary=True
+        )
     except SentinelleError as e:
         if isinstance(e, ReviewError) and e.code == "forbidden":
             return error_page(request, e, context=_base(state, viewer))
