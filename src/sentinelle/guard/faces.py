@@ -1,9 +1,9 @@
 """Face detection (OpenCV Haar cascade) and the optional apparent-age estimator.
 
 **Faces.** OpenCV's frontal-face Haar cascades ship inside ``opencv-python-headless``
-(``cv2.data.haarcascades``), so no model download is needed. We use ``alt2``: on the
-first 250 BSDS500 photos it fired on 28 images (nearly all real faces) where the
-``default`` cascade fired on 52 (rocks, statues, animals...), and it is faster. It finds
+(``cv2.data.haarcascades``), so no model download is needed. We use ``alt2``: on BSDS500
+photos it fired on fewer non-faces (rocks, statues, animals...) than the ``default``
+cascade (a hand check, not a benchmark in ``bench/``). It finds
 upright, roughly frontal faces and misses profiles and stylised faces, which is why a
 face count is *information* in the result, never a reason to allow.
 
@@ -106,7 +106,7 @@ class FaceDetector:
                 grey, (max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA
             )
         # Faces under 1/12 of the shorter side are too small to judge an age from;
-        # skipping them costs no detection on BSDS500 and saves ~30 % of the time.
+        # skipping them also saves detection time.
         min_side = max(24, min(grey.shape[:2]) // 12)
         boxes = self._cascade().detectMultiScale(
             grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)

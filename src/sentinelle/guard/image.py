@@ -219,7 +219,7 @@ class ImageGuard:
         ``explicit``: the best explicit score, None when that check did not run. In
         ``when_needed`` mode faces only matter when the image is explicit (a minor
         signal turns it into a block; unknown ages into a review) or when that could
-        not be checked, so a clean image skips them (~80 ms saved)."""
+        not be checked, so a clean image skips them (timings: bench/RESULTS.md)."""
         mode = self.config.faces
         if mode == "off":
             return "disabled (SENTINELLE_GUARD_FACES=off)"

@@ -3,14 +3,14 @@
 Used to *report* the prompt's language, to pick the language of evidence when a term
 exists in several lexicons and to confirm ``ambiguous`` lexicon terms
 (:mod:`sentinelle.guard.context`); it never blocks anything by itself. The model is loaded
-once, on first use (about 0.8 s), and restricted to the languages the lexicons cover.
+once, on first use, and restricted to the languages the lexicons cover.
 
 A character n-gram model is unreliable on a few words ("a cat" scores Spanish, "nude"
 Turkish), so the lexicon hits act as a hint: when the prompt has fewer than
 :data:`SHORT_WORDS` words or the model's confidence is below :data:`LOW_CONFIDENCE`, the
 language of the terms that fired wins (the most frequent; ties go to the model's
 ranking). A short or unsure prompt with no hint gets ``None`` (undetermined) rather than
-a guess. One call costs about 25 µs for a caption-length prompt.
+a guess.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ and under which rule.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,9 @@ from .policy import GuardPolicy, most_severe
 
 CATEGORY_NAMES = ("minor_sexual", "minor_nudity", "minor_present", "sexual_adult", "nudity_adult")
 DEFAULT_MAX_CHARS = 10_000
-_AGE_CACHE: dict[int, AgeFinder] = {}
+# One AgeFinder per Lexicons object; weak keys, so a discarded custom Lexicons neither
+# leaks its finder nor hands it to a later object that reuses its id().
+_AGE_CACHE: weakref.WeakKeyDictionary[Lexicons, AgeFinder] = weakref.WeakKeyDictionary()
 # Evidence rule suffix of terms that needed support (see sentinelle.guard.context).
 _NEEDS_RULE = {"": "", "context": "+context", "language": "+language"}
 
@@ -77,9 +80,9 @@ class PromptResult:
 
 
 def _age_finder(lexicons: Lexicons) -> AgeFinder:
-    finder = _AGE_CACHE.get(id(lexicons))
+    finder = _AGE_CACHE.get(lexicons)
     if finder is None:
-        finder = _AGE_CACHE[id(lexicons)] = AgeFinder(lexicons.files)
+        finder = _AGE_CACHE[lexicons] = AgeFinder(lexicons.files)
     return finder
 
 
@@ -108,7 +111,7 @@ class PromptGuard:
         self.semantic = None
         if semantic:
             try:
-                from .semantic import SemanticLayer  # optional, not shipped yet
+                from .semantic import SemanticLayer  # imports numpy only; the model is an extra
             except ImportError:
                 raise GuardConfigError(
                     "the semantic layer is not available in this installation",

@@ -163,7 +163,7 @@ class SemanticLayer:
 
     ``encoder``: any :data:`Encoder` (default: the bundled USE model). ``anchors``: an
     :class:`AnchorSet` (default: the bundled file). Construction embeds every anchor once
-    (about 1 s with the default model, most of it loading the model).
+    (with the default model, most of the time goes to loading the model).
     """
 
     _default: SemanticLayer | None = None
