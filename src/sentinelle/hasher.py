@@ -23,7 +23,8 @@ They raise ``ValueError`` only for programming mistakes (unknown signal names).
 
 ``exact=True`` (default; ``sentinelle hash`` and enrollment) gives
 reference-exact PDQ/vPDQ hashes; ``exact=False`` (``scan``) decodes at reduced
-size for speed, staying within a few bits of the reference.
+size for speed; its PDQ hashes drift a few bits from the reference (figures in
+``bench/RESULTS.md``), so ``scan`` re-hashes exactly any near miss.
 """
 
 from __future__ import annotations

@@ -21,13 +21,15 @@ chunk probe suffices. Each chunk has a bucket table in CSR form (``offsets`` +
 through, so no per-query hash set is needed to de-duplicate.
 
 *Software pipelining.* At 1M+ rows nearly every step of a query is a random
-DRAM read (bucket offsets ~200 MiB, row lists, hashes), so the kernel works in
-stages over whole arrays -- all bucket addresses, then all (offset, size)
-reads, then all row reads, then all hash reads -- and in each stage issues an
-explicit prefetch (``llvm.prefetch``) :data:`_PREFETCH_AHEAD` items ahead.
-Dozens of misses are then in flight at once instead of the few a branchy
-loop keeps (each mispredicted "is this bucket empty?" branch used to flush
-them): about 1.5x more lookups/s at 1M rows.
+DRAM read (bucket offsets, row lists, hashes: far more than the CPU caches
+hold), so the kernel works in stages over whole arrays -- all bucket addresses,
+then all (offset, size) reads, then all row reads, then all hash reads -- and
+in each stage issues an explicit prefetch (``llvm.prefetch``)
+:data:`_PREFETCH_AHEAD` items ahead. Dozens of misses are then in flight at
+once instead of the few a branchy loop keeps (each mispredicted "is this bucket
+empty?" branch used to flush them). The gain over the branchy loop was only
+measured ad hoc (no before/after section in ``bench/RESULTS.md``; the index's
+figures against ``PDQIndex`` are there).
 
 The tables hold probes of radius <= 2, so the structure guarantees 100%
 recall up to ``max_distance`` :data:`MIH_MAX_DISTANCE` (= 47); above that the

@@ -14,7 +14,8 @@ height (``N/2`` percent is removed from each side), e.g. ``crop10`` of a
 the robustness benchmark's ``crop<N>`` transforms.
 
 The default set (5, 10, 15) was chosen with ``bench/bench_robustness.py``: it
-lets crops up to 15-20% match while adding only 3 enrolled hashes per item.
+lets crops up to 15% match (20% crops mostly do not; see ``bench/RESULTS.md``,
+"Robustness") while adding only 3 enrolled hashes per item.
 """
 
 from __future__ import annotations
