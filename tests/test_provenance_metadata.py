@@ -376,3 +376,34 @@ def test_text_chunk_bomb_does_not_crash_or_hang() -> None:
     data = png[:33] + chunk + png[33:]  # right after IHDR
     items = _collect(data)
     assert all(it.indicates == "error" for it in items)
+
+
+def test_metadata_and_camera_share_one_parse_of_the_file():
+    from sentinelle.provenance import camera
+    from sentinelle.provenance.analyze import media_type_of
+    from sentinelle.provenance.metadata_fields import read_fields
+
+    exif = Image.Exif()
+    exif[0x0131] = "Midjourney v6"  # Software
+    data = _jpeg(exif=exif)
+    ctx = SourceContext(media_type=media_type_of(data)).bind(data)
+    first = read_fields(data, ctx)
+    assert first.exif["Software"] == "Midjourney v6" and first.image is ctx.image()
+    metadata.collect(data, ctx)
+    camera.collect(data, ctx)
+    assert read_fields(data, ctx) is first  # parsed once, reused by both sources
+    other = _png({"Software": "NovelAI"})
+    ctx.bind(other)  # a new file clears what was shared
+    assert read_fields(other, ctx).text["Software"] == "NovelAI"
+
+
+def test_shared_decoder_refuses_bombs_and_undetected_formats():
+    big = _png(img=Image.new("L", (200, 200)))
+    ctx = SourceContext(media_type="image/png", max_pixels=100 * 100).bind(big)
+    assert ctx.image() is None and ctx.image_error.startswith("too_many_pixels")
+    ppm = io.BytesIO()
+    _scene().save(ppm, "PPM")  # Pillow reads it, but it is no format sentinelle.media admits
+    ctx = SourceContext(media_type=None).bind(ppm.getvalue())
+    assert ctx.image() is None and "not a supported image type" in ctx.image_error
+    ok = _png()
+    assert SourceContext(media_type="image/png").bind(ok).image().size == (96, 64)

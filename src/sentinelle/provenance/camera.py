@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from .evidence import Evidence
-from .metadata_fields import read_exif
+from .metadata_fields import read_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evidence import SourceContext
@@ -179,13 +179,11 @@ def quantization_evidence(tables: dict[int, Any]) -> list[Evidence]:
 
 def collect(data: bytes, ctx: SourceContext) -> list[Evidence]:
     """Evidence source: EXIF capture consistency and JPEG quantisation tables."""
-    img = ctx.image()
-    if img is None:
-        try:
-            img = Image.open(io.BytesIO(data))  # headers only: EXIF and DQT come first
-        except Exception:  # noqa: BLE001 - not an image: nothing to say
-            return []
-    items = exif_evidence(read_exif(img))
+    fields = read_fields(data, ctx)  # shared with the metadata source: parsed once
+    img = fields.image  # decoded, or headers only (EXIF and DQT come first)
+    if img is None:  # not an image: nothing to say
+        return []
+    items = exif_evidence(fields.exif)
     if img.format == "JPEG":
         try:
             tables = dict(getattr(img, "quantization", None) or {})

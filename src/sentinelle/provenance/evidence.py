@@ -17,7 +17,7 @@ catches anything that escapes and turns it into such an item).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -161,13 +161,17 @@ class SourceContext:
         media_type: detected MIME type (``image/jpeg``, ``image/png``...) or None.
         trust_anchors_pem: operator-supplied PEM bundle of trusted C2PA roots (None: no
             signer is "trusted", validity is still checked).
-        detector: the operator's ONNX detector config, or None (detector source skipped).
+        detector: the operator's ONNX detector config, or None (the detector source then
+            falls back to ``SENTINELLE_PROVENANCE_DETECTOR``, and is skipped when unset).
         max_bytes: size cap; sources must not hand larger data to native code.
         max_pixels: decompression-bomb cap used by :meth:`image`.
         options: free-form settings for sources (e.g. ``{"watermark": False}``).
 
-    :meth:`image` decodes the image lazily with Pillow (once, cached, bomb-checked); it
-    returns None when the bytes are not a decodable image (``image_error`` then says why).
+    :meth:`image` decodes the image lazily with :func:`sentinelle.media.image.open_image`
+    (once, cached, bomb-checked); it returns None when the bytes are not a decodable image
+    (``image_error`` then says why). ``shared`` holds values several sources derive from
+    the same file (e.g. the parsed metadata fields), computed by the first one that needs
+    them; :meth:`bind` clears it.
     """
 
     path: str | None = None
@@ -181,6 +185,7 @@ class SourceContext:
     _image: Image.Image | None = field(default=None, repr=False)
     _image_done: bool = field(default=False, repr=False)
     image_error: str | None = None
+    shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def bind(self, data: bytes) -> SourceContext:
         """Attach the file bytes (done by the analyzer) so :meth:`image` can decode them."""
@@ -188,6 +193,7 @@ class SourceContext:
         self._image = None
         self._image_done = False
         self.image_error = None
+        self.shared = {}
         return self
 
     def image(self) -> Image.Image | None:
@@ -202,23 +208,17 @@ class SourceContext:
         if self._data is None:
             self.image_error = "no data bound"
             return None
-        import io
-        import warnings
+        from ..errors import MediaError
+        from ..media.image import open_image
+        from ..media.limits import DEFAULT_LIMITS
 
-        from PIL import Image
-
-        from ..media import image as _registers_heif  # noqa: F401 - HEIC/AVIF opener
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(io.BytesIO(self._data))
-                w, h = img.size
-                if w * h > self.max_pixels:
-                    raise ValueError(f"{w}x{h} is over the pixel limit {self.max_pixels}")
-                img.load()
-            self._image = img
-        except Exception as e:  # noqa: BLE001 - any decoder failure means "no image"
-            self.image_error = f"{type(e).__name__}: {e}"[:300]
-            self._image = None
+        kind, _, fmt = (self.media_type or "").partition("/")
+        if kind != "image":
+            self.image_error = f"not a supported image type ({self.media_type or 'unknown'})"
+            return None
+        limits = replace(DEFAULT_LIMITS, max_pixels=self.max_pixels)
+        try:  # the shared safe decoder: magic-byte format only, bomb check before load()
+            self._image = open_image(self._data, fmt, limits).image
+        except MediaError as e:
+            self.image_error = f"{e.code}: {e.message}"[:300]
         return self._image

@@ -191,7 +191,20 @@ def _open_headers(data: bytes) -> Image.Image | None:
 
 
 def read_fields(data: bytes, ctx: SourceContext) -> MetadataFields:
-    """Gather text chunks, EXIF and XMP of the file (empty fields when there are none)."""
+    """Gather text chunks, EXIF and XMP of the file (empty fields when there are none).
+
+    Read once per file: the result is kept in ``ctx.shared`` for the other sources
+    (:mod:`.camera` reads the same EXIF and image headers).
+    """
+    cached = ctx.shared.get("metadata_fields")
+    if isinstance(cached, MetadataFields):
+        return cached
+    fields = _read_fields(data, ctx)
+    ctx.shared["metadata_fields"] = fields
+    return fields
+
+
+def _read_fields(data: bytes, ctx: SourceContext) -> MetadataFields:
     img = ctx.image() or _open_headers(data)
     fields = MetadataFields()
     if img is None:
