@@ -263,3 +263,31 @@ def test_service_scan_uses_trust_anchor_environment(  # type: ignore[no-untyped-
     assert prov["verdict"] == "ai_generated" and prov["confidence"] == pytest.approx(0.95)
     trusted = [e for e in prov["evidence"] if e["source"] == "c2pa" and e["strength"] == "strong"]
     assert trusted, prov["evidence"]
+
+
+def test_service_detector_config_is_read_once_per_file_version(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sidecar is parsed again only when the model, the sidecar or the variable changes."""
+    import os
+
+    from sentinelle.service import routes_provenance as rp
+
+    reads: list[str] = []
+    real = det.config_from_env
+
+    def counting(env=None):  # type: ignore[no-untyped-def]
+        reads.append("read")
+        return real(env)
+
+    monkeypatch.setattr(det, "config_from_env", counting)
+    monkeypatch.setenv(det.ENV_MODEL, str(model))
+    first = rp.detector_config()
+    assert first is not None and rp.detector_config() == first
+    assert len(reads) == 1
+    sidecar = model.with_suffix(".json")
+    st = sidecar.stat()
+    os.utime(sidecar, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert rp.detector_config() is not None and len(reads) == 2
+    monkeypatch.delenv(det.ENV_MODEL)
+    assert rp.detector_config() is None and len(reads) == 2

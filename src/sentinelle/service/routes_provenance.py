@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -57,6 +58,7 @@ StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 _trust_lock = threading.Lock()
 _trust_cache: dict[str, Any] = {"key": None, "pem": None}
+_detector_cache: dict[str, Any] = {"key": None, "config": None}
 
 
 def trust_pem() -> str | None:
@@ -83,12 +85,35 @@ def detector_config() -> DetectorConfig | None:
     raises :class:`~sentinelle.provenance.detector.DetectorError` instead of turning into
     an error item in every answer. Blocking: call it from a worker thread.
     """
-    from ..provenance.detector import config_from_env, get_detector
+    from ..provenance.detector import ENV_META, ENV_MODEL, config_from_env, get_detector
 
+    model = (os.environ.get(ENV_MODEL) or "").strip()
+    if not model:
+        return None
+    meta = (os.environ.get(ENV_META) or "").strip()
+    # Re-read only when a path or a file's mtime changed (model, explicit or default sidecar).
+    watched = (
+        [model, meta]
+        if meta
+        else [model, *(str(Path(model).with_suffix(s)) for s in (".json", ".toml"))]
+    )
+    key = (model, meta, tuple(_mtime(p) for p in watched))
+    with _trust_lock:
+        if _detector_cache["key"] == key:
+            return _detector_cache["config"]
     config = config_from_env()
     if config is not None:
         get_detector(config)
+    with _trust_lock:
+        _detector_cache.update(key=key, config=config)
     return config
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def provenance_config(
