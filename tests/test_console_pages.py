@@ -736,3 +736,24 @@ def test_out_of_range_ids_are_422_not_a_server_error(world, path: str) -> None:
         r = c.get(path, follow_redirects=False)
         assert r.status_code == 422, r.text[:200]
         assert r.json()["error"]["code"] == "invalid_request"
+
+
+def test_out_of_range_ids_in_posts_are_clear_errors(world) -> None:
+    """A decision id past 64 bits, or a colleague id that is no number or past
+    64 bits, is a structured error, never a database overflow (500)."""
+    with _client(world) as c:
+        csrf = login(c, "sam")
+        r = c.post(
+            "/console/decisions/99999999999999999999999/approve",
+            data={"csrf_token": csrf},
+            follow_redirects=False,
+        )
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+        c.post(f"/console/cases/{world.case_id}/take", data={"csrf_token": csrf})
+        for bad in ("99999999999999999999", "-3", "bob"):
+            r = c.post(
+                f"/console/cases/{world.case_id}/pass",
+                data={"csrf_token": csrf, "to_user": bad},
+                follow_redirects=False,
+            )
+            assert r.status_code == 400 and error_code(r.text) == "bad_assignee", bad

@@ -4,9 +4,9 @@
 ways, cheapest first:
 
 1. **Key frames only.** FFmpeg is told to skip every non-key frame
-   (``skip_frame = "NONKEY"``), so only the intra-coded frames are decoded: about
-   50x faster than decoding the whole clip (a 19 s SD clip: 0.04 s instead of
-   2 s). When the video has at least ``count`` key frames, ``count`` of them,
+   (``skip_frame = "NONKEY"``), so only the intra-coded frames are decoded, far
+   less work than decoding the whole clip (not benchmarked in bench/). When the
+   video has at least ``count`` key frames, ``count`` of them,
    evenly spread, make the strip.
 2. **Every frame**, through :func:`sentinelle.media.video.iter_frames`, when key
    frames are too few (long GOPs, very short clips). When the container states

@@ -28,9 +28,10 @@ until the user has chosen their own password.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..review.accounts import User, authenticate
@@ -121,3 +122,8 @@ async def action_dep(request: Request) -> Viewer:
             {"error": {"code": "csrf_failed", "message": "missing or wrong CSRF token; reload"}},
         )
     return viewer
+
+
+#: Route parameter types: ``viewer: ViewerDep`` (any page), ``viewer: ActionDep`` (a POST).
+ViewerDep = Annotated[Viewer, Depends(viewer_dep)]
+ActionDep = Annotated[Viewer, Depends(action_dep)]

@@ -55,7 +55,7 @@ from ..console.security import (
     set_session_cookie,
     sign_media,
 )
-from ..console.session import Viewer, action_dep, load_viewer, viewer_dep
+from ..console.session import ActionDep, Viewer, ViewerDep, load_viewer
 from ..console.views import (
     STATIC_FILES,
     error_page,
@@ -76,6 +76,8 @@ from .state import ServiceState
 log = logging.getLogger("sentinelle.console")
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+
+StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 CATEGORY_CHOICES = decisions.INDUSTRY_CATEGORIES
 #: What each industry classification code means, shown next to the code (bare terms).
@@ -150,8 +152,11 @@ def _base(state: ServiceState, viewer: Viewer, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def _threaded(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return await run_in_threadpool(fn, *args, **kwargs)
+def _page_error(
+    request: Request, state: ServiceState, viewer: Viewer, err: SentinelleError
+) -> Response:
+    """The error page for a logged-in viewer (header and exposure badge kept)."""
+    return error_page(request, err, context=_base(state, viewer))
 
 
 def _client(request: Request) -> str | None:
@@ -228,10 +233,6 @@ def _record(state: ServiceState, **kwargs: Any) -> None:
     record_event(state.engine, **kwargs)
 
 
-def _no_store(response: Response) -> Response:
-    return apply_security_headers(response)
-
-
 # ================================================================ static
 @router.get("/static/{name}")
 def static(name: str) -> Response:
@@ -250,7 +251,7 @@ def static(name: str) -> Response:
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    viewer = await _threaded(load_viewer, request)
+    viewer = await run_in_threadpool(load_viewer, request)
     return redirect("/console/queue" if viewer else "/console/login")
 
 
@@ -275,7 +276,7 @@ def _login_page(
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002
-    viewer = await _threaded(load_viewer, request)
+    viewer = await run_in_threadpool(load_viewer, request)
     if viewer is not None:
         return redirect(_safe_next(next))
     return _login_page(request, next_url=_safe_next(next))
@@ -284,7 +285,7 @@ async def login_form(request: Request, next: str | None = None) -> Response:  # 
 @router.post("/login", response_class=HTMLResponse)
 async def login_submit(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
+    state: StateDep,
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     totp: Annotated[str, Form(max_length=16)] = "",
@@ -297,7 +298,7 @@ async def login_submit(
         err = SentinelleError("the login form expired; try again", code="csrf_failed")
         return _login_page(request, next_url=next_url, error=err, status_code=403)
     try:
-        session = await _threaded(
+        session = await run_in_threadpool(
             accounts.login,
             state.engine,
             username,
@@ -314,28 +315,30 @@ async def login_submit(
     response = RedirectResponse(next_url, status_code=303)
     set_session_cookie(response, request, session.token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
-    return _no_store(response)
+    return apply_security_headers(response)
 
 
 @router.post("/logout")
 async def logout(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
-    await _threaded(accounts.logout, state.engine, viewer.token)
-    await _threaded(_record, state, actor=viewer.actor, action="auth.logout", target=viewer.actor)
+    await run_in_threadpool(accounts.logout, state.engine, viewer.token)
+    await run_in_threadpool(
+        _record, state, actor=viewer.actor, action="auth.logout", target=viewer.actor
+    )
     response = RedirectResponse("/console/login", status_code=303)
     clear_session_cookie(response, request)
-    return _no_store(response)
+    return apply_security_headers(response)
 
 
 # ================================================================ queue
 @router.get("/queue", response_class=HTMLResponse)
 def queue_page(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     status: Annotated[str, Query(max_length=40)] = "open",
     flash: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -356,7 +359,7 @@ def queue_page(
             else []
         )
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     return render(
         request,
         "queue.html",
@@ -406,14 +409,14 @@ FLASHES = {
 @router.post("/queue/next")
 def queue_next(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     """Take the most urgent unassigned case and open it."""
     try:
         taken = cases.next_case(state.engine, viewer.user)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     if taken is None:
         return redirect("/console/queue?flash=empty", request=request)
     return redirect(f"/console/cases/{taken.id}", request=request)
@@ -454,15 +457,15 @@ def _case_context(state: ServiceState, viewer: Viewer, view: Any) -> dict[str, A
 def case_page(
     request: Request,
     case_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
 ) -> Response:
     """Everything about one platform account (audited ``case.view``)."""
     try:
         view = cases.get_case(state.engine, case_id, viewer.user)
         ctx = _case_context(state, viewer, view)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     return render(request, "case.html", ctx)
 
 
@@ -470,13 +473,13 @@ def case_page(
 def case_take(
     request: Request,
     case_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     try:
         cases.assign_case(state.engine, case_id, viewer.user)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     return redirect(f"/console/cases/{case_id}", request=request)
 
 
@@ -484,8 +487,8 @@ def case_take(
 def case_pass(
     request: Request,
     case_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     to_user: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -493,20 +496,29 @@ def case_pass(
     try:
         to_id = int(to_user) if to_user.strip() else None
     except ValueError:
+        to_id = -1
+    if to_id is not None and not 1 <= to_id <= 2**62:
         return error_page(request, code="bad_assignee", message="pick a colleague from the list")
     try:
         cases.pass_case(state.engine, case_id, viewer.user, to_user_id=to_id, reason=reason)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     return redirect("/console/queue?flash=passed", request=request)
 
 
 # ================================================================ media
-def _media_context(state: ServiceState, viewer: Viewer, item: Any, **extra: Any) -> dict[str, Any]:
-    settings = exposure.get_settings(state.engine, viewer.user.id)
+def _media_context(
+    state: ServiceState,
+    viewer: Viewer,
+    item: Any,
+    *,
+    settings: exposure.UserSettings | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Context of ``_media.html``; ``settings`` when the caller has already read them."""
     return {
         "item": item,
-        "settings": settings,
+        "settings": settings or exposure.get_settings(state.engine, viewer.user.id),
         "csrf": viewer.csrf,
         "can_reveal": viewer.user.can("media.reveal"),
         **extra,
@@ -517,8 +529,8 @@ def _media_context(state: ServiceState, viewer: Viewer, item: Any, **extra: Any)
 def item_preview(
     request: Request,
     item_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
 ) -> Response:
     """The blurred, grayscale (per the user's settings) preview; never cached."""
     try:
@@ -534,15 +546,15 @@ def item_preview(
         return Response(
             status_code=status_for(e), headers={"X-Error-Code": e.code, "Cache-Control": "no-store"}
         )
-    return _no_store(Response(preview.data, media_type=preview.media_type))
+    return apply_security_headers(Response(preview.data, media_type=preview.media_type))
 
 
 @router.post("/items/{item_id}/reveal", response_class=HTMLResponse)
 def item_reveal(
     request: Request,
     item_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     """Show one item in the clear: permission, daily cap, then audit, then render.
 
@@ -574,6 +586,7 @@ def item_reveal(
         state,
         viewer,
         item,
+        settings=settings,
         revealed=True,
         image_src="data:image/jpeg;base64," + base64.b64encode(preview.data).decode("ascii"),
         is_video=is_video,
@@ -593,8 +606,8 @@ def item_reveal(
 def item_reblur(
     request: Request,
     item_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     """Back to the blurred preview (nothing in the clear in this response)."""
     try:
@@ -608,8 +621,8 @@ def item_reblur(
 def item_video(
     request: Request,
     item_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     grant: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     """A revealed video's bytes: only with a fresh grant made by the audited reveal."""
@@ -623,7 +636,7 @@ def item_video(
         return Response(status_code=status_for(e), headers={"X-Error-Code": e.code})
     if not media_type.startswith("video/"):
         return Response(status_code=415, headers={"X-Error-Code": "not_a_video"})
-    return _no_store(
+    return apply_security_headers(
         Response(
             data,
             media_type=media_type,
@@ -637,8 +650,8 @@ def item_video(
 def item_decide(
     request: Request,
     item_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     verdict: Annotated[str, Form(max_length=20)] = "",
     category: Annotated[str, Form(max_length=20)] = "",
     custom_category: Annotated[str, Form(max_length=100)] = "",
@@ -669,9 +682,9 @@ def item_decide(
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
 def decision_approve(
     request: Request,
-    decision_id: int,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    decision_id: DbId,
+    state: StateDep,
+    viewer: ActionDep,
     accept: Annotated[str, Form(max_length=10)] = "yes",
     category: Annotated[str, Form(max_length=64)] = "",
     notes: Annotated[str, Form(max_length=10_000)] = "",
@@ -704,8 +717,8 @@ def _drafts_for_case(state: ServiceState, case_id: int) -> list[Any]:
 def report_page(
     request: Request,
     report_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
 ) -> Response:
     """A CyberTipline report draft: its XML and the result of XSD validation."""
     try:
@@ -721,7 +734,7 @@ def report_page(
             details={"valid": draft.valid},
         )
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     return render(request, "report.html", _base(state, viewer, draft=draft))
 
 
@@ -729,8 +742,8 @@ def report_page(
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     flash: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     settings = exposure.get_settings(state.engine, viewer.user.id)
@@ -754,8 +767,8 @@ def _opt_int(raw: str, name: str) -> int | None:
 @router.post("/settings", response_class=HTMLResponse)
 def settings_save(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     blur_level: Annotated[str, Form(max_length=10)] = "",
     grayscale: Annotated[str, Form(max_length=10)] = "",
     mute_audio: Annotated[str, Form(max_length=10)] = "",
@@ -782,7 +795,7 @@ def settings_save(
             actor=viewer.actor,
             action="config.change",
             target=f"user_settings:{viewer.user.username}",
-            details={k: v for k, v in changes.items()},
+            details=dict(changes),
         )
     except SentinelleError as e:
         settings = exposure.get_settings(state.engine, viewer.user.id)
@@ -794,8 +807,8 @@ def settings_save(
 @router.post("/break")
 def took_break(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     exposure.take_break(state.engine, viewer.user.id)
     return redirect("/console/queue?flash=break", request=request)
@@ -805,14 +818,14 @@ def took_break(
 @router.get("/metrics", response_class=HTMLResponse)
 def metrics_page(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
 ) -> Response:
     """Transparency metrics: where to export them (the export itself is audited)."""
     try:
         require(viewer.user, "metrics.export")
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     return render(request, "metrics.html", _base(state, viewer))
 
 
@@ -820,8 +833,8 @@ def metrics_page(
 def metrics_export(
     request: Request,
     fmt: str,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
 ) -> Response:
     """Download the transparency metrics (all time) as JSON or CSV; audited
     ``export.metrics`` by :func:`sentinelle.metrics_export.collect_metrics`."""
@@ -835,7 +848,7 @@ def metrics_export(
 
         metrics = collect_metrics(state.engine, actor=viewer.actor)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     name = f"sentinelle-metrics.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
@@ -845,4 +858,4 @@ def metrics_export(
 
         body = json.dumps(metrics, indent=2, sort_keys=True, default=str)
         response = Response(body, media_type="application/json", headers=headers)
-    return _no_store(response)
+    return apply_security_headers(response)

@@ -39,18 +39,18 @@ import secrets
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..console import preservation
-from ..console.session import Viewer, action_dep, viewer_dep
-from ..console.views import error_page, is_htmx, redirect, render, status_for
+from ..console.session import ActionDep, Viewer, ViewerDep
+from ..console.views import is_htmx, redirect, render, status_for
 from ..errors import SentinelleError
 from ..review import accounts
 from ..review.errors import Conflict, NotFound, ReviewError
 from ..review.roles import ROLES, require
-from .deps import DbId, state_dep
-from .routes_console import _base, _record
+from .deps import DbId
+from .routes_console import StateDep, _base, _page_error, _record
 from .state import ServiceState
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -134,7 +134,7 @@ def _holds_page(
         require(viewer.user, "evidence.view")
         ctx = _holds_context(state, viewer, case_id)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     ctx.update(flash=FLASHES.get(flash or ""), error=error)
     return render(request, "holds.html", ctx, status_code=status_for(error) if error else 200)
 
@@ -142,8 +142,8 @@ def _holds_page(
 @router.get("/holds", response_class=HTMLResponse)
 def holds_page(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     case: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     flash: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -160,7 +160,7 @@ def _hold_action(
         fn()
     except SentinelleError as e:
         if isinstance(e, ReviewError) and e.code == "forbidden":
-            return error_page(request, e, context=_base(state, viewer))
+            return _page_error(request, state, viewer, e)
         return _holds_page(request, state, viewer, error=e)
     return redirect(f"/console/holds?flash={flash}", request=request)
 
@@ -168,8 +168,8 @@ def _hold_action(
 @router.post("/holds/legal", response_class=HTMLResponse)
 def hold_place(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     case_id: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -188,8 +188,8 @@ def hold_place(
 def hold_release(
     request: Request,
     hold_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Release a legal or retention hold, with a reason; audited ``hold.release``."""
@@ -205,8 +205,8 @@ def hold_release(
 def hold_extend(
     request: Request,
     hold_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     days: Annotated[str, Form(max_length=10)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -224,8 +224,8 @@ def hold_extend(
 def evidence_destroy(
     request: Request,
     case_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     reason: Annotated[str, Form(max_length=2000)] = "",
     confirm: Annotated[str, Form(max_length=20)] = "",
     force: Annotated[str, Form(max_length=10)] = "",
@@ -243,7 +243,7 @@ def evidence_destroy(
     try:
         require(viewer.user, "evidence.destroy")
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     try:
         if confirm.strip() != str(case_id):
             raise ReviewError(
@@ -262,8 +262,8 @@ def evidence_destroy(
 def deletion_page(
     request: Request,
     deletion_id: DbId,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     new: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
     """One destruction and its proof: what was destroyed, by whom, why, which holds."""
@@ -271,7 +271,7 @@ def deletion_page(
         require(viewer.user, "evidence.view")
         record = preservation.deletion(state.engine, deletion_id)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     flash = "Evidence destroyed. The proof below is recorded." if new else None
     return render(request, "deletion.html", _base(state, viewer, d=record, flash=flash))
 
@@ -303,8 +303,8 @@ def _audit_context(
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     action: Annotated[str, Query(max_length=100)] = "",
     actor: Annotated[str, Query(max_length=200)] = "",
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
@@ -323,15 +323,15 @@ def audit_page(
             state, viewer, action=action.strip(), actor=actor.strip(), before=before
         )
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     return render(request, "audit.html", ctx)
 
 
 @router.post("/audit/verify", response_class=HTMLResponse)
 def audit_verify(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     """Recompute the whole chain (:func:`sentinelle.audit.verify_chain`) and show it.
 
@@ -350,7 +350,7 @@ def audit_verify(
             details={"ok": result.ok, "checked": result.checked, "problems": len(result.problems)},
         )
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     if is_htmx(request):
         return render(request, "_verify.html", {"verify": result})
     ctx = _audit_context(state, viewer)
@@ -373,7 +373,7 @@ def _users_page(
         require(viewer.user, "user.manage")
         listed = accounts.list_users(state.engine)
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     ctx = _base(
         state,
         viewer,
@@ -390,8 +390,8 @@ def _users_page(
 @router.get("/users", response_class=HTMLResponse)
 def users_page(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     flash: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """Every account: role, TOTP, state, last login."""
@@ -404,7 +404,7 @@ def _user_action(
     try:
         require(viewer.user, "user.manage")
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     try:
         fn()
     except SentinelleError as e:
@@ -415,8 +415,8 @@ def _user_action(
 @router.post("/users", response_class=HTMLResponse)
 def user_create(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     username: Annotated[str, Form(max_length=64)] = "",
     display_name: Annotated[str, Form(max_length=200)] = "",
     role: Annotated[str, Form(max_length=32)] = "",
@@ -431,7 +431,7 @@ def user_create(
     try:
         require(viewer.user, "user.manage")
     except SentinelleError as e:
-        return error_page(request, e, context=_base(state, viewer))
+        return _page_error(request, state, viewer, e)
     password = _temporary_password()
     try:
         user = accounts.create_user(
@@ -454,8 +454,8 @@ def user_create(
 def user_role(
     request: Request,
     username: str,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     role: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """Change a user's role (not one's own); their sessions end. Audited ``user.role_change``."""
@@ -471,8 +471,8 @@ def user_role(
 def user_disable(
     request: Request,
     username: str,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     """Disable an account (not one's own) and end its sessions; audited ``user.disable``."""
 
@@ -487,8 +487,8 @@ def user_disable(
 def user_enable(
     request: Request,
     username: str,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     """Re-enable a disabled account; audited ``user.enable``."""
 
@@ -502,8 +502,8 @@ def user_enable(
 def user_password(
     request: Request,
     username: str,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
 ) -> Response:
     """A new temporary password (shown once, to be replaced at the user's next login);
     clears a lockout, ends the user's sessions."""
@@ -516,7 +516,7 @@ def user_password(
         )
     except SentinelleError as e:
         if isinstance(e, ReviewError) and e.code == "forbidden":
-            return error_page(request, e, context=_base(state, viewer))
+            return _page_error(request, state, viewer, e)
         return _users_page(request, state, viewer, error=e)
     issued = {"username": user.username, "password": password, "what": "reset"}
     return _users_page(request, state, viewer, issued=issued)

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..console.session import PASSWORD_PATH, Viewer, action_dep, viewer_dep
+from ..console.session import PASSWORD_PATH, ActionDep, Viewer, ViewerDep
 from ..console.views import redirect, render, status_for
 from ..errors import SentinelleError
 from ..review import accounts
 from ..review.errors import ReviewError
-from .deps import state_dep
-from .routes_console import _base, _client
+from .routes_console import StateDep, _base, _client
 from .state import ServiceState
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -61,8 +60,8 @@ def _page(
 @router.get("/password", response_class=HTMLResponse)
 def password_page(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(viewer_dep)],
+    state: StateDep,
+    viewer: ViewerDep,
     done: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
     """The change-password form (the only page while the password is temporary)."""
@@ -72,8 +71,8 @@ def password_page(
 @router.post("/password", response_class=HTMLResponse)
 def password_change(
     request: Request,
-    state: Annotated[ServiceState, Depends(state_dep)],
-    viewer: Annotated[Viewer, Depends(action_dep)],
+    state: StateDep,
+    viewer: ActionDep,
     current_password: PasswordField = "",
     new_password: PasswordField = "",
     new_password_again: PasswordField = "",
