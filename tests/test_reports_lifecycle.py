@@ -524,12 +524,3 @@ def test_cli_validate_submit_status_tick(
     monkeypatch.delenv("SENTINELLE_CYBERTIP_USERNAME")
     r = runner.invoke(app, ["report", "ping"])
     assert r.exit_code == 1 and "production_not_configured" in r.output
-
-
-def test_tables_mirror_the_migration(db_url) -> None:  # type: ignore[no-untyped-def]
-    from sentinelle.reports.tables import metadata
-
-    engine = open_engine(db_url)
-    insp = sa.inspect(engine)
-    for name, table in metadata.tables.items():
-        assert {c["name"] for c in insp.get_columns(name)} == set(table.c.keys()), name

@@ -408,12 +408,3 @@ def test_scan_with_account_id_files_matches_for_review(api) -> None:  # type: ig
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_account_id"
     with state.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(cases_t)).scalar() == 1
-
-
-def test_tables_module_mirrors_the_migration(engine) -> None:
-    from sentinelle.review.tables import metadata
-
-    insp = sa.inspect(engine)
-    for name, table in metadata.tables.items():
-        db_cols = {c["name"] for c in insp.get_columns(name)}
-        assert db_cols == set(table.columns.keys()), name

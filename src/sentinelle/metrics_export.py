@@ -44,17 +44,12 @@ from .audit import record_event
 from .audit.tables import audit_log
 from .evidence.tables import deletion_log, preservation_holds
 from .reports.tables import reports
+from .review.tables import aware as _aware
 from .review.tables import case_items, decisions
 
 #: Decisions in force (a second review that accepts leaves ``final`` with an approver;
 #: ``approved`` is accepted too) -- ``returned`` ones were overturned by the second reviewer.
 FINAL_STATES = ("final", "approved")
-
-
-def _aware(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _period(col: Any, since: datetime | None, until: datetime | None) -> list[Any]:

@@ -44,6 +44,7 @@ from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import SentinelleError
+from ..store.models import utcnow
 from .tables import GENESIS, audit_head, audit_log
 
 KEY_ENV = "SENTINELLE_AUDIT_KEY"
@@ -196,10 +197,6 @@ def _check(actor: str, action: str, target: Any, details: Mapping[str, Any] | No
 # Appending
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @contextmanager
 def write_transaction(conn_or_engine: Any) -> Iterator[Connection]:
     """A connection in a write transaction.
@@ -257,7 +254,7 @@ def _append(
             code="audit_head_missing",
         )
     seq, prev = int(row[0]), str(row[1])
-    at = _now()
+    at = utcnow()
     h = entry_hash(seq, at, actor, action, target, details_json, prev)
     conn.execute(
         _INSERT_ENTRY,

@@ -39,8 +39,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,8 @@ from lxml import etree
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from ..audit.chain import record_event, write_transaction
+from ..store.models import utcnow
 from .builder import FileInput, ReportInput, build_file_details_xml, build_report_xml
 from .client import ApiCallError, ApiResponse, CyberTiplineClient
 from .errors import ReportError
@@ -82,10 +84,6 @@ FILE_DESCRIBED = "described"
 def expires_at(opened_at: dt.datetime, last_change_at: dt.datetime) -> dt.datetime:
     """When NCMEC deletes an unfinished report: the later of open + 24 h, change + 1 h."""
     return max(opened_at + OPEN_TTL, last_change_at + CHANGE_TTL)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -144,10 +142,6 @@ class TickResult:
 
 
 def _audit(conn: Connection, actor: str, action: str, report_id: int, details: dict) -> None:
-    try:
-        from ..audit import record_event
-    except ImportError:  # pragma: no cover - audit module not installed
-        return
     record_event(conn, actor=actor, action=action, target=f"report:{report_id}", details=details)
 
 
@@ -207,13 +201,9 @@ class ReportManager:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if self.engine.dialect.name == "sqlite":
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+    def _tx(self) -> AbstractContextManager[Connection]:
+        """A write transaction of its own (SQLite: ``BEGIN IMMEDIATE``), committed on exit."""
+        return write_transaction(self.engine)
 
     def _need_client(self) -> CyberTiplineClient:
         if self.client is None:

@@ -2,8 +2,8 @@
 
 * :func:`scope` -- accept an ``Engine`` (own transaction, committed on exit) or a
   ``Connection`` (the caller's transaction: nothing is committed here).
-* :func:`audit` -- :func:`sentinelle.audit.record_event` inside the same
-  transaction, or nothing while the audit module is absent.
+* :func:`audit` -- :func:`sentinelle.audit.record_event`, re-exported: pass the
+  ``Connection`` of the change so the entry joins its transaction.
 * :func:`dumps` / :func:`loads` -- compact JSON for ``Text`` columns.
 """
 
@@ -18,6 +18,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from ..audit.chain import record_event as audit  # noqa: F401 - re-exported
+from ..audit.chain import write_transaction
+
 log = logging.getLogger("sentinelle.review")
 
 ConnOrEngine = Engine | Connection
@@ -30,40 +33,20 @@ def scope(conn_or_engine: ConnOrEngine, *, write: bool = True) -> Iterator[Conne
     With an Engine a new transaction is opened (SQLite: ``BEGIN IMMEDIATE`` when
     ``write``, so two writers never deadlock after both read) and committed on a
     clean exit. With a Connection the caller's transaction is used as is.
+    Writes go through :func:`sentinelle.audit.chain.write_transaction`.
     """
-    if isinstance(conn_or_engine, Connection):
-        yield conn_or_engine
-        return
-    conn = conn_or_engine.connect()
-    if write and conn_or_engine.dialect.name == "sqlite":
-        conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-    try:
-        with conn.begin():
+    if write or isinstance(conn_or_engine, Connection):
+        with write_transaction(conn_or_engine) as conn:
             yield conn
-    finally:
-        conn.close()
+        return
+    with conn_or_engine.connect() as conn, conn.begin():
+        yield conn
 
 
 def engine_of(conn_or_engine: ConnOrEngine) -> Engine:
     if isinstance(conn_or_engine, Connection):
         return conn_or_engine.engine
     return conn_or_engine
-
-
-def audit(
-    conn: Connection,
-    *,
-    actor: str,
-    action: str,
-    target: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> int | None:
-    """Append an audit event in ``conn``'s transaction (no-op without ``sentinelle.audit``)."""
-    try:
-        from ..audit import record_event
-    except ImportError:
-        return None
-    return record_event(conn, actor=actor, action=action, target=target, details=details)
 
 
 def dumps(value: Any) -> str:

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from ..store.models import utcnow as utcnow  # re-exported: the review modules' clock
+
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TS = sa.DateTime(timezone=True)
 
@@ -187,11 +189,6 @@ fp_stats = sa.Table(
     sa.Column("last_rejected_at", TS, nullable=True),
     sa.Column("updated_at", TS, nullable=False),
 )
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 def aware(dt: datetime | None) -> datetime | None:
