@@ -8,9 +8,6 @@ errors print ``error [code]: message`` and exit with status 1.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -18,26 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import SentinelleError
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except SentinelleError as e:
-        _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-        raise typer.Exit(1) from None
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from ..store.db import open_engine
-
-    return open_engine()
+from ._common import db_engine, err_console, handle_errors, print_json
 
 
 def _audit_change(engine: Any, target: str, fields: list[str]) -> None:
@@ -48,10 +26,6 @@ def _audit_change(engine: Any, target: str, fields: list[str]) -> None:
     record_event(
         engine, actor="cli", action="config.change", target=target, details={"fields": fields}
     )
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def register(app: typer.Typer) -> None:
@@ -128,13 +102,13 @@ def register(app: typer.Typer) -> None:
         ):
             if v is not None:
                 kw[name] = v
-        with _errors():
-            engine = _engine()
+        with handle_errors():
+            engine = db_engine()
             a = config.set_actions(engine, bank, **kw)
             _audit_change(engine, f"bank:{bank}", sorted(k for k, v in kw.items() if v is not None))
-            _print_json(a.to_dict())
+            print_json(a.to_dict())
             if generate_secret:
-                _console().print("webhook secret (shown once, store it with the receiver):")
+                err_console().print("webhook secret (shown once, store it with the receiver):")
                 typer.echo(new_secret)
 
     @actions.command("show")
@@ -142,8 +116,8 @@ def register(app: typer.Typer) -> None:
         """Show a bank's effective actions (the secret is never shown)."""
         from ..actions import config
 
-        with _errors():
-            _print_json(config.get_actions(_engine(), bank).to_dict())
+        with handle_errors():
+            print_json(config.get_actions(db_engine(), bank).to_dict())
 
     @actions.command("set-global")
     def set_global(
@@ -154,13 +128,13 @@ def register(app: typer.Typer) -> None:
         """Set the global flood-guard defaults (banks without their own override)."""
         from ..actions import config
 
-        with _errors():
-            engine = _engine()
+        with handle_errors():
+            engine = db_engine()
             fs = config.set_global_flood(engine, flood_max, flood_window, flood_pause)
             _audit_change(
                 engine, "actions:global", ["flood_max", "flood_pause_s", "flood_window_s"]
             )
-            _print_json(fs.to_dict())
+            print_json(fs.to_dict())
 
     @actions.command("dead-letters")
     def dead_letters(
@@ -170,8 +144,8 @@ def register(app: typer.Typer) -> None:
         """List jobs that failed for good (newest first)."""
         from ..jobs import queue
 
-        with _errors():
-            jobs = queue.list_jobs(_engine(), status="dead", kind=kind, limit=limit)
+        with handle_errors():
+            jobs = queue.list_jobs(db_engine(), status="dead", kind=kind, limit=limit)
             table = Table(title=f"Dead letters ({len(jobs)})")
             for col in ("id", "kind", "attempts", "updated", "last error"):
                 table.add_column(col)
@@ -190,8 +164,8 @@ def register(app: typer.Typer) -> None:
         """Queue a dead (or done) job again with a fresh attempt budget."""
         from ..jobs import queue
 
-        with _errors():
-            queue.replay(_engine(), job_id)
+        with handle_errors():
+            queue.replay(db_engine(), job_id)
             typer.echo(f"job {job_id} queued again")
 
     @actions.command("alerts")
@@ -203,10 +177,10 @@ def register(app: typer.Typer) -> None:
         """List alerts (flood guard...), newest first; unacknowledged only by default."""
         from ..actions import flood
 
-        with _errors():
-            rows = flood.list_alerts(_engine(), acknowledged=None if all_ else False, limit=limit)
+        with handle_errors():
+            rows = flood.list_alerts(db_engine(), acknowledged=None if all_ else False, limit=limit)
             if as_json:
-                _print_json([a.to_dict() for a in rows])
+                print_json([a.to_dict() for a in rows])
                 return
             table = Table(title=f"Alerts ({len(rows)})")
             for col in ("id", "kind", "bank", "entry", "count", "window s", "created", "ack"):
@@ -229,6 +203,6 @@ def register(app: typer.Typer) -> None:
         """Acknowledge an alert."""
         from ..actions import flood
 
-        with _errors():
-            flood.acknowledge_alert(_engine(), alert_id)
+        with handle_errors():
+            flood.acknowledge_alert(db_engine(), alert_id)
             typer.echo(f"alert {alert_id} acknowledged")

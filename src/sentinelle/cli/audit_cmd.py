@@ -11,9 +11,6 @@ head's HMAC.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,26 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import SentinelleError
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except SentinelleError as e:
-        _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-        raise typer.Exit(1) from None
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from ..store.db import open_engine
-
-    return open_engine()
+from ._common import db_engine, err_console, handle_errors, parse_when
 
 
 def register(app: typer.Typer) -> None:
@@ -59,8 +37,8 @@ def register(app: typer.Typer) -> None:
         """Recompute the chain; exit 1 and list problems on any change, insertion or deletion."""
         from ..audit import verify_chain
 
-        with _errors():
-            res = verify_chain(_engine())
+        with handle_errors():
+            res = verify_chain(db_engine())
         if as_json:
             typer.echo(
                 json.dumps(
@@ -98,9 +76,11 @@ def register(app: typer.Typer) -> None:
         from ..audit import list_events
         from ..audit.chain import iso_time
 
-        with _errors():
+        with handle_errors():
             events = list(
-                reversed(list_events(_engine(), limit=n, action=action, actor=actor, target=target))
+                reversed(
+                    list_events(db_engine(), limit=n, action=action, actor=actor, target=target)
+                )
             )
         if as_json:
             for ev in events:
@@ -145,21 +125,13 @@ def _register_transparency(app: typer.Typer) -> None:
 
         if fmt not in ("json", "csv"):
             raise typer.BadParameter("--format must be json or csv")
-        with _errors():
-            m = collect_metrics(_engine(), since=_when(since), until=_when(until), actor="cli")
+        with handle_errors():
+            m = collect_metrics(
+                db_engine(), since=parse_when(since), until=parse_when(until), actor="cli"
+            )
         text = to_csv(m) if fmt == "csv" else json.dumps(m, indent=2, sort_keys=True) + "\n"
         if out is None:
             typer.echo(text, nl=False)
         else:
             out.write_text(text, encoding="utf-8")
-            _console().print(f"metrics written to {escape(str(out))}")
-
-
-def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+            err_console().print(f"metrics written to {escape(str(out))}")

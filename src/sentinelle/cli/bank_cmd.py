@@ -17,26 +17,22 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import BankImportError, SentinelleError
 from ..formats import FORMATS
+from ._common import db_engine, err_console, fail
 
 FORMAT_HELP = "One of: " + ", ".join(FORMATS)
 
 
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn Sentinelle errors into a clear message and exit status 1."""
+    """Like :func:`._common.handle_errors`, but a rejected import also lists its bad lines."""
     try:
         yield
     except BankImportError as e:
-        con = _console()
+        con = err_console()
         con.print(f"[red]error \\[{e.code}][/]: import rejected, nothing was written")
         head = e.message.split(": ", 1)[0]
         con.print(f"  {head}", markup=False)
@@ -46,8 +42,7 @@ def _errors() -> Iterator[None]:
             con.print(f"  ... and {len(e.errors) - 200} more")
         raise typer.Exit(1) from None
     except SentinelleError as e:
-        _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-        raise typer.Exit(1) from None
+        raise fail(e) from None
 
 
 CLI_ACTOR = "cli"  # the audit actor of every change made from the command line
@@ -55,9 +50,8 @@ CLI_ACTOR = "cli"  # the audit actor of every change made from the command line
 
 def _store():  # type: ignore[no-untyped-def]
     from ..store.banks import BankStore
-    from ..store.db import open_engine
 
-    return BankStore(open_engine())
+    return BankStore(db_engine())
 
 
 def _check_format(fmt: str) -> str:
@@ -152,7 +146,7 @@ def register(app: typer.Typer) -> None:
         _check_format(fmt)
         with _errors():
             store = _store()
-            con = _console()
+            con = err_console()
             with con.status(f"importing {file} ({fmt}) into {name}..."):
                 if str(file) == "-":
                     report = store.import_file(name, sys.stdin.buffer, fmt, actor=CLI_ACTOR)
@@ -189,7 +183,7 @@ def register(app: typer.Typer) -> None:
                 except OSError as e:
                     tmp.unlink(missing_ok=True)
                     raise SentinelleError(f"cannot write {out}: {e.strerror}", "io_error") from None
-            _console().print(f"exported {n} entries from {name!r} as {fmt}")
+            err_console().print(f"exported {n} entries from {name!r} as {fmt}")
 
     @bank.command("delete")
     def delete(
@@ -266,7 +260,7 @@ def register(app: typer.Typer) -> None:
         with _errors():
             store = _store()
             store.get_bank(name)
-            con = _console()
+            con = err_console()
             files = []
             failed = 0
             for ref in walk(paths):

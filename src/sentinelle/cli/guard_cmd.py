@@ -33,22 +33,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import SentinelleError
+from ._common import db_engine, err_console, fail
 
 EXIT_CODES = {"allow": 0, "review": 3, "block": 4}
 _STYLE = {"allow": "green", "review": "yellow", "block": "bold red"}
 
 
-def _err() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
 def _out() -> Console:
     return Console(highlight=False, soft_wrap=True)
-
-
-def _fail(e: SentinelleError) -> typer.Exit:
-    _err().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-    return typer.Exit(1)
 
 
 def _prompt_guard(semantic: bool):  # type: ignore[no-untyped-def]
@@ -61,9 +53,8 @@ def _prompt_guard(semantic: bool):  # type: ignore[no-untyped-def]
 
 def _attempt_log():  # type: ignore[no-untyped-def]
     from ..guard.attempts import AttemptLog
-    from ..store.db import open_engine
 
-    return AttemptLog(open_engine())
+    return AttemptLog(db_engine())
 
 
 def _report_block(rec: Any) -> None:
@@ -75,7 +66,7 @@ def _report_block(rec: Any) -> None:
     msg += ")"
     if rec.flagged:
         msg += "; [bold]account flagged for review[/]"
-    _err().print(msg)
+    err_console().print(msg)
 
 
 def _print_prompt(d: dict[str, Any]) -> None:
@@ -116,7 +107,7 @@ def _batch(path: Path, semantic: bool, account: str | None) -> None:
     try:
         fh = sys.stdin if str(path) == "-" else path.open(encoding="utf-8", errors="replace")
     except OSError as e:
-        raise _fail(SentinelleError(f"cannot read {path}: {e.strerror}", "io_error")) from None
+        raise fail(SentinelleError(f"cannot read {path}: {e.strerror}", "io_error")) from None
     counts = {"allow": 0, "review": 0, "block": 0, "error": 0}
     with fh:
         for line in fh:
@@ -134,7 +125,7 @@ def _batch(path: Path, semantic: bool, account: str | None) -> None:
             if attempts is not None:
                 attempts.record_prompt(r, account_id=account)
     sys.stdout.flush()
-    _err().print(", ".join(f"{n} {k}" for k, n in counts.items()))
+    err_console().print(", ".join(f"{n} {k}" for k, n in counts.items()))
 
 
 def register(app: typer.Typer) -> None:
@@ -184,7 +175,7 @@ def register(app: typer.Typer) -> None:
             if account:
                 _report_block(_attempt_log().record_prompt(r, account_id=account))
         except SentinelleError as e:
-            raise _fail(e) from None
+            raise fail(e) from None
         raise typer.Exit(EXIT_CODES[r.decision])
 
     @guard.command("image")
@@ -242,5 +233,5 @@ def register(app: typer.Typer) -> None:
                 rec = _attempt_log().record_image(r, account_id=account, prompt_text=prompt)
                 _report_block(rec)
         except SentinelleError as e:
-            raise _fail(e) from None
+            raise fail(e) from None
         raise typer.Exit(EXIT_CODES[r.decision])

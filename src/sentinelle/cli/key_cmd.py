@@ -16,21 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SentinelleError
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from ..store.db import open_engine
-
-    return open_engine()
-
-
-def _fail(e: SentinelleError) -> typer.Exit:
-    _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-    return typer.Exit(1)
+from ._common import db_engine, err_console, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -57,10 +43,10 @@ def register(app: typer.Typer) -> None:
         from ..service.keys import create_key
 
         try:
-            rec, token = create_key(_engine(), name, scope or ["scan"], rate, actor="cli")
+            rec, token = create_key(db_engine(), name, scope or ["scan"], rate, actor="cli")
         except SentinelleError as e:
-            raise _fail(e) from None
-        _console().print(
+            raise fail(e) from None
+        err_console().print(
             f"key [bold]{rec.id}[/] ({escape(rec.name)}), scopes {', '.join(sorted(rec.scopes))}"
             " -- store it now, it is not shown again:"
         )
@@ -75,9 +61,9 @@ def register(app: typer.Typer) -> None:
         from ..service.keys import list_keys
 
         try:
-            keys = list_keys(_engine(), include_revoked=all_)
+            keys = list_keys(db_engine(), include_revoked=all_)
         except SentinelleError as e:
-            raise _fail(e) from None
+            raise fail(e) from None
         if as_json:
             for k in keys:
                 typer.echo(json.dumps(k.to_dict()))
@@ -100,10 +86,10 @@ def register(app: typer.Typer) -> None:
         from ..service.keys import revoke_key
 
         try:
-            revoke_key(_engine(), key_id, actor="cli")
+            revoke_key(db_engine(), key_id, actor="cli")
         except SentinelleError as e:
-            raise _fail(e) from None
-        _console().print(f"key {key_id} revoked")
+            raise fail(e) from None
+        err_console().print(f"key {key_id} revoked")
 
     @key.command("rotate")
     def rotate(key_id: Annotated[int, typer.Argument(help="Key id to replace.")]) -> None:
@@ -111,10 +97,10 @@ def register(app: typer.Typer) -> None:
         from ..service.keys import rotate_key
 
         try:
-            rec, token = rotate_key(_engine(), key_id, actor="cli")
+            rec, token = rotate_key(db_engine(), key_id, actor="cli")
         except SentinelleError as e:
-            raise _fail(e) from None
-        _console().print(
+            raise fail(e) from None
+        err_console().print(
             f"key {key_id} revoked; new key [bold]{rec.id}[/] -- store it now, "
             "it is not shown again:"
         )

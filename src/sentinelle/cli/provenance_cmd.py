@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..errors import SentinelleError
+from ._common import err_console, fail
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..provenance.evidence import DetectorConfig
@@ -88,15 +88,6 @@ def load_detector(model: Path | None, meta: Path | None) -> DetectorConfig | Non
     if config is not None:
         get_detector(config)  # loads the model and checks its input/output against the sidecar
     return config
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _fail(e: SentinelleError) -> typer.Exit:
-    _stderr().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-    return typer.Exit(1)
 
 
 def format_text(record: dict) -> str:
@@ -179,7 +170,7 @@ def register(app: typer.Typer) -> None:
             if source is None or "detector" in source:
                 config = load_detector(detector, detector_meta)
         except SentinelleError as e:
-            raise _fail(e) from None
+            raise fail(e) from None
         failed = 0
         for path in iter_paths(paths):
             record = analyze_file(
@@ -188,7 +179,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(record) if as_json else format_text(record))
             failed += record.get("error") is not None
         if failed:
-            _stderr().print(f"{failed} file(s) could not be analysed")
+            err_console().print(f"{failed} file(s) could not be analysed")
             raise typer.Exit(EXIT_NOT_ANALYSED)
 
     @prov.command("sign")
@@ -235,7 +226,7 @@ def register(app: typer.Typer) -> None:
                 tsa_url=tsa_url,
             )
         except SentinelleError as e:
-            raise _fail(e) from None
-        _stderr().print(f"signed {escape(str(src))} -> {escape(str(dest))} ({size} bytes)")
+            raise fail(e) from None
+        err_console().print(f"signed {escape(str(src))} -> {escape(str(dest))} ({size} bytes)")
 
     app.add_typer(prov, name="provenance")

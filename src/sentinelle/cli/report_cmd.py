@@ -15,31 +15,24 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import SentinelleError
+from ._common import db_engine, err_console, print_error, print_json
 
 ACTOR = "cli"
 
 
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
 def _fail(e: SentinelleError) -> typer.Exit:
-    _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
+    """Like :func:`._common.fail`, plus the first issues of a rejected report, if any."""
+    print_error(e)
     issues = getattr(e, "issues", None)
     for issue in (issues or [])[:20]:
-        _console().print(f"  line {issue.get('line')}: {escape(str(issue.get('message')))}")
+        err_console().print(f"  line {issue.get('line')}: {escape(str(issue.get('message')))}")
     return typer.Exit(1)
-
-
-def _out(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def _manager(files: list[Path] | None = None, *, need_client: bool = True):  # type: ignore[no-untyped-def]
@@ -47,9 +40,8 @@ def _manager(files: list[Path] | None = None, *, need_client: bool = True):  # t
     from ..reports.client import CyberTipConfig, CyberTiplineClient
     from ..reports.lifecycle import ReportManager
     from ..reports.xsd import default_cache_path, load_schema, load_schema_cached
-    from ..store.db import open_engine
 
-    engine = open_engine()
+    engine = db_engine()
     client = CyberTiplineClient(CyberTipConfig.from_env()) if need_client else None
     xsd = os.environ.get("SENTINELLE_CYBERTIP_XSD", "").strip()
     if xsd:
@@ -102,10 +94,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Draft a report from the confirmed items of a case; prints the report id."""
         from ..reports.drafts import create_draft
-        from ..store.db import open_engine
 
         try:
-            rid = create_draft(open_engine(), case_id, platform=platform, actor=ACTOR)
+            rid = create_draft(db_engine(), case_id, platform=platform, actor=ACTOR)
         except SentinelleError as e:
             raise _fail(e) from None
         typer.echo(rid)
@@ -122,11 +113,11 @@ def register(app: typer.Typer) -> None:
         except SentinelleError as e:
             raise _fail(e) from None
         if as_json:
-            _out({"valid": not issues, "issues": [i.to_dict() for i in issues]})
+            print_json({"valid": not issues, "issues": [i.to_dict() for i in issues]})
         elif not issues:
-            _console().print(f"report {report_id}: valid")
+            err_console().print(f"report {report_id}: valid")
         for i in issues if not as_json else []:
-            _console().print(f"[red]{escape(str(i))}[/] {escape(i.path)}")
+            err_console().print(f"[red]{escape(str(i))}[/] {escape(i.path)}")
         if issues:
             raise typer.Exit(1)
 
@@ -139,13 +130,13 @@ def register(app: typer.Typer) -> None:
         except SentinelleError as e:
             raise _fail(e) from None
         info = m.get(report_id)
-        _console().print(f"report {report_id}: {state} (NCMEC report {info['ncmec_report_id']})")
+        err_console().print(f"report {report_id}: {state} (NCMEC report {info['ncmec_report_id']})")
 
     @report.command("status")
     def status(report_id: int) -> None:
         """A report's state, files, API journal and receipt (JSON)."""
         try:
-            _out(_manager(need_client=False).get(report_id))
+            print_json(_manager(need_client=False).get(report_id))
         except SentinelleError as e:
             raise _fail(e) from None
 
@@ -178,7 +169,7 @@ def register(app: typer.Typer) -> None:
             _manager().retract(report_id, reason=reason)
         except SentinelleError as e:
             raise _fail(e) from None
-        _console().print(f"report {report_id}: retracted")
+        err_console().print(f"report {report_id}: retracted")
 
     @report.command("resolve")
     def resolve(
@@ -197,7 +188,7 @@ def register(app: typer.Typer) -> None:
             state = _manager(need_client=False).resolve_unknown(report_id, ncmec_report_id=ncmec_id)
         except SentinelleError as e:
             raise _fail(e) from None
-        _console().print(f"report {report_id}: {state}")
+        err_console().print(f"report {report_id}: {state}")
 
     @report.command("resubmit")
     def resubmit(report_id: int) -> None:
@@ -214,7 +205,7 @@ def register(app: typer.Typer) -> None:
             result = _manager(files).tick()
         except SentinelleError as e:
             raise _fail(e) from None
-        _out(result.to_dict())
+        print_json(result.to_dict())
 
     @report.command("ping")
     def ping() -> None:
@@ -227,4 +218,6 @@ def register(app: typer.Typer) -> None:
                 resp = c.status()
         except SentinelleError as e:
             raise _fail(e) from None
-        _console().print(f"{cfg.environment} ({cfg.base_url}): {escape(resp.description or 'ok')}")
+        err_console().print(
+            f"{cfg.environment} ({cfg.base_url}): {escape(resp.description or 'ok')}"
+        )

@@ -9,55 +9,18 @@ is an administrator). Errors print ``error [code]: message`` and exit 1.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import SentinelleError
+from ._common import db_engine, err_console, handle_errors, parse_when, print_json
 
 ACTOR = "cli"
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except SentinelleError as e:
-        _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-        raise typer.Exit(1) from None
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from ..store.db import open_engine
-
-    return open_engine()
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def register(app: typer.Typer) -> None:
@@ -83,7 +46,7 @@ def _register_evidence(app: typer.Typer) -> None:
 
         key = generate_master_key()
         if out is None:
-            _console().print(
+            err_console().print(
                 "master key (set SENTINELLE_MASTER_KEY; keep it outside the database "
                 "and back it up: without it the evidence cannot be read):"
             )
@@ -92,11 +55,11 @@ def _register_evidence(app: typer.Typer) -> None:
         try:
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            _console().print(f"[red]error \\[file_exists][/]: {escape(str(out))} exists")
+            err_console().print(f"[red]error \\[file_exists][/]: {escape(str(out))} exists")
             raise typer.Exit(1) from None
         with os.fdopen(fd, "w") as f:
             f.write(key + "\n")
-        _console().print(
+        err_console().print(
             f"master key written to {escape(str(out))}; set SENTINELLE_MASTER_KEY_FILE"
         )
 
@@ -119,9 +82,9 @@ def _register_retention(app: typer.Typer) -> None:
         """Destroy the evidence of cases whose holds are all over (prints JSON)."""
         from ..evidence import run_retention
 
-        with _errors():
-            res = run_retention(_engine(), _when(now), actor=ACTOR, dry_run=dry_run)
-        _print_json(res.to_dict())
+        with handle_errors():
+            res = run_retention(db_engine(), parse_when(now), actor=ACTOR, dry_run=dry_run)
+        print_json(res.to_dict())
         if res.failed:
             raise typer.Exit(1)
 
@@ -133,8 +96,8 @@ def _register_retention(app: typer.Typer) -> None:
         """Place a legal hold (no end date) on a case."""
         from ..evidence import place_legal_hold
 
-        with _errors():
-            hid = place_legal_hold(_engine(), case_id=case_id, actor=ACTOR, reason=reason)
+        with handle_errors():
+            hid = place_legal_hold(db_engine(), case_id=case_id, actor=ACTOR, reason=reason)
         typer.echo(f"legal hold {hid} placed on case {case_id}")
 
     @retention.command("release")
@@ -145,8 +108,8 @@ def _register_retention(app: typer.Typer) -> None:
         """Release a hold."""
         from ..evidence import release_hold
 
-        with _errors():
-            h = release_hold(_engine(), hold_id, actor=ACTOR, reason=reason)
+        with handle_errors():
+            h = release_hold(db_engine(), hold_id, actor=ACTOR, reason=reason)
         typer.echo(f"hold {hold_id} on case {h.case_id} released")
 
     @retention.command("extend")
@@ -159,9 +122,9 @@ def _register_retention(app: typer.Typer) -> None:
         """Extend a retention hold (never shortens it)."""
         from ..evidence import extend_hold
 
-        with _errors():
+        with handle_errors():
             h = extend_hold(
-                _engine(), hold_id, actor=ACTOR, reason=reason, days=days, until=_when(until)
+                db_engine(), hold_id, actor=ACTOR, reason=reason, days=days, until=parse_when(until)
             )
         typer.echo(f"hold {hold_id} now ends {h.expires_at.isoformat() if h.expires_at else '-'}")
 
@@ -176,9 +139,9 @@ def _register_retention(app: typer.Typer) -> None:
         """Crypto-shred a case's evidence now and print the proof record."""
         from ..evidence import destroy_case
 
-        with _errors():
-            proof = destroy_case(_engine(), case_id, actor=ACTOR, reason=reason, force=force)
-        _print_json(proof)
+        with handle_errors():
+            proof = destroy_case(db_engine(), case_id, actor=ACTOR, reason=reason, force=force)
+        print_json(proof)
 
     @retention.command("list")
     def list_(
@@ -189,10 +152,10 @@ def _register_retention(app: typer.Typer) -> None:
         """List preservation holds."""
         from ..evidence import list_holds
 
-        with _errors():
-            rows = list_holds(_engine(), case_id=case_id, active_only=active)
+        with handle_errors():
+            rows = list_holds(db_engine(), case_id=case_id, active_only=active)
         if as_json:
-            _print_json([h.to_dict() for h in rows])
+            print_json([h.to_dict() for h in rows])
             return
         t = Table("id", "case", "kind", "jurisdiction", "report", "started", "ends", "active")
         for h in rows:
@@ -215,5 +178,5 @@ def _register_retention(app: typer.Typer) -> None:
         """Print the deletion log: the destruction proofs (JSON)."""
         from ..evidence import deletion_records
 
-        with _errors():
-            _print_json(deletion_records(_engine(), case_id))
+        with handle_errors():
+            print_json(deletion_records(db_engine(), case_id))

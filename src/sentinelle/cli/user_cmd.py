@@ -27,23 +27,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SentinelleError
+from ._common import db_engine, err_console, fail
 
 ACTOR = "cli"
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from ..store.db import open_engine
-
-    return open_engine()
-
-
-def _fail(e: SentinelleError) -> typer.Exit:
-    _console().print(f"[red]error \\[{e.code}][/]: {escape(e.message)}")
-    return typer.Exit(1)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -87,7 +73,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             u = create_user(
-                _engine(),
+                db_engine(),
                 username,
                 _read_password(password_stdin),
                 role,
@@ -96,8 +82,8 @@ def register(app: typer.Typer) -> None:
                 temporary=temporary,
             )
         except SentinelleError as e:
-            raise _fail(e) from None
-        _console().print(f"user [bold]{escape(u.username)}[/] created, role {u.role}")
+            raise fail(e) from None
+        err_console().print(f"user [bold]{escape(u.username)}[/] created, role {u.role}")
 
     @user.command("list")
     def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False) -> None:
@@ -105,9 +91,9 @@ def register(app: typer.Typer) -> None:
         from ..review.accounts import list_users
 
         try:
-            users = list_users(_engine())
+            users = list_users(db_engine())
         except SentinelleError as e:
-            raise _fail(e) from None
+            raise fail(e) from None
         if as_json:
             for u in users:
                 typer.echo(json.dumps(u.to_dict()))
@@ -139,14 +125,14 @@ def register(app: typer.Typer) -> None:
         from ..review.accounts import set_grants, set_role
 
         try:
-            engine = _engine()
+            engine = db_engine()
             u = set_role(engine, username, new_role, actor=ACTOR)
             if grant is not None:
                 u = set_grants(engine, username, grant, actor=ACTOR)
         except SentinelleError as e:
-            raise _fail(e) from None
+            raise fail(e) from None
         extra = f", grants {', '.join(sorted(u.grants))}" if u.grants else ""
-        _console().print(f"user [bold]{escape(u.username)}[/]: role {u.role}{extra}")
+        err_console().print(f"user [bold]{escape(u.username)}[/]: role {u.role}{extra}")
 
     @user.command("passwd")
     def passwd(
@@ -157,15 +143,15 @@ def register(app: typer.Typer) -> None:
 
         try:
             u = set_password(
-                _engine(),
+                db_engine(),
                 username,
                 _read_password(password_stdin),
                 actor=ACTOR,
                 temporary=temporary,
             )
         except SentinelleError as e:
-            raise _fail(e) from None
-        _console().print(f"password of [bold]{escape(u.username)}[/] changed")
+            raise fail(e) from None
+        err_console().print(f"password of [bold]{escape(u.username)}[/] changed")
 
     @user.command("disable")
     def disable(
@@ -176,10 +162,10 @@ def register(app: typer.Typer) -> None:
         from ..review.accounts import set_disabled
 
         try:
-            u = set_disabled(_engine(), username, not enable, actor=ACTOR)
+            u = set_disabled(db_engine(), username, not enable, actor=ACTOR)
         except SentinelleError as e:
-            raise _fail(e) from None
-        _console().print(
+            raise fail(e) from None
+        err_console().print(
             f"user [bold]{escape(u.username)}[/] {'disabled' if u.disabled else 'enabled'}"
         )
 
@@ -189,13 +175,13 @@ def register(app: typer.Typer) -> None:
         from ..review.accounts import confirm_totp, start_totp
 
         try:
-            engine = _engine()
+            engine = db_engine()
             secret, uri = start_totp(engine, username, actor=ACTOR)
-            _console().print("Add this account to the authenticator app:")
+            err_console().print("Add this account to the authenticator app:")
             typer.echo(uri)
-            _console().print(f"(secret: {secret})")
+            err_console().print(f"(secret: {secret})")
             code = typer.prompt("Code shown by the app")
             confirm_totp(engine, username, code, actor=ACTOR)
         except SentinelleError as e:
-            raise _fail(e) from None
-        _console().print(f"TOTP enabled for [bold]{escape(username)}[/]")
+            raise fail(e) from None
+        err_console().print(f"TOTP enabled for [bold]{escape(username)}[/]")

@@ -39,6 +39,11 @@ class ApiKeyInfo:
     scopes: frozenset[str]
     source: str = "key"
 
+    @property
+    def actor(self) -> str:
+        """The audit actor: ``key:<id>``, or ``key:allowlist:<ip>`` for an allow-listed address."""
+        return actor_for(self.source, self.id, self.name)
+
     def has(self, scope: str) -> bool:
         """``scope`` held (``admin`` holds all; ``"*"`` asks for any valid key)."""
         return scope == "*" or "admin" in self.scopes or scope in self.scopes
@@ -93,7 +98,7 @@ def allow_listed(state: ServiceState, request: Request) -> ApiKeyInfo | None:
 def _audit_use(state: ServiceState, request: Request, who: ApiKeyInfo) -> None:
     auditor = getattr(state, "key_audit", None)
     if auditor is not None:
-        auditor.note_use(actor_for(who.source, who.id, who.name), route_template(request.scope))
+        auditor.note_use(who.actor, route_template(request.scope))
 
 
 def _audit_rejected(state: ServiceState, request: Request, token: str) -> None:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Path, Request
+from fastapi import Depends, Path, Request
 
 from .auth import ApiKeyInfo, api_error, authenticate
 from .state import ServiceState
@@ -30,6 +30,7 @@ from .state import ServiceState
 __all__ = [
     "ApiKeyInfo",
     "DbId",
+    "StateDep",
     "api_error",
     "body_limit",
     "get_state",
@@ -96,3 +97,7 @@ def body_limit_kind(path: str) -> str:
         if rx.fullmatch(path):
             return kind
     return "json"
+
+
+#: ``state: StateDep`` in a route: the service state, resolved on the event loop.
+StateDep = Annotated[ServiceState, Depends(state_dep)]

@@ -321,7 +321,7 @@ class KeyUseAuditor:
 
 
 def actor_for(source: str, key_id: int, name: str) -> str:
-    """The audit actor of an authenticated caller (matches ``routes_banks.actor_of``)."""
+    """The audit actor of an authenticated caller (``ApiKeyInfo.actor`` uses this)."""
     return f"key:{key_id}" if source == "key" else f"key:{name}"
 
 

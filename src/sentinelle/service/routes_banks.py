@@ -39,7 +39,7 @@ from ..jobs import queue as jobs
 from ..store.banks import BankInfo, StoredEntry, _check_threshold
 from ..store.models import BankEntry
 from . import imports
-from .deps import ApiKeyInfo, api_error, body_limit, state_dep
+from .deps import ApiKeyInfo, StateDep, api_error, body_limit
 from .deps import require_scope as _require_scope
 from .state import ServiceState
 from .uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
@@ -61,7 +61,7 @@ EXPORT_CONTENT_TYPES = {
 
 Curate = Annotated[ApiKeyInfo, Depends(_require_scope("curate"))]
 Admin = Annotated[ApiKeyInfo, Depends(_require_scope("admin"))]
-State = Annotated[ServiceState, Depends(state_dep)]
+State = StateDep
 
 _STATUS_BY_CODE = {
     "unknown_bank": 404,
@@ -86,9 +86,8 @@ def to_http(err: SentinelleError) -> Exception:
 
 # ------------------------------------------------------------------ views
 def actor_of(who: ApiKeyInfo) -> str:
-    """The audit actor for an API caller: ``key:<id>``, or ``key:allowlist:<ip>``
-    for an allow-listed address (HMA routes)."""
-    return f"key:{who.id}" if who.source == "key" else f"key:{who.name}"
+    """The audit actor for an API caller (see :attr:`ApiKeyInfo.actor`)."""
+    return who.actor
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -39,7 +39,7 @@ import os
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -70,14 +70,13 @@ from ..review import accounts, cases, decisions, exposure
 from ..review.errors import NotFound, PermissionDenied, ReviewError
 from ..review.intake import KIND_PRIORITY
 from ..review.roles import require
-from .deps import DbId, state_dep
+from .deps import DbId, StateDep
 from .state import ServiceState
 
 log = logging.getLogger("sentinelle.console")
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 CATEGORY_CHOICES = decisions.INDUSTRY_CATEGORIES
 #: What each industry classification code means, shown next to the code (bare terms).

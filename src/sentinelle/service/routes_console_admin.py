@@ -49,8 +49,8 @@ from ..errors import SentinelleError
 from ..review import accounts
 from ..review.errors import Conflict, NotFound, ReviewError
 from ..review.roles import ROLES, require
-from .deps import DbId
-from .routes_console import StateDep, _base, _page_error, _record
+from .deps import DbId, StateDep
+from .routes_console import _base, _page_error, _record
 from .state import ServiceState
 
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -30,7 +30,8 @@ from ..console.views import redirect, render, status_for
 from ..errors import SentinelleError
 from ..review import accounts
 from ..review.errors import ReviewError
-from .routes_console import StateDep, _base, _client
+from .deps import StateDep
+from .routes_console import _base, _client
 from .state import ServiceState
 
 router = APIRouter(prefix="/console", include_in_schema=False)

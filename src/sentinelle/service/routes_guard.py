@@ -40,7 +40,7 @@ from ..errors import MediaError, SentinelleError
 from ..guard.attempts import MAX_ACCOUNT_ID, AttemptLog, check_account_id
 from ..guard.config import GuardConfig, GuardInputError
 from .auth import ApiKeyInfo, api_error
-from .deps import body_limit, require_scope, state_dep
+from .deps import StateDep, body_limit, require_scope
 from .state import ServiceState
 from .uploads import read_multipart_form, read_upload
 
@@ -48,7 +48,6 @@ router = APIRouter(prefix="/v1/guard", tags=["guard"])
 body_limit(r"/v1/guard/image", "upload")
 
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
-StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 #: Text parts of the image upload (everything but ``file``) are capped at this.
 MAX_FIELD_BYTES = 64 * 1024

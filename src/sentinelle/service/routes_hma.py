@@ -56,7 +56,7 @@ from ..matcher import Match
 from ..signals.types import HashSignal
 from ..store.banks import StoredEntry
 from ..store.models import BankEntry
-from .deps import ApiKeyInfo, body_limit, require_scope, state_dep
+from .deps import ApiKeyInfo, StateDep, body_limit, require_scope
 from .routes_banks import actor_of
 from .state import ServiceState
 from .uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
@@ -68,7 +68,7 @@ for _path in (r"/h/hash", r"/m/lookup", r"/c/bank/[^/]+/content"):
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan", allow_list=True))]
 Curate = Annotated[ApiKeyInfo, Depends(require_scope("curate", allow_list=True))]
 Admin = Annotated[ApiKeyInfo, Depends(require_scope("admin", allow_list=True))]
-State = Annotated[ServiceState, Depends(state_dep)]
+State = StateDep
 
 #: HMA signal type name -> ours. Output uses the first HMA name of each of ours.
 SIGNAL_IN = {"pdq": "pdq", "video_md5": "md5", "md5": "md5", "sha1": "sha1", "sha256": "sha256"}

@@ -38,7 +38,7 @@ from ..hasher import DEFAULT_SIGNALS, hash_bytes
 from ..matcher import Match
 from ..signals.types import CRYPTO_SIGNALS, SIGNAL_TYPES, HashResult, HashSignal
 from .auth import ApiKeyInfo, api_error
-from .deps import body_limit, require_scope, state_dep
+from .deps import StateDep, body_limit, require_scope
 from .state import ServiceState
 from .uploads import UPLOAD_OPENAPI, read_upload
 
@@ -54,7 +54,6 @@ MAX_HASHES = 10_000
 MATCH_HASH_TYPES = ("pdq", *CRYPTO_SIGNALS)
 
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
-StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 
 # ------------------------------------------------------------------ helpers

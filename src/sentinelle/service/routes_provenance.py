@@ -44,8 +44,7 @@ from ..provenance.detector import DetectorError
 from ..provenance.evidence import DetectorConfig
 from ..provenance.trust import ENV_VAR, load_trust_anchors
 from .auth import ApiKeyInfo, api_error
-from .deps import body_limit, require_scope, state_dep
-from .state import ServiceState
+from .deps import StateDep, body_limit, require_scope
 from .uploads import UPLOAD_OPENAPI, read_upload
 
 log = logging.getLogger("sentinelle.service.provenance")
@@ -54,7 +53,6 @@ router = APIRouter(prefix="/v1", tags=["provenance"])
 body_limit("/v1/provenance", "upload")
 
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
-StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 _trust_lock = threading.Lock()
 _trust_cache: dict[str, Any] = {"key": None, "pem": None}

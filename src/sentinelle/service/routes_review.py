@@ -34,13 +34,11 @@ from ..review.decisions import false_positive_stats
 from ..review.errors import ReviewError
 from ..review.intake import KINDS, record_signal
 from .auth import ApiKeyInfo, api_error
-from .deps import require_scope, state_dep
-from .state import ServiceState
+from .deps import StateDep, require_scope
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 
 Curate = Annotated[ApiKeyInfo, Depends(require_scope("curate"))]
-StateDep = Annotated[ServiceState, Depends(state_dep)]
 
 
 class SignalIn(BaseModel):
