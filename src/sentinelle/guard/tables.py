@@ -13,6 +13,9 @@
   when the review module recorded it.
 * ``guard_hash_key`` (migration ``0008_guard_hash_key``) -- at most one row: the
   installation's random HMAC key for prompt hashes, unless the operator supplies one.
+* ``guard_phrases`` / ``guard_phrase_version`` (migration ``0010_guard_phrase_lists``) --
+  the deployment's allow and deny phrase lists per language (normalised phrases) and the
+  one-row version counter folded into ``policy_id`` (see :mod:`sentinelle.guard.phrases`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from ..store.models import UTCDateTime
@@ -83,4 +87,29 @@ guard_hash_key = Table(
     Column("secret", String(64), nullable=False),  # 32 random bytes, hex
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint("id = 1", name="ck_guard_hash_key_single_row"),
+)
+
+guard_phrases = Table(
+    "guard_phrases",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("language", String(8), nullable=False),  # ISO 639-1 or "*"
+    Column("phrase", String(200), nullable=False),  # normalised form
+    Column("kind", String(8), nullable=False),  # "allow" | "deny"
+    Column("note", String(500), nullable=True),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("kind IN ('allow', 'deny')", name="ck_guard_phrases_kind"),
+    UniqueConstraint("language", "phrase", name="uq_guard_phrases_language_phrase"),
+    sqlite_autoincrement=True,
+)
+
+guard_phrase_version = Table(
+    "guard_phrase_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("version", Integer, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("id = 1", name="ck_guard_phrase_version_single_row"),
 )
