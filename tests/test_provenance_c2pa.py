@@ -85,15 +85,25 @@ def test_edited_claim_label_is_tampering() -> None:
     assert tamper.details["codes"] == ["assertion.hashedURI.mismatch"]
 
 
-def test_broken_ingredient_does_not_taint_a_valid_file() -> None:
-    """CIE-sig-CA.jpg is valid; its ingredient E-sig-CA.jpg was already broken."""
-    r = analyze_file(fx("CIE-sig-CA.jpg"))
-    assert r.tampered is False and r.verdict == "no_evidence"
+@pytest.mark.parametrize(
+    ("name", "code", "path"),
+    [
+        ("CIE-sig-CA.jpg", "claimSignature.mismatch", ["componentOf"]),
+        ("CACAE-uri-CA.jpg", "assertion.hashedURI.mismatch", ["componentOf", "componentOf"]),
+    ],
+)
+def test_tampered_ingredient_marks_the_file_tampered(name: str, code: str, path: list) -> None:
+    """The active manifest is intact but an ingredient's signature/URI fails: tampered."""
+    r = analyze_file(fx(name))
+    assert r.tampered is True and r.verdict == "conflicting"
     tamper = [e for e in r.evidence if e.indicates == "tampered"]
-    assert len(tamper) == 1 and tamper[0].strength == "moderate"
-    assert tamper[0].details["role"] != "active"
-    assert tamper[0].details["codes"] == ["claimSignature.mismatch"]
-    assert any("note: " in line for line in r.explanation)
+    assert len(tamper) == 1 and tamper[0].strength == "strong"
+    assert tamper[0].details["role"] == "component" and tamper[0].details["codes"] == [code]
+    assert tamper[0].details["path"] == path
+    assert r.explanation[0].startswith("tampered: ") and "ingredient" in r.explanation[0]
+    assert "own manifest is intact" in r.explanation[1]
+    summary = next(e for e in r.evidence if e.finding.startswith("C2PA manifest store"))
+    assert summary.details["validation_state"] == "Valid"  # c2pa-rs itself calls it valid
 
 
 @pytest.mark.parametrize(
@@ -167,7 +177,7 @@ def test_every_fixture_gets_a_verdict() -> None:
         verdicts[p.name] = r.verdict
         assert r.to_dict()["path"] == str(p)
     assert len(verdicts) == 50
-    assert sum(v == "conflicting" for v in verdicts.values()) == 3
+    assert sum(v == "conflicting" for v in verdicts.values()) == 5
     # the empty fixture is a file-level error
     empty = analyze_file(fx("exp-test1.png"))
     assert empty.error == {"code": "empty_file", "message": "file is empty"}

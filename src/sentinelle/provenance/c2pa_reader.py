@@ -404,24 +404,32 @@ def _validation_items(views: list[_ManifestView], state: str | None) -> list[Evi
     items: list[Evidence] = []
     for v in views:
         if v.tamper_codes:
-            scope = "the file's active manifest" if v.role == "active" else "an ingredient"
+            if v.role == "active":
+                scope = "the file's active manifest"
+                tail = "content or manifest changed after signing"
+            else:
+                scope = f"a {'/'.join(v.path)} ingredient"
+                tail = (
+                    "that ingredient's content or manifest changed after it was signed, so "
+                    "the chain of claims the file inherits through it cannot be relied on"
+                )
             items.append(
                 Evidence(
                     source=SOURCE,
                     finding=(
                         f"tampering: {scope} fails integrity checks "
-                        f"({', '.join(v.tamper_codes)}): content or manifest changed after "
-                        "signing"
+                        f"({', '.join(v.tamper_codes)}): {tail}"
                     ),
-                    # The file's own manifest failing is strong; an ingredient that was
-                    # already broken when it was imported does not taint the file itself.
-                    strength="strong" if v.role == "active" else "moderate",
+                    # Strong wherever it sits: a broken ingredient means part of the file's
+                    # provenance history was altered, even if the outer manifest is intact.
+                    strength="strong",
                     indicates="tampered",
                     forgeable=False,
                     strippable=True,
                     details={
                         "manifest": v.label,
                         "role": v.role,
+                        "path": v.path,
                         "codes": v.tamper_codes,
                         "validation_state": state,
                     },

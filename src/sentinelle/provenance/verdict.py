@@ -2,10 +2,12 @@
 
 The rules, applied in order (they are deliberately few, so an analyst can check them):
 
-1. **Tampering.** A *strong* ``tampered`` item (the file's own C2PA manifest fails its
-   data-hash, signature or hashed-URI checks) gives ``conflicting`` with ``tampered=True``:
-   the file contradicts its own signed claims, so none of them may be trusted and the
-   file needs a human. (Claims of a tampered manifest are already demoted to ``weak``.)
+1. **Tampering.** A *strong* ``tampered`` item (the file's own C2PA manifest, or the
+   manifest of any ingredient it carries, fails its data-hash, signature or hashed-URI
+   checks) gives ``conflicting`` with ``tampered=True``: the file contradicts signed claims
+   it carries, so none of them may be trusted and the file needs a human. (Claims of a
+   tampered manifest are already demoted to ``weak``.) The explanation says whether the
+   file's own manifest or only an ingredient failed.
 2. **Levels.** Each side (AI: ``ai_generated``/``ai_edited``; camera: ``camera``) gets the
    level of its best item: strong = 3, moderate = 2, weak = 1. ``none`` and ``error``
    items are informational and never decide.
@@ -92,6 +94,8 @@ def weigh(evidence: list[Evidence]) -> Weighing:
     strong_tamper = [e for e in tamper if e.strength == "strong"]
     if strong_tamper:
         why.append("tampered: " + strong_tamper[0].finding)
+        if all(e.details.get("role", "active") != "active" for e in strong_tamper):
+            why.append("the file's own manifest is intact, but an ingredient's is not")
         why.append("the file's signed claims cannot be relied on; a human must review it")
         why.extend("also present: " + _short(e) for e in ai + cam)
         return Weighing("conflicting", 0.9, True, why)
