@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-suite lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/sentinelle serve --demo --host 127.0.0.1 --port 8080
 
-test: $(STAMP)
+# System packages first (Chromium, a Java runtime, PostgreSQL, python3-venv: installed when
+# root or passwordless sudo allow, else one line says what is skipped), then the suite.
+test:
+	PY=$(PY) scripts/setup-test-deps $(MAKE) --no-print-directory test-suite
+
+test-suite: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n 2 tests
 

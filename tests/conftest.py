@@ -46,7 +46,8 @@ def postgres_url() -> object:
     """URL of a fresh, empty schema (made the connection's search_path); dropped after."""
     server = postgres_server_url()
     if server is None:
-        pytest.skip("PostgreSQL tests disabled (SENTINELLE_TEST_POSTGRES_URL=off)")
+        reason = os.environ.get("SENTINELLE_TEST_SKIP_REASON", "").strip()  # setup-test-deps
+        pytest.skip(reason or "PostgreSQL tests disabled (SENTINELLE_TEST_POSTGRES_URL=off)")
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 

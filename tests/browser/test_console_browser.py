@@ -10,7 +10,8 @@ step, in ``$SENTINELLE_TEST_ARTIFACTS`` (default ``tests/artifacts``)
 
 Chromium: ``$SENTINELLE_CHROMIUM`` or ``/usr/bin/chromium`` (``.ci/run`` installs
 Debian's package; nothing is downloaded). A missing browser FAILS the test; set
-``SENTINELLE_TEST_BROWSER=off`` to skip it knowingly.
+``SENTINELLE_TEST_BROWSER=off`` to skip it knowingly (``scripts/setup-test-deps``, run by
+``make test``, installs Chromium when it can and sets that, with its reason, when it cannot).
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Cons
 @pytest.fixture()
 def browser() -> Iterator[object]:
     if os.environ.get("SENTINELLE_TEST_BROWSER", "").lower() == "off":
-        pytest.skip("browser tests disabled (SENTINELLE_TEST_BROWSER=off)")
+        # scripts/setup-test-deps sets off + the reason when Chromium cannot be installed
+        reason = os.environ.get("SENTINELLE_TEST_SKIP_REASON", "").strip()
+        pytest.skip(reason or "browser tests disabled (SENTINELLE_TEST_BROWSER=off)")
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: install Debian's `chromium` (.ci/run does), "
