@@ -34,6 +34,10 @@ What the reader reports, per file:
 
 * **Errors** (unsupported format, malformed or truncated JUMBF, oversized input) become an
   ``indicates="error"`` item; the native library only ever sees inputs under the size cap.
+
+* **Isolation.** The native reader runs in a reusable worker process with a deadline
+  (:mod:`.c2pa_isolation`): a read that hangs is killed and reported as a ``c2pa_timeout``
+  error item, a worker that dies as ``c2pa_crashed``; the next read gets a fresh worker.
 """
 
 from __future__ import annotations
@@ -315,10 +319,12 @@ def _context(trust_anchors_pem: str | None) -> Any:
         return ctx
 
 
-def read_store(data: bytes, trust_anchors_pem: str | None = None) -> dict | None:
-    """The manifest store as a dict (``Reader.json()``), None when the file has none.
+def read_store_json(data: bytes, trust_anchors_pem: str | None = None) -> str | None:
+    """The manifest store JSON (``Reader.json()``) read in this process; None: no manifest.
 
-    Raises ``c2pa.C2paError`` (remote manifest, unsupported type, malformed data...).
+    Raises ``c2pa.C2paError`` (remote manifest, unsupported type, malformed data...) and
+    ``ValueError`` for JSON over :data:`MAX_MANIFEST_JSON`. This is what the isolated worker
+    (:mod:`.c2pa_worker`) runs.
     """
     import c2pa
 
@@ -329,8 +335,37 @@ def read_store(data: bytes, trust_anchors_pem: str | None = None) -> dict | None
         text = reader.json()
     if len(text) > MAX_MANIFEST_JSON:
         raise ValueError(f"manifest JSON is {len(text)} bytes, over {MAX_MANIFEST_JSON}")
+    return text
+
+
+def _parse_store(text: str | None) -> dict | None:
+    if text is None:
+        return None
     store = json.loads(text)
     return store if isinstance(store, dict) else None
+
+
+def read_store(
+    data: bytes,
+    trust_anchors_pem: str | None = None,
+    *,
+    isolated: bool | None = None,
+    timeout_s: float | None = None,
+) -> dict | None:
+    """The manifest store as a dict, None when the file has none.
+
+    By default the native reader runs in a worker process with a deadline
+    (:mod:`.c2pa_isolation`; ``SENTINELLE_C2PA_ISOLATION=0`` or ``isolated=False`` reads in
+    this process). Raises ``c2pa.C2paError`` in-process, and ``ReaderFailed`` /
+    ``ReaderTimeout`` / ``ReaderCrashed`` from the worker.
+    """
+    from . import c2pa_isolation
+
+    if isolated is None:
+        isolated = c2pa_isolation.isolation_enabled()
+    if not isolated:
+        return _parse_store(read_store_json(data, trust_anchors_pem))
+    return _parse_store(c2pa_isolation.read_isolated(data, trust_anchors_pem, timeout_s))
 
 
 # --- evidence -------------------------------------------------------------------------
@@ -491,8 +526,20 @@ def _error_item(err: Exception) -> Evidence:
     """Map a c2pa failure to an evidence item; a remote manifest is *not* an error."""
     import c2pa
 
-    msg = str(err)[:300]
-    name = type(err).__name__
+    from .c2pa_isolation import ReaderCrashed, ReaderFailed, ReaderTimeout
+
+    if isinstance(err, ReaderTimeout):
+        return Evidence.error(
+            SOURCE,
+            "c2pa_timeout",
+            f"C2PA reader gave no answer in time ({err}); its worker process was killed",
+        )
+    if isinstance(err, ReaderCrashed):
+        return Evidence.error(SOURCE, "c2pa_crashed", f"C2PA reader crashed: {err}"[:300])
+    if isinstance(err, ReaderFailed):
+        msg, name, is_c2pa = err.message[:300], err.type, err.is_c2pa
+    else:
+        msg, name, is_c2pa = str(err)[:300], type(err).__name__, isinstance(err, c2pa.C2paError)
     if msg.startswith("Remote:") or "RemoteManifest" in name:
         m = _REMOTE_RE.search(msg)
         url = m.group(1) if m else None
@@ -508,7 +555,7 @@ def _error_item(err: Exception) -> Evidence:
         )
     if "NotSupported" in name or msg.startswith("NotSupported"):
         return Evidence.error(SOURCE, "c2pa_unsupported_format", f"C2PA: {msg}")
-    if isinstance(err, c2pa.C2paError):
+    if is_c2pa:
         return Evidence.error(SOURCE, "c2pa_malformed", f"C2PA manifest unreadable: {msg}")
     return Evidence.error(SOURCE, "c2pa_failed", f"C2PA reader failed: {name}: {msg}")
 
@@ -524,7 +571,8 @@ def collect(data: bytes, ctx: SourceContext) -> list[Evidence]:
             )
         ]
     try:
-        store = read_store(data, ctx.trust_anchors_pem)
+        timeout = ctx.options.get("c2pa_timeout_s")
+        store = read_store(data, ctx.trust_anchors_pem, timeout_s=timeout)
     except Exception as e:  # noqa: BLE001 - native/parse failures become an error item
         return [_error_item(e)]
     if store is None:
