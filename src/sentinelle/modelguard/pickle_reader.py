@@ -280,9 +280,16 @@ def _scan_zip(fh: BinaryIO, w: _Walker, limits: ModelLimits) -> None:
 
 
 def _scan_plain(fh: BinaryIO, size: int, w: _Walker, limits: ModelLimits) -> None:
-    """Consecutive pickles (legacy torch: magic, protocol, sys info, data, storage keys)."""
-    data = fh.read(min(size, limits.max_pickle_bytes))
+    _walk_plain(fh.read(min(size, limits.max_pickle_bytes)), size, w, limits)
+
+
+def _walk_plain(data: bytes, size: int | None, w: _Walker, limits: ModelLimits) -> None:
+    """Consecutive pickles (legacy torch: magic, protocol, sys info, data, storage keys).
+
+    ``data`` is the file's first bytes (at most ``max_pickle_bytes``), ``size`` the whole
+    file's (None: not known yet, more follows)."""
     stream = io.BytesIO(data)
+    cut = size is None or len(data) < size
     for n in range(8):
         at = stream.tell()
         if at >= len(data) or data[at] != 0x80:  # every pickle we read starts with PROTO
@@ -294,7 +301,7 @@ def _scan_plain(fh: BinaryIO, size: int, w: _Walker, limits: ModelLimits) -> Non
         except ModelFileError as e:
             if e.code != "bad_pickle":
                 raise
-            if n == 0 and len(data) < size:
+            if n == 0 and cut:
                 raise _fail(
                     f"first pickle stream does not end within {limits.max_pickle_bytes} bytes",
                     "pickle_too_large",
@@ -302,5 +309,22 @@ def _scan_plain(fh: BinaryIO, size: int, w: _Walker, limits: ModelLimits) -> Non
             if n == 0:
                 raise
             return  # past the first stream: the raw storage bytes have begun
-        if len(data) == size and stream.tell() >= len(data):
+        if not cut and stream.tell() >= len(data):
             return
+
+
+def scan_pickle_bytes(
+    data: bytes, size: int | None = None, limits: ModelLimits = DEFAULT_LIMITS
+) -> PickleScan:
+    """Scan a plain (non-zip) pickle file from its first bytes (see :func:`_walk_plain`)."""
+    w = _Walker(limits)
+    _walk_plain(data, size, w, limits)
+    return w.scan
+
+
+def scan_pickle_member(name: str, data: bytes, limits: ModelLimits = DEFAULT_LIMITS) -> PickleScan:
+    """Scan one zip member's pickle bytes (``archive/data.pkl``)."""
+    w = _Walker(limits)
+    w.scan.members.append(name)
+    w.walk(io.BytesIO(data))
+    return w.scan

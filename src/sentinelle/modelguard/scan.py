@@ -58,7 +58,7 @@ def _file_name_field(path: Path) -> TextField:
     return TextField("file_name", clean_tag(stem.replace("-", " ")), "name")
 
 
-def _pickle_fields(scan: pickle_reader.PickleScan) -> list[TextField]:
+def pickle_fields(scan: pickle_reader.PickleScan) -> list[TextField]:
     """Strings of a pickle worth judging: named values and word-like strings."""
     out = []
     for key, value in scan.pairs:
@@ -153,7 +153,7 @@ def _scan_file(
         raise ModelFileError(f"cannot read {p}: {e.strerror}", "io_error") from e
     if fmt == "pickle":
         pickle_scan = pickle_reader.scan_pickle_file(p, limits)
-        fields += _pickle_fields(pickle_scan)
+        fields += pickle_fields(pickle_scan)
         notes.append("pickle: tensors are not located statically; only file_sha256 is computed")
     if read_sidecars:
         fields += card_reader.read_sidecars(p, limits)

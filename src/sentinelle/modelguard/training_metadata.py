@@ -50,7 +50,7 @@ _HASHLIKE = re.compile(r"^(0x)?[0-9a-fA-F]{8,}$|^[\d.,:eE+\-\s]*$|^(true|false|n
 @dataclass
 class TrainingMetadata:
     fields: list[TextField] = field(default_factory=list)
-    images: int | None = None  # training images (ss_num_train_images or the folders' sum)
+    images: int | None = None  # training images (the folders' img_count, else ss_num_train_images)
     summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # unreadable parts, skipped
 
@@ -207,9 +207,8 @@ class _Extractor:
                 f"{len(self.tags)} distinct tags; the {self.limits.max_text_fields} most "
                 "frequent were judged"
             )
-        images = _int(meta.get("ss_num_train_images"))
-        if not images and self.folder_images:
-            images = sum(self.folder_images.values())
+        # The folders' img_count are images; ss_num_train_images counts repeats too.
+        images = sum(self.folder_images.values()) or _int(meta.get("ss_num_train_images"))
         out.images = images or None
         for k in ("ss_output_name", "ss_sd_model_name", "ss_base_model_version",
                   "modelspec.architecture", "modelspec.title", "ss_network_module",
