@@ -8,6 +8,11 @@ made here carries :data:`sentinelle.console.security.SECURITY_HEADERS`.
 
 Requests made by htmx (header ``HX-Request``) get page fragments; errors for
 them are a small fragment too, so a failed action never replaces a whole page.
+
+Every page is rendered in the viewer's language (:mod:`sentinelle.console.i18n`):
+the logged-in user's saved choice (``request.state.locale``, set by
+:func:`sentinelle.console.session.load_viewer`), else the language cookie, else
+English; labels of stored codes come from :mod:`sentinelle.console.labels`.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from ..errors import MediaError, SentinelleError
-from .security import apply_security_headers
+from . import i18n, labels
+from .security import COOKIE_PATH, apply_security_headers, cookie_secure
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+TEMPLATES.env.policies["ext.i18n.trimmed"] = True
+i18n.install(TEMPLATES.env)
+labels.install(TEMPLATES.env)
 STATIC_FILES = {
     "console.css": "text/css; charset=utf-8",
     "htmx.min.js": "text/javascript; charset=utf-8",
@@ -53,6 +62,31 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+def request_locale(request: Request) -> str:
+    """The language of ``request``: the viewer's saved choice, the cookie, or English."""
+    return (
+        i18n.normalize(getattr(request.state, "locale", None))
+        or i18n.normalize(request.cookies.get(i18n.LOCALE_COOKIE))
+        or i18n.DEFAULT_LOCALE
+    )
+
+
+def set_locale_cookie(response: Response, request: Request, locale: str | None) -> None:
+    """Remember ``locale`` for the pages shown before login (one year; nothing secret)."""
+    chosen = i18n.normalize(locale)
+    if chosen is None:
+        return
+    response.set_cookie(
+        i18n.LOCALE_COOKIE,
+        chosen,
+        max_age=365 * 24 * 3600,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=cookie_secure(request),
+    )
+
+
 def render(
     request: Request,
     name: str,
@@ -60,9 +94,14 @@ def render(
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """Render ``console/<name>`` with ``context`` (plus ``request``), secured headers."""
+    """Render ``console/<name>`` with ``context`` (plus ``request``) in the request's
+    language, secured headers."""
     ctx = dict(context or {})
-    response = TEMPLATES.TemplateResponse(request, f"console/{name}", ctx, status_code=status_code)
+    with i18n.use_locale(request_locale(request)) as locale:
+        response = TEMPLATES.TemplateResponse(
+            request, f"console/{name}", ctx, status_code=status_code
+        )
+    response.headers["Content-Language"] = locale
     apply_security_headers(response)
     return response
 
