@@ -153,7 +153,8 @@ def test_100_mb_header_is_refused_before_it_is_read(tmp_path):
         (b"\xff\xfe{}", "bad_header"),
         (b"[1, 2]", "bad_header"),
         (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "json_too_deep"),
-        (b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}", "json_too_deep"),
+        (b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}", "bad_tensor_entry"),
+        (b'{"__metadata__": ' + b"[" * 40 + b"]" * 40 + b"}", "bad_header"),
         (b'{"__metadata__": {"k": 1}}', "bad_header"),
         (b'{"t": {"dtype": "F32", "shape": [2], "data_offsets": [0]}}', "bad_tensor_entry"),
         (b'{"t": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}', "bad_tensor_entry"),
@@ -185,6 +186,15 @@ def test_too_many_tensors(tmp_path):
         read_header(f, os.path.getsize(p), ModelLimits(max_tensors=10))
     assert e.value.code == "too_many_tensors"
     assert scan_model(p).error is None  # within the default limit
+
+
+def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(tmp_path):
+    header = json.dumps({"__metadata__": {"k": "v" * 300}}).encode()
+    header += b" " * (0x180 - len(header))  # length 384: first byte 0x80 (pickle PROTO)
+    p = raw_safetensors(tmp_path / "x.safetensors", header)
+    assert p.read_bytes()[0] == 0x80
+    r = scan_model(p)
+    assert r.format == "safetensors" and r.error is None
 
 
 def test_short_and_unknown_files(tmp_path):

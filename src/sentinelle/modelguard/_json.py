@@ -23,9 +23,12 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def loads_bounded(data: bytes | str, *, max_depth: int, what: str, format: str | None) -> Any:
+def loads_bounded(
+    data: bytes | str, *, max_depth: int, what: str, format: str | None, walk: bool = True
+) -> Any:
     """Parse JSON text; any failure is a :class:`ModelFileError` (``bad_header`` /
-    ``json_too_deep``), never a ``RecursionError`` or a crash."""
+    ``json_too_deep``), never a ``RecursionError`` or a crash. ``walk=False`` skips the
+    ``max_depth`` walk (for callers that check the shape of every value themselves)."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError as e:
@@ -42,7 +45,7 @@ def loads_bounded(data: bytes | str, *, max_depth: int, what: str, format: str |
         raise ModelFileError(
             f"{what} is not valid JSON: {e}", "bad_header", format=format
         ) from None
-    if _depth(value, max_depth) > max_depth:
+    if walk and _depth(value, max_depth) > max_depth:
         raise ModelFileError(
             f"{what} is JSON nested deeper than {max_depth} levels", "json_too_deep", format=format
         )

@@ -62,36 +62,35 @@ def header_length(prefix: bytes, file_size: int | None, limits: ModelLimits) -> 
     return n
 
 
-def _int_list(value: object, what: str, name: str) -> list[int]:
-    if not isinstance(value, list) or not all(type(v) is int and 0 <= v < 2**63 for v in value):
-        raise _fail(
-            f"tensor {name!r}: {what} must be a list of non-negative integers", "bad_tensor_entry"
-        )
-    return value
+_INT_LIMIT = 2**63
+
+
+def _bad(name: str, why: str) -> ModelFileError:
+    return _fail(f"tensor {name!r}: {why}", "bad_tensor_entry")
+
+
+def _int_list(value: object) -> bool:
+    """A list of non-negative integers below 2**63 (bool is not an int here)."""
+    return type(value) is list and all(type(v) is int and 0 <= v < _INT_LIMIT for v in value)
 
 
 def _tensor(name: str, entry: object, data_start: int) -> TensorInfo:
-    if not isinstance(entry, dict):
-        raise _fail(f"tensor {name!r}: entry is not an object", "bad_tensor_entry")
-    dtype = entry.get("dtype")
-    if not isinstance(dtype, str) or not 0 < len(dtype) <= 16:
-        raise _fail(f"tensor {name!r}: bad dtype", "bad_tensor_entry")
-    shape = _int_list(entry.get("shape"), "shape", name)
-    if len(shape) > 64:
-        raise _fail(f"tensor {name!r}: {len(shape)} dimensions", "bad_tensor_entry")
-    offsets = _int_list(entry.get("data_offsets"), "data_offsets", name)
-    if len(offsets) != 2 or offsets[0] > offsets[1]:
-        raise _fail(f"tensor {name!r}: data_offsets must be [begin, end]", "bad_tensor_entry")
+    if type(entry) is not dict:
+        raise _bad(name, "entry is not an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if type(dtype) is not str or not 0 < len(dtype) <= 16:
+        raise _bad(name, "bad dtype")
+    if not _int_list(shape) or len(shape) > 64:
+        raise _bad(name, "shape must be a list of at most 64 non-negative integers")
+    if not _int_list(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+        raise _bad(name, "data_offsets must be [begin, end], non-negative integers")
+    begin, end = offsets
     bits = DTYPE_BITS.get(dtype)
     if bits is not None:
         want = (math.prod(shape) * bits + 7) // 8
-        if want != offsets[1] - offsets[0]:
-            raise _fail(
-                f"tensor {name!r}: {dtype}{shape} needs {want} bytes, "
-                f"data_offsets span {offsets[1] - offsets[0]}",
-                "bad_tensor_entry",
-            )
-    return TensorInfo(name, dtype, tuple(shape), data_start + offsets[0], data_start + offsets[1])
+        if want != end - begin:
+            raise _bad(name, f"{dtype}{shape} needs {want} bytes, data_offsets span {end - begin}")
+    return TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end)
 
 
 def parse_header(
@@ -100,7 +99,11 @@ def parse_header(
     """Parse and validate the JSON header bytes (``file_size`` None: not known yet)."""
     if not header.lstrip(b" \t\r\n").startswith(b"{"):
         raise _fail("header is not a JSON object", "bad_header")
-    doc = loads_bounded(header, max_depth=limits.max_json_depth, what="header", format=FORMAT)
+    # The header's shape is checked entry by entry below, so its nesting needs no walk of
+    # its own (JSON deeper than the parser's recursion limit is still json_too_deep).
+    doc = loads_bounded(
+        header, max_depth=limits.max_json_depth, what="header", format=FORMAT, walk=False
+    )
     if not isinstance(doc, dict):
         raise _fail("header is not a JSON object", "bad_header")
     raw_meta = doc.pop("__metadata__", None) or {}

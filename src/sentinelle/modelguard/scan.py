@@ -28,6 +28,7 @@ from .limits import DEFAULT_LIMITS, ModelLimits
 from .result import ModelScanResult
 from .training_metadata import clean_tag, extract, iter_strings
 
+PROTOCOLS = (b"\x02", b"\x03", b"\x04", b"\x05")
 MODEL_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt", ".pth", ".bin", ".pkl", ".sft")
 #: When the first bytes say nothing, a file named for its format gets that format's reader
 #: (and so its precise error).
@@ -43,13 +44,18 @@ def default_judge() -> ModelJudge:
 
 
 def sniff_format(head: bytes) -> str | None:
-    """Format of a file from its first 16 bytes."""
+    """Format of a file from its first 16 bytes.
+
+    safetensors is tried first: its little-endian header length may begin with ``0x80``
+    (a 384-byte header does), which alone would look like a pickle's PROTO opcode; a
+    pickle needs PROTO with a protocol of 2 to 5 (what torch and numpy write).
+    """
     if head[:4] == gguf_reader.MAGIC:
         return "gguf"
-    if head[:4] == pickle_reader.ZIP_MAGIC or head[:1] == b"\x80":
-        return "pickle"
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] >= 2:
         return "safetensors"
+    if head[:4] == pickle_reader.ZIP_MAGIC or (head[:1] == b"\x80" and head[1:2] in PROTOCOLS):
+        return "pickle"
     return None
 
 
