@@ -31,6 +31,7 @@ class ModelScanResult:
     pickle: PickleScan | None = None
     parts: list[ModelScanResult] = field(default_factory=list)  # diffusers components
     notes: list[str] = field(default_factory=list)
+    matches: list[Any] = field(default_factory=list)  # ModelMatch, when matched against banks
     error: ModelFileError | None = None
 
     def signal(self, type_: str) -> str | None:
@@ -54,5 +55,6 @@ class ModelScanResult:
             "pickle": self.pickle.to_dict() if self.pickle else None,
             "parts": [p.to_dict(tensors=tensors) for p in self.parts],
             "notes": list(self.notes),
+            "matches": [m.to_dict() for m in self.matches],
             "error": self.error.to_dict() if self.error else None,
         }
