@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from sentinelle.audit.tables import metadata as audit_md
 from sentinelle.evidence.tables import metadata as evidence_md
+from sentinelle.exchanges.tables import metadata as exchanges_md
 from sentinelle.guard.tables import metadata as guard_md
 from sentinelle.reports.tables import metadata as reports_md
 from sentinelle.review.tables import metadata as review_md
@@ -24,6 +25,7 @@ METADATAS = {
     "audit": audit_md,
     "evidence": evidence_md,
     "reports": reports_md,
+    "exchanges": exchanges_md,
 }
 
 

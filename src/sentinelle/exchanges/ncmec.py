@@ -1,0 +1,320 @@
+"""NCMEC hash sharing API v2 (XML): entries and updates by time window, deletions, feedback.
+
+Wire facts (``../shared/notes/exchanges.md`` section 1; NCMEC's v2 documentation):
+
+* ``GET {base}/v2/entries?from=<UTC>&to=<UTC>`` returns ``<queryResult>`` with
+  ``<images>`` / ``<videos>`` holding ``<image>``, ``<video>``, ``<deletedImage>``
+  and ``<deletedVideo>`` elements, and ``<paging><next>`` (a path relative to the
+  base) while more of the *same window* remains. HTTP Basic auth.
+* Each entry has ``<member id="N">``, ``<id>``, ``<timestamp>``,
+  ``<classification>`` and ``<fingerprints>`` (``md5``, ``sha1``, ``pdq``,
+  ``pdna``...; large ones such as ``videntifier`` are links, not values).
+* Feedback: ``PUT {base}/v2/entries/{member}/{entry}/{TYPE}/feedback`` with
+  ``<feedbackSubmission><affirmative/></feedbackSubmission>`` or a
+  ``<negative><reasonIds><guid>..</guid></reasonIds></negative>``; reasons come
+  from ``GET {base}/v2/feedback/{TYPE}/reasons``.
+
+What this client does differently from pytx (bugs listed in the notes):
+
+* Windows are computed in **UTC** (pytx formats local time with a ``Z``).
+* The checkpoint stores a ``next`` link **together with the exact window it
+  belongs to**; a ``next`` whose ``from``/``to`` differ from the window being
+  read is refused as malformed instead of silently skipping data (HMA #1744).
+  The window never changes while a ``next`` is pending.
+* Image MD5 is kept (pytx drops it); video MD5 is kept; PhotoDNA, large
+  fingerprints and unknown types are counted as unknown and skipped.
+* One malformed entry is skipped and counted; the rest of the page applies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from . import xmlsafe
+from .api import (
+    AuthError,
+    ExchangeAPI,
+    ExchangeConfig,
+    ExchangeError,
+    ExchangeRecord,
+    FetchPage,
+    MalformedPage,
+    Signal,
+    StoredRecord,
+)
+
+NS = "https://hashsharing.ncmec.org/hashsharing/v2"
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+#: NCMEC fingerprint element -> Sentinelle signal type (None: known, not banked).
+FINGERPRINTS: dict[str, str | None] = {
+    "md5": "md5",
+    "sha1": "sha1",
+    "pdq": "pdq",
+    "pdna": None,
+    "netclean": None,
+    "videntifier": None,
+    "tmk-pdqf": None,
+    "ssvh-pdna": None,
+    "ssvh-safer-hash": None,
+}
+#: Sentinelle signal type -> NCMEC fingerprint type key in feedback paths.
+FEEDBACK_TYPES = {"md5": "MD5", "sha1": "SHA1", "pdq": "PDQ"}
+BUSY_WINDOW_PAGES = 20  # a window that needed this many pages is halved next time
+ENTRY_TAGS = {"image": "image", "video": "video", "deletedImage": "image", "deletedVideo": "video"}
+
+
+def now() -> float:
+    """The clock windows are cut against (a function so tests can move time)."""
+    return time.time()
+
+
+def fmt(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime(DATE_FORMAT)
+
+
+def parse_ts(value: str) -> float:
+    v = value.strip()
+    if v.endswith(("Z", "z")):
+        v = v[:-1] + "+00:00"
+    d = datetime.fromisoformat(v)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return d.timestamp()
+
+
+@dataclass
+class NCMECConfig(ExchangeConfig):
+    environment: str = "test"
+    start_time: float = 0.0  # unix time of the first window on a fresh fetch
+    window_s: int = 3600  # length of the first query window
+    max_window_s: int = 30 * 86400  # empty windows double up to this
+    min_window_s: int = 60  # busy windows (many pages) halve down to this
+    lag_s: int = 60  # never query windows closer than this to now
+    negative_reason: str = ""  # reason guid for rejections ('' = first one NCMEC lists)
+
+
+@dataclass(frozen=True)
+class NCMECCredentials:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never print the password
+        return f"NCMECCredentials(username={self.username!r}, password=***)"
+
+
+class NCMECExchange(ExchangeAPI):
+    type_name: ClassVar[str] = "ncmec"
+    description: ClassVar[str] = "NCMEC hash sharing API v2 (XML, time windows)"
+    config_cls: ClassVar[type[ExchangeConfig]] = NCMECConfig
+    credential_format: ClassVar[str] = "username:password"
+    supports_feedback: ClassVar[bool] = True
+    environments: ClassVar[dict[str, str]] = {
+        "test": "https://exttest.cybertip.org/hashsharing",
+        "production": "https://report.cybertip.org/hashsharing",
+        "npo-test": "https://hashsharing-test.ncmec.org/npo",
+        "npo": "https://hashsharing.ncmec.org/npo",
+        "generative-ai-test": "https://hashsharing-test.ncmec.org/generative-ai-csam",
+        "generative-ai": "https://hashsharing.ncmec.org/generative-ai-csam",
+        "le-test": "https://betalesp.ncmec.org/csam-hashsharing",
+        "le": "https://lesp.ncmec.org/csam-hashsharing",
+    }
+    config: NCMECConfig
+
+    @classmethod
+    def parse_credentials(cls, secret: str) -> NCMECCredentials:
+        user, sep, pw = secret.strip().partition(":")
+        if not sep or not user or not pw:
+            raise AuthError("NCMEC credentials must be 'username:password'", "bad_credentials")
+        return NCMECCredentials(user, pw)
+
+    # ------------------------------------------------------------ transport
+    def _url(self, path: str) -> str:
+        return NCMECExchange.base_url(self.config, self.config.environment) + path
+
+    def _auth(self) -> dict[str, Any]:
+        if self.credentials is None:
+            raise AuthError("NCMEC exchange has no credentials configured", "missing_credentials")
+        return {"auth": (self.credentials.username, self.credentials.password)}
+
+    def _get_xml(self, path: str) -> Any:
+        resp = self.http.get(self._url(path), **self._auth())
+        resp.require_type("application/xml", "text/xml")
+        return xmlsafe.parse(resp.body, "NCMEC " + urlsplit(path).path)
+
+    def status(self) -> dict[str, Any]:
+        root = self._get_xml("/v2/status")
+        member = xmlsafe.child(root, "member")
+        return {
+            "username": xmlsafe.text(root, "username"),
+            "member_id": None if member is None else member.get("id"),
+            "member": None if member is None else (member.text or "").strip(),
+        }
+
+    def members(self) -> dict[str, str]:
+        root = self._get_xml("/v2/members")
+        return {
+            m.get("id", ""): (m.text or "").strip()
+            for m in root.iter()
+            if xmlsafe.local(m.tag) == "member"
+        }
+
+    # ---------------------------------------------------------------- fetch
+    def fetch(self, checkpoint: dict[str, Any] | None) -> Iterator[FetchPage]:
+        cp = dict(checkpoint or {"from": float(self.config.start_time)})
+        while True:
+            start = float(cp["from"])
+            end = cp.get("to")
+            nxt = cp.get("next")
+            window = int(cp.get("window") or self.config.window_s)
+            pages = int(cp.get("pages") or 0)
+            if end is None:
+                horizon = now() - self.config.lag_s
+                if horizon - start < self.config.min_window_s:
+                    return  # up to date (the next fetch reads the newer window)
+                end = min(start + window, horizon)
+            end = float(end)
+            if nxt:
+                path = nxt
+                self._check_next(nxt, start, end)
+            else:
+                path = "/v2/entries?" + urlencode({"from": fmt(start), "to": fmt(end)})
+            root = self._get_xml(path)
+            if xmlsafe.local(root.tag) != "queryResult":
+                raise MalformedPage(
+                    f"NCMEC: expected <queryResult>, got <{xmlsafe.local(root.tag)}>",
+                    b"",
+                    "bad_xml",
+                )
+            records, bad = self._records(root)
+            paging = xmlsafe.child(root, "paging")
+            link = None if paging is None else xmlsafe.text(paging, "next")
+            pages += 1
+            if link:
+                self._check_next(link, start, end)
+                cp = {"from": start, "to": end, "next": link, "window": window, "pages": pages}
+            else:
+                # window done; size the next one: empty -> wider, many pages -> narrower
+                if pages == 1 and not records and not bad:
+                    window = min(self.config.max_window_s, window * 2)
+                elif pages >= BUSY_WINDOW_PAGES:
+                    window = max(self.config.min_window_s, window // 2)
+                cp = {"from": end, "to": None, "next": None, "window": window, "pages": 0}
+            yield FetchPage(
+                records, dict(cp), progress_at=start if link else end, malformed_records=bad
+            )
+
+    @staticmethod
+    def _check_next(link: str, start: float, end: float) -> None:
+        """A ``next`` link is only valid for the window it came from (HMA #1744)."""
+        q = parse_qs(urlsplit(link).query)
+        try:
+            lf, lt = parse_ts(q["from"][0]), parse_ts(q["to"][0])
+        except (KeyError, IndexError, ValueError):
+            raise MalformedPage(
+                f"NCMEC: next link without a window: {link[:200]}", link.encode(), "bad_next"
+            ) from None
+        if int(lf) != int(start) or int(lt) != int(end):
+            raise MalformedPage(
+                f"NCMEC: next link window {fmt(lf)}..{fmt(lt)} differs from the window "
+                f"being read {fmt(start)}..{fmt(end)}",
+                link.encode(),
+                "bad_next",
+            )
+
+    def _records(self, root: Any) -> tuple[list[ExchangeRecord], int]:
+        out: list[ExchangeRecord] = []
+        bad = 0
+        for group in root:
+            if xmlsafe.local(group.tag) not in ("images", "videos"):
+                continue
+            for el in group:
+                kind = ENTRY_TAGS.get(xmlsafe.local(el.tag))
+                if kind is None:
+                    continue
+                rec = self._record(el, kind)
+                if rec is None:
+                    bad += 1
+                else:
+                    out.append(rec)
+        return out, bad
+
+    @staticmethod
+    def _record(el: Any, kind: str) -> ExchangeRecord | None:
+        member = xmlsafe.child(el, "member")
+        entry_id = xmlsafe.text(el, "id")
+        member_id = None if member is None else (member.get("id") or "").strip()
+        if not entry_id or not member_id or len(entry_id) > 200 or len(member_id) > 40:
+            return None
+        key = f"{member_id}-{entry_id}"
+        owner = f"member {member_id}"
+        if xmlsafe.local(el.tag).startswith("deleted"):
+            return ExchangeRecord(key=key, deleted=True, owner=owner, tags=(kind,))
+        signals = []
+        fps = xmlsafe.child(el, "fingerprints")
+        if fps is not None:
+            for fp in fps:
+                name = xmlsafe.local(fp.tag).lower()
+                if not name:
+                    continue
+                value = (fp.text or "").strip()
+                st = FINGERPRINTS.get(name)
+                signals.append(Signal(name, st if value else None, value))
+        return ExchangeRecord(
+            key=key,
+            signals=tuple(signals),
+            owner=owner,
+            category=xmlsafe.text(el, "classification"),
+            tags=(kind,),
+            extra={"member": (member.text or "").strip()[:200] if member is not None else ""},
+        )
+
+    # ------------------------------------------------------------- feedback
+    def feedback_reasons(self, fp_type: str) -> list[dict[str, str]]:
+        root = self._get_xml(f"/v2/feedback/{fp_type}/reasons")
+        return [
+            {"guid": r.get("guid", ""), "name": r.get("name", ""), "type": r.get("type", "")}
+            for r in root.iter()
+            if xmlsafe.local(r.tag) == "reason"
+        ]
+
+    def send_feedback(self, record: StoredRecord, verdict: str) -> None:
+        fp_type = FEEDBACK_TYPES.get(record.signal_type)
+        if fp_type is None:
+            raise ExchangeError(f"NCMEC takes no feedback on {record.signal_type}", "not_supported")
+        member, sep, entry = record.key.partition("-")
+        if not sep:
+            raise ExchangeError(f"not an NCMEC record key: {record.key!r}", "bad_record")
+        if verdict == "confirm":
+            inner = "<affirmative/>"
+        else:
+            guid = self.config.negative_reason
+            if not guid:
+                reasons = self.feedback_reasons(fp_type)
+                if not reasons:
+                    raise ExchangeError("NCMEC lists no negative feedback reason", "no_reason")
+                guid = reasons[0]["guid"]
+            inner = f"<negative><reasonIds><guid>{_esc(guid)}</guid></reasonIds></negative>"
+        body = f'<feedbackSubmission xmlns="{NS}">{inner}</feedbackSubmission>'
+        self.http.request(
+            "PUT",
+            self._url(f"/v2/entries/{_seg(member)}/{_seg(entry)}/{fp_type}/feedback"),
+            content=body.encode(),
+            headers={"Content-Type": "application/xml; charset=utf-8"},
+            ok=(200, 201, 204),
+            **self._auth(),
+        )
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _seg(s: str) -> str:
+    from urllib.parse import quote
+
+    return quote(s, safe="")

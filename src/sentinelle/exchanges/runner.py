@@ -1,0 +1,227 @@
+"""Run fetches: one at a time per exchange across instances, page by page, never wedged.
+
+:func:`run_fetch` takes the exchange's fetch **lease** (a conditional UPDATE on
+its row, so it works the same on SQLite and PostgreSQL and across instances),
+builds the client with credentials read just now, and applies page after page
+with :meth:`ExchangeStore.apply_page` (page + checkpoint in one transaction,
+fenced on the lease). Memory stays flat: one page is held at a time.
+
+Failure handling, chosen against HMA's history (#2004, #2005, #1744):
+
+* **429 / 5xx / network**: the transport backs off and retries; if the remote
+  stays down the fetch ends with a ``TransientError`` on the status and the
+  next scheduled fetch resumes from the checkpoint.
+* **Malformed page** (bad XML/JSON, truncated body, wrong content type,
+  oversized page, bad signature): the page is quarantined (error, excerpt,
+  digest), re-requested up to ``page_retries`` times with back-off, and if it
+  stays bad the fetch stops with a clear error on the status. The checkpoint
+  never moves past a page that was not applied and nothing of it is written:
+  silently skipping ahead would lose data, so that needs an operator
+  (``sentinelle exchange reset``, audited).
+* **Malformed record** inside a good page: skipped and counted (``malformed``),
+  the rest of the page applies.
+* **Unknown signal type**: counted (``unknown_types``) and skipped.
+
+The job worker runs :func:`schedule_due` periodically: it queues one
+``exchange_fetch`` job per due exchange (deduplicated per interval slot), and
+whichever worker claims it runs the fetch; the lease makes a second instance's
+attempt a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ..store.banks import BankStore
+from ..store.models import utcnow
+from . import credentials
+from .api import ExchangeAPI, ExchangeError, MalformedPage
+from .registry import get_type
+from .store import ExchangeInfo, ExchangeStore, LeaseLost, PageResult
+from .transport import HttpTransport
+
+log = logging.getLogger("sentinelle.exchanges")
+
+FETCH_JOB = "exchange_fetch"
+SCHEDULE_TASK = "exchanges.schedule"
+SCHEDULE_EVERY_S = 15.0
+DEFAULT_LEASE_S = 300.0
+DEFAULT_MAX_SECONDS = 240.0
+
+
+def fetcher_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:200]
+
+
+def build_api(info: ExchangeInfo, http: Any, env: Mapping[str, str] | None = None) -> ExchangeAPI:
+    """The client for ``info`` with its credentials read now (never stored)."""
+    cls = get_type(info.type)
+    secret = credentials.read_secret(info.credential_ref, dict(env) if env is not None else None)
+    creds = cls.parse_credentials(secret) if secret is not None else None
+    return cls(cls.config_cls.from_dict(info.config), creds, http)
+
+
+@dataclass
+class FetchOutcome:
+    exchange: str
+    ran: bool = True
+    pages: int = 0
+    up_to_date: bool = False
+    error: str | None = None
+    error_code: str | None = None
+    counts: PageResult = field(default_factory=PageResult)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "ran": self.ran,
+            "pages": self.pages,
+            "up_to_date": self.up_to_date,
+            "error": self.error,
+            "error_code": self.error_code,
+            "counts": self.counts.to_dict(),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run_fetch(
+    engine_or_store: Engine | BankStore | ExchangeStore,
+    name: str,
+    *,
+    owner: str | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
+    max_pages: int | None = None,
+    max_seconds: float | None = None,
+    page_retries: int = 2,
+    http: HttpTransport | None = None,
+    env: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_page: Callable[[PageResult], None] | None = None,
+) -> FetchOutcome:
+    """Fetch ``name`` from its checkpoint until up to date (or a limit); see the module notes."""
+    store = (
+        engine_or_store
+        if isinstance(engine_or_store, ExchangeStore)
+        else ExchangeStore(engine_or_store)
+    )
+    owner = owner or fetcher_id()
+    out = FetchOutcome(exchange=name)
+    started = time.monotonic()
+    current = store.get(name)
+    if not current.enabled:
+        out.ran, out.error, out.error_code = False, "exchange is disabled", "disabled"
+        return out
+    info = store.acquire_lease(name, owner, lease_s)
+    if info is None:
+        out.ran = False
+        out.error, out.error_code = "another fetch of this exchange is running", "fetch_running"
+        return out
+    own_http = http is None
+    transport = http or HttpTransport()
+    failures = 0
+    try:
+        api = build_api(info, transport, env)
+        while True:
+            try:
+                stopped = False
+                for page in api.fetch(info.checkpoint):
+                    result = store.apply_page(info, page, owner, lease_s)
+                    out.counts.add(result)
+                    out.pages += 1
+                    failures = 0
+                    if on_page is not None:
+                        on_page(result)
+                    if (max_pages is not None and out.pages >= max_pages) or (
+                        max_seconds is not None and time.monotonic() - started >= max_seconds
+                    ):
+                        stopped = True
+                        break
+                out.up_to_date = not stopped
+                break
+            except MalformedPage as e:
+                store.quarantine(info, e.code, e.message, e.body, info.checkpoint)
+                failures += 1
+                log.warning(
+                    "exchange %s: malformed page (%s), attempt %d/%d",
+                    name,
+                    e.code,
+                    failures,
+                    page_retries + 1,
+                )
+                if failures > page_retries:
+                    raise
+                sleep(min(30.0, 0.5 * 2**failures))
+    except LeaseLost as e:
+        out.error, out.error_code = e.message, e.code
+        out.seconds = time.monotonic() - started
+        return out  # the new holder owns the status now
+    except ExchangeError as e:
+        out.error, out.error_code = e.message, e.code
+    except Exception as e:  # noqa: BLE001 - never crash the worker; the status says why
+        out.error, out.error_code = f"{type(e).__name__}: {e}", "internal_error"
+        log.exception("exchange %s: fetch failed", name)
+    finally:
+        if own_http:
+            transport.close()
+    store.finish(info, owner, error=out.error, up_to_date=out.up_to_date)
+    out.seconds = time.monotonic() - started
+    return out
+
+
+# ------------------------------------------------------------ job worker
+def schedule_due(state: Any) -> list[int]:
+    """Queue an ``exchange_fetch`` job for every enabled exchange that is due."""
+    from ..jobs import queue
+
+    store = ExchangeStore(state.engine)
+    now = utcnow()
+    ids = []
+    for info in store.list():
+        if not info.enabled:
+            continue
+        if info.fetch_owner and info.fetch_lease_until and info.fetch_lease_until > now:
+            continue
+        last = info.last_fetch_started_at
+        if last is not None and now - last < timedelta(seconds=info.interval_s):
+            continue
+        slot = int(now.timestamp() // max(1, info.interval_s))
+        ids.append(
+            queue.enqueue(
+                state.engine,
+                FETCH_JOB,
+                {"exchange": info.name},
+                max_attempts=1,
+                dedupe_key=f"{FETCH_JOB}:{info.id}:{slot}",
+            )
+        )
+    return ids
+
+
+def _handle_fetch(state: Any, job: Any) -> dict[str, Any]:
+    name = job.payload.get("exchange")
+    if not isinstance(name, str):
+        from ..jobs.worker import PermanentJobError
+
+        raise PermanentJobError("bad exchange_fetch payload")
+    return run_fetch(state.engine, name, max_seconds=DEFAULT_MAX_SECONDS).to_dict()
+
+
+def register_periodic_task() -> None:
+    """Register the fetch job handler, the feedback handler and the scheduler tick."""
+    from ..jobs import worker
+    from . import feedback
+
+    worker.register_handler(FETCH_JOB, _handle_fetch)
+    feedback.register_handler()
+    worker.register_periodic(SCHEDULE_TASK, schedule_due, SCHEDULE_EVERY_S)

@@ -1,0 +1,619 @@
+"""`ExchangeStore`: configure exchanges and apply fetched pages to their banks.
+
+The one write path is :meth:`ExchangeStore.apply_page`. In ONE bank write
+transaction (the same serialized transaction :class:`~sentinelle.store.banks.BankStore`
+uses, so the change log stays ordered) it:
+
+1. replaces the ``exchange_records`` rows of every record key on the page;
+2. adds the new ``(signal_type, hash)`` pairs to the exchange's bank (skipping
+   hashes an operator tombstoned; reviving hashes this exchange itself deleted
+   earlier and now re-shares);
+3. deletes from the bank every pair no live record of the exchange still holds,
+   leaving a tombstone ``exchange:<name>`` so a later file import cannot bring it
+   back;
+4. moves the checkpoint, **fenced**: only if the caller still holds the fetch
+   lease and the checkpoint version is the one it started from.
+
+So a ``kill -9`` at any instant leaves either the page and its checkpoint, or
+neither: the next fetch resumes at the last applied page and re-applying a page
+is idempotent (records replace, inserts skip duplicates).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from ..audit import record_event
+from ..errors import BankError, InvalidHashError
+from ..formats.entry import normalize_signal_hash
+from ..store.banks import BankStore
+from ..store.models import Bank, BankEntry, ChangeLog, Tombstone, utcnow
+from . import credentials
+from .api import ExchangeError, FetchPage, StoredRecord
+from .registry import get_type
+from .tables import exchange_quarantine, exchange_records, exchanges
+
+B, E, T, CL = Bank.__table__, BankEntry.__table__, Tombstone.__table__, ChangeLog.__table__
+X, R, Q = exchanges, exchange_records, exchange_quarantine
+
+STATES = ("idle", "fetching", "up_to_date", "degraded", "error", "disabled")
+MAX_EXCERPT = 512
+IN_CHUNK = 500  # keys per IN (...) query
+DEFAULT_INTERVAL_S = 600
+MIN_INTERVAL_S = 10
+
+
+class LeaseLost(ExchangeError):
+    """Another fetcher took over (our lease expired) or moved the checkpoint."""
+
+    code = "fetch_lease_lost"
+
+
+@dataclass
+class ExchangeInfo:
+    id: int
+    name: str
+    type: str
+    bank_id: int
+    bank: str
+    config: dict[str, Any]
+    credential_ref: dict[str, str] | None
+    enabled: bool
+    interval_s: int
+    checkpoint: dict[str, Any] | None
+    checkpoint_version: int
+    progress_at: datetime | None
+    state: str
+    fetch_owner: str | None
+    fetch_lease_until: datetime | None
+    last_fetch_started_at: datetime | None
+    last_fetch_ok_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def lag_s(self, now: datetime | None = None) -> float | None:
+        """Seconds between now and the time the fetched data is current to."""
+        if self.progress_at is None:
+            return None
+        return max(0.0, ((now or utcnow()) - self.progress_at).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(d: datetime | None) -> str | None:
+            return None if d is None else d.isoformat()
+
+        lag = self.lag_s()
+        return {
+            "name": self.name,
+            "type": self.type,
+            "bank": self.bank,
+            "enabled": self.enabled,
+            "interval_s": self.interval_s,
+            "config": self.config,
+            "credentials": credentials.describe(self.credential_ref),
+            "state": self.state,
+            "progress_at": iso(self.progress_at),
+            "lag_s": None if lag is None else round(lag, 1),
+            "last_fetch_started_at": iso(self.last_fetch_started_at),
+            "last_fetch_ok_at": iso(self.last_fetch_ok_at),
+            "last_error": self.last_error,
+            "last_error_at": iso(self.last_error_at),
+            "consecutive_failures": self.consecutive_failures,
+            "fetching": self.fetch_owner is not None,
+            "counts": dict(self.counts),
+        }
+
+
+COUNTERS = (
+    "records_seen",
+    "entries_added",
+    "entries_deleted",
+    "unknown_types",
+    "skipped_tombstoned",
+    "malformed",
+)
+
+
+@dataclass
+class PageResult:
+    records_seen: int = 0
+    entries_added: int = 0
+    entries_deleted: int = 0
+    unknown_types: int = 0
+    skipped_tombstoned: int = 0
+    malformed: int = 0
+
+    def add(self, other: PageResult) -> None:
+        for c in COUNTERS:
+            setattr(self, c, getattr(self, c) + getattr(other, c))
+
+    def to_dict(self) -> dict[str, int]:
+        return {c: getattr(self, c) for c in COUNTERS}
+
+
+def _info(r: Any) -> ExchangeInfo:
+    return ExchangeInfo(
+        id=int(r.id),
+        name=r.name,
+        type=r.type,
+        bank_id=int(r.bank_id),
+        bank=r.bank,
+        config=json.loads(r.config),
+        credential_ref=credentials.load_ref(r.credential_ref),
+        enabled=bool(r.enabled),
+        interval_s=int(r.interval_s),
+        checkpoint=json.loads(r.checkpoint) if r.checkpoint else None,
+        checkpoint_version=int(r.checkpoint_version),
+        progress_at=r.progress_at,
+        state=r.state,
+        fetch_owner=r.fetch_owner,
+        fetch_lease_until=r.fetch_lease_until,
+        last_fetch_started_at=r.last_fetch_started_at,
+        last_fetch_ok_at=r.last_fetch_ok_at,
+        last_error=r.last_error,
+        last_error_at=r.last_error_at,
+        consecutive_failures=int(r.consecutive_failures),
+        counts={c: int(getattr(r, c)) for c in COUNTERS},
+    )
+
+
+def _excerpt(body: bytes) -> str | None:
+    """The start of a bad body as printable text (control bytes and NULs escaped)."""
+    if not body:
+        return None
+    text = body[:MAX_EXCERPT].decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
+
+
+def _chunks(items: list[Any], n: int = IN_CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class ExchangeStore:
+    """Exchange configuration, status and page application for one database."""
+
+    def __init__(self, engine_or_store: Engine | BankStore) -> None:
+        self.banks = (
+            engine_or_store
+            if isinstance(engine_or_store, BankStore)
+            else BankStore(engine_or_store)
+        )
+        self.engine = self.banks.engine
+
+    # ---------------------------------------------------------------- config
+    def add(
+        self,
+        name: str,
+        type_name: str,
+        *,
+        config: dict[str, Any] | None = None,
+        credential_ref: dict[str, str] | None = None,
+        bank: str | None = None,
+        interval_s: int = DEFAULT_INTERVAL_S,
+        actor: str = "system",
+    ) -> ExchangeInfo:
+        """Configure an exchange feeding bank ``bank`` (default: a new bank named ``name``)."""
+        if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable():
+            raise ExchangeError("exchange name must be 1-64 printable characters", "bad_name")
+        api_cls = get_type(type_name)
+        cfg = api_cls.config_cls.from_dict(dict(config or {})).to_dict()
+        if not MIN_INTERVAL_S <= int(interval_s) <= 86400 * 7:
+            raise ExchangeError(f"interval must be {MIN_INTERVAL_S} s to 7 days", "bad_config")
+        bank_name = bank or name
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(X.c.id).where(X.c.name == name)).first():
+                raise ExchangeError(f"exchange {name!r} already exists", "exchange_exists")
+            bid = conn.execute(sa.select(B.c.id).where(B.c.name == bank_name)).scalar()
+            if (
+                bid is not None
+                and conn.execute(sa.select(X.c.name).where(X.c.bank_id == bid)).first()
+            ):
+                raise ExchangeError(
+                    f"bank {bank_name!r} already belongs to another exchange", "bank_taken"
+                )
+        if bid is None:
+            self.banks.create_bank(bank_name, f"fed by exchange {name} ({type_name})", actor=actor)
+        elif bank is None:
+            raise BankError(
+                f"bank {bank_name!r} already exists; pass --bank {bank_name} to feed it",
+                "bank_exists",
+            )
+        bid = self.banks.get_bank(bank_name).id
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                X.insert(),
+                {
+                    "name": name,
+                    "type": type_name,
+                    "bank_id": bid,
+                    "config": json.dumps(cfg, sort_keys=True),
+                    "credential_ref": credentials.dump_ref(credential_ref),
+                    "enabled": True,
+                    "interval_s": int(interval_s),
+                    "checkpoint": None,
+                    "checkpoint_version": 0,
+                    "state": "idle",
+                    "consecutive_failures": 0,
+                    "created_at": now,
+                    **{c: 0 for c in COUNTERS},
+                },
+            )
+            record_event(
+                conn,
+                actor=actor,
+                action="exchange.add",
+                target=f"exchange:{name}",
+                details={
+                    "type": type_name,
+                    "bank": bank_name,
+                    "credentials": credentials.describe(credential_ref),
+                },
+            )
+        return self.get(name)
+
+    def _select(self) -> sa.Select:
+        return sa.select(X, B.c.name.label("bank")).join(B, B.c.id == X.c.bank_id)
+
+    def get(self, name: str) -> ExchangeInfo:
+        with self.engine.connect() as conn:
+            r = conn.execute(self._select().where(X.c.name == name)).first()
+        if r is None:
+            raise ExchangeError(f"no exchange named {name!r}", "unknown_exchange")
+        return _info(r)
+
+    def list(self) -> list[ExchangeInfo]:
+        with self.engine.connect() as conn:
+            return [_info(r) for r in conn.execute(self._select().order_by(X.c.name))]
+
+    def for_bank(self, bank_id: int) -> ExchangeInfo | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(self._select().where(X.c.bank_id == bank_id)).first()
+        return None if r is None else _info(r)
+
+    def set_enabled(self, name: str, enabled: bool, *, actor: str = "system") -> ExchangeInfo:
+        info = self.get(name)
+        with self.engine.begin() as conn:
+            conn.execute(
+                X.update()
+                .where(X.c.id == info.id)
+                .values(enabled=enabled, state="idle" if enabled else "disabled")
+            )
+            record_event(
+                conn,
+                actor=actor,
+                action="exchange.enable" if enabled else "exchange.disable",
+                target=f"exchange:{name}",
+                details={},
+            )
+        return self.get(name)
+
+    def reset_checkpoint(self, name: str, *, actor: str = "system") -> None:
+        """Forget the checkpoint: the next fetch starts from the beginning (audited)."""
+        info = self.get(name)
+        with self.engine.begin() as conn:
+            conn.execute(
+                X.update()
+                .where(X.c.id == info.id)
+                .values(checkpoint=None, checkpoint_version=X.c.checkpoint_version + 1)
+            )
+            record_event(
+                conn, actor=actor, action="exchange.reset", target=f"exchange:{name}", details={}
+            )
+
+    # ------------------------------------------------------------------ lease
+    def acquire_lease(self, name: str, owner: str, lease_s: float) -> ExchangeInfo | None:
+        """Take the fetch lease (None if another live fetcher holds it)."""
+        info = self.get(name)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                X.update()
+                .where(
+                    X.c.id == info.id,
+                    sa.or_(
+                        X.c.fetch_owner.is_(None),
+                        X.c.fetch_lease_until < now,
+                        X.c.fetch_owner == owner,
+                    ),
+                )
+                .values(
+                    fetch_owner=owner,
+                    fetch_lease_until=now + timedelta(seconds=lease_s),
+                    last_fetch_started_at=now,
+                    state="fetching",
+                )
+            )
+        return self.get(name) if res.rowcount == 1 else None
+
+    def finish(
+        self, info: ExchangeInfo, owner: str, *, error: str | None, up_to_date: bool
+    ) -> None:
+        """Release the lease and record the outcome on the exchange's status."""
+        now = utcnow()
+        values: dict[str, Any] = {"fetch_owner": None, "fetch_lease_until": None}
+        if error is None:
+            values.update(
+                state="up_to_date" if up_to_date else "idle",
+                last_fetch_ok_at=now,
+                consecutive_failures=0,
+                last_error=None,
+            )
+        else:
+            values.update(
+                state="degraded",
+                last_error=error[:2000],
+                last_error_at=now,
+                consecutive_failures=X.c.consecutive_failures + 1,
+            )
+        with self.engine.begin() as conn:
+            conn.execute(
+                X.update().where(X.c.id == info.id, X.c.fetch_owner == owner).values(**values)
+            )
+
+    def quarantine(
+        self,
+        info: ExchangeInfo,
+        kind: str,
+        error: str,
+        body: bytes,
+        checkpoint: dict[str, Any] | None,
+    ) -> None:
+        """Keep a short excerpt and digest of a page that could not be used."""
+        import hashlib
+
+        with self.engine.begin() as conn:
+            conn.execute(
+                Q.insert(),
+                {
+                    "exchange_id": info.id,
+                    "at": utcnow(),
+                    "kind": kind[:32],
+                    "error": error[:2000],
+                    "excerpt": _excerpt(body),
+                    "body_sha256": hashlib.sha256(body).hexdigest() if body else None,
+                    "checkpoint": None if checkpoint is None else json.dumps(checkpoint),
+                },
+            )
+            conn.execute(X.update().where(X.c.id == info.id).values(malformed=X.c.malformed + 1))
+
+    def quarantined(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        info = self.get(name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(Q).where(Q.c.exchange_id == info.id).order_by(Q.c.id.desc()).limit(limit)
+            ).all()
+        return [
+            {"at": r.at.isoformat(), "kind": r.kind, "error": r.error, "sha256": r.body_sha256}
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------ apply page
+    def apply_page(
+        self, info: ExchangeInfo, page: FetchPage, owner: str, lease_s: float
+    ) -> PageResult:
+        """Apply one page and move the checkpoint, atomically and fenced (module notes)."""
+        res = PageResult(records_seen=len(page.records), malformed=page.malformed_records)
+        final: dict[str, Any] = {}
+        for rec in page.records:  # later records of a key replace earlier ones
+            final.pop(rec.key, None)
+            final[rec.key] = rec
+        new_rows: list[dict[str, Any]] = []
+        new_pairs: dict[tuple[str, str], dict[str, Any]] = {}
+        now = utcnow()
+        for rec in final.values():
+            if rec.deleted:
+                continue
+            seen_types: set[str] = set()
+            for s in rec.signals:
+                if s.signal_type is None:
+                    res.unknown_types += 1
+                    continue
+                try:
+                    st, h = normalize_signal_hash(s.signal_type, s.value)
+                except InvalidHashError:
+                    res.malformed += 1
+                    continue
+                if st in seen_types:
+                    continue
+                seen_types.add(st)
+                row = {
+                    "exchange_id": info.id,
+                    "record_key": rec.key[:255],
+                    "signal_type": st,
+                    "hash": h,
+                    "owner": rec.owner,
+                    "category": rec.category,
+                    "tags": json.dumps(list(rec.tags)) if rec.tags else None,
+                    "updated_at": now,
+                }
+                new_rows.append(row)
+                new_pairs.setdefault((st, h), row)
+        keys = [k[:255] for k in final]
+        with self.banks._write() as conn:  # noqa: SLF001 - the bank write transaction
+            old_pairs: set[tuple[str, str]] = set()
+            for chunk in _chunks(keys):
+                cond = sa.and_(R.c.exchange_id == info.id, R.c.record_key.in_(chunk))
+                old_pairs.update(
+                    (r.signal_type, r.hash)
+                    for r in conn.execute(sa.select(R.c.signal_type, R.c.hash).where(cond))
+                )
+                conn.execute(R.delete().where(cond))
+            if new_rows:
+                conn.execute(R.insert(), new_rows)
+            gone = old_pairs - new_pairs.keys()
+            if gone:
+                res.entries_deleted = self._remove_pairs(conn, info, gone, now)
+            added = new_pairs.keys() - old_pairs
+            if added:
+                res.entries_added, res.skipped_tombstoned = self._add_pairs(
+                    conn, info, {p: new_pairs[p] for p in added}, now
+                )
+            progress = (
+                None
+                if page.progress_at is None
+                else datetime.fromtimestamp(page.progress_at, tz=now.tzinfo)
+            )
+            values: dict[str, Any] = {
+                "checkpoint": json.dumps(page.checkpoint, sort_keys=True),
+                "checkpoint_version": X.c.checkpoint_version + 1,
+                "fetch_lease_until": now + timedelta(seconds=lease_s),
+                **{c: getattr(X.c, c) + getattr(res, c) for c in COUNTERS},
+            }
+            if progress is not None:
+                values["progress_at"] = progress
+            done = conn.execute(
+                X.update()
+                .where(
+                    X.c.id == info.id,
+                    X.c.fetch_owner == owner,
+                    X.c.checkpoint_version == info.checkpoint_version,
+                )
+                .values(**values)
+            )
+            if done.rowcount != 1:
+                raise LeaseLost(
+                    f"exchange {info.name}: another fetcher took over; page not applied"
+                )
+        info.checkpoint = page.checkpoint
+        info.checkpoint_version += 1
+        return res
+
+    def _remove_pairs(
+        self, conn: sa.Connection, info: ExchangeInfo, pairs: set[tuple[str, str]], now: datetime
+    ) -> int:
+        """Delete + tombstone each pair no remaining record of the exchange holds."""
+        removed = 0
+        reason = f"exchange:{info.name}"
+        for st, h in sorted(pairs):
+            still = conn.execute(
+                sa.select(R.c.id)
+                .where(R.c.exchange_id == info.id, R.c.signal_type == st, R.c.hash == h)
+                .limit(1)
+            ).first()
+            if still:
+                continue
+            ids = [
+                int(i)
+                for i in conn.execute(
+                    E.delete()
+                    .where(E.c.bank_id == info.bank_id, E.c.signal_type == st, E.c.hash == h)
+                    .returning(E.c.id)
+                ).scalars()
+            ]
+            conn.execute(
+                self.banks._insert()(T)  # noqa: SLF001 - dialect-specific upsert
+                .values(bank_id=info.bank_id, signal_type=st, hash=h, deleted_at=now, reason=reason)
+                .on_conflict_do_nothing(index_elements=["bank_id", "signal_type", "hash"])
+            )
+            if ids:
+                conn.execute(
+                    CL.insert(),
+                    [
+                        {"bank_id": info.bank_id, "entry_id": i, "op": "delete", "at": now}
+                        for i in ids
+                    ],
+                )
+            removed += len(ids)
+        return removed
+
+    def _add_pairs(
+        self,
+        conn: sa.Connection,
+        info: ExchangeInfo,
+        pairs: dict[tuple[str, str], dict[str, Any]],
+        now: datetime,
+    ) -> tuple[int, int]:
+        """Insert new pairs; returns (added, skipped because an operator tombstoned them)."""
+        mine = f"exchange:{info.name}"
+        blocked: set[tuple[str, str]] = set()
+        revive: list[tuple[str, str]] = []
+        hashes = sorted({h for _, h in pairs})
+        for chunk in _chunks(hashes):
+            for st, h, reason in conn.execute(
+                sa.select(T.c.signal_type, T.c.hash, T.c.reason).where(
+                    T.c.bank_id == info.bank_id, T.c.hash.in_(chunk)
+                )
+            ):
+                if (st, h) not in pairs:
+                    continue
+                if reason == mine:
+                    revive.append((st, h))
+                else:
+                    blocked.add((st, h))
+        for st, h in revive:
+            conn.execute(
+                T.delete().where(T.c.bank_id == info.bank_id, T.c.signal_type == st, T.c.hash == h)
+            )
+        source = f"{info.type}:{info.name}"
+        rows = []
+        for (st, h), rec in sorted(pairs.items()):
+            if (st, h) in blocked:
+                continue
+            owner = rec["owner"]
+            rows.append(
+                (
+                    info.bank_id,
+                    st,
+                    h,
+                    "plain",
+                    rec["record_key"] if st == "vpdq" else None,
+                    f"{source}/{owner}" if owner else source,
+                    rec["record_key"],
+                    rec["category"],
+                    now,
+                    True,
+                    None,
+                    f"tags: {', '.join(json.loads(rec['tags']))}" if rec["tags"] else None,
+                )
+            )
+        added = self.banks._bulk_insert(conn, info.bank_id, rows, now)  # noqa: SLF001
+        return added, len(blocked)
+
+    # -------------------------------------------------------------- lookups
+    def records_for_entry(self, entry_id: int) -> tuple[ExchangeInfo, list[StoredRecord]] | None:
+        """The exchange and live records behind bank entry ``entry_id`` (for feedback)."""
+        with self.engine.connect() as conn:
+            e = conn.execute(
+                sa.select(E.c.bank_id, E.c.signal_type, E.c.hash).where(E.c.id == entry_id)
+            ).first()
+        if e is None:
+            return None
+        info = self.for_bank(int(e.bank_id))
+        if info is None:
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(R).where(
+                    R.c.exchange_id == info.id, R.c.signal_type == e.signal_type, R.c.hash == e.hash
+                )
+            ).all()
+        return info, [
+            StoredRecord(
+                key=r.record_key,
+                signal_type=r.signal_type,
+                hash=r.hash,
+                owner=r.owner,
+                category=r.category,
+                tags=tuple(json.loads(r.tags)) if r.tags else (),
+            )
+            for r in rows
+        ]
+
+    def record_count(self, name: str) -> int:
+        info = self.get(name)
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(R).where(R.c.exchange_id == info.id)
+                ).scalar_one()
+            )
