@@ -8,6 +8,11 @@
     $ sentinelle guard prompt --file prompts.txt        # one JSON object per line
     $ sentinelle guard image out.png --prompt "..."     # output image guard
     $ sentinelle guard prompt --account acct-42 "..."   # also log a block (database)
+    $ sentinelle guard explain "..."                    # which spans fired (or were refused), why
+    $ sentinelle guard allow add --lang fr "pieds nus"  # deployment allow list (audited)
+    $ sentinelle guard deny add --lang '*' "..."        # deployment deny list
+    $ sentinelle guard allow list [--lang fr] [--json]
+    $ sentinelle guard allow remove --lang fr "pieds nus"
 
 **Exit status** of a single check documents the decision, so shell scripts can branch
 on it: ``0`` allow, ``3`` review, ``4`` block; ``1`` an error (bad input, unreadable
@@ -19,11 +24,17 @@ summary goes to stderr.
 (``SENTINELLE_DATABASE_URL``) and escalates repeat offenders, exactly like the HTTP
 API. Settings come from the environment (:mod:`sentinelle.guard.config`,
 :mod:`sentinelle.guard.policy`).
+
+**Phrase lists** (:mod:`sentinelle.guard.phrases`) live in the database. ``prompt`` and
+``explain`` apply them when ``SENTINELLE_DATABASE_URL`` is set (``--no-phrases`` skips
+them); ``allow``/``deny`` ``add``/``remove`` change them, audited as actor ``cli``, and
+print the new list version that ``policy_id`` then carries (``;phrases=v<N>``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,12 +54,19 @@ def _out() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
-def _prompt_guard(semantic: bool):  # type: ignore[no-untyped-def]
+def _prompt_guard(semantic: bool, phrases: bool = False):  # type: ignore[no-untyped-def]
     from ..guard import GuardPolicy, PromptGuard
     from ..guard.config import GuardConfig
 
     cfg = GuardConfig.from_env()
-    return PromptGuard(GuardPolicy.from_env(), semantic=semantic, max_chars=cfg.max_prompt_chars)
+    lists = None
+    if phrases and os.environ.get("SENTINELLE_DATABASE_URL"):
+        from ..guard.phrases import load
+
+        lists = load(db_engine())
+    return PromptGuard(
+        GuardPolicy.from_env(), semantic=semantic, max_chars=cfg.max_prompt_chars, phrases=lists
+    )
 
 
 def _attempt_log():  # type: ignore[no-untyped-def]
@@ -84,6 +102,128 @@ def _print_prompt(d: dict[str, Any]) -> None:
     out.print(f"  policy: {d['policy_id']}")
 
 
+_REASONS = {
+    "script": "a look-alike reading of a word written in one script",
+    "language": "a term of a language this prompt is not written in, without obfuscation",
+}
+
+
+def _print_explain(d: dict[str, Any], refused: list[dict[str, Any]]) -> None:
+    out = _out()
+    text = d["text"]
+    dec = d["decision"]
+    out.print(f"[{_STYLE[dec]}]{dec:<7}[/] {escape(text[:200])}")
+    out.print(f"  language: {d['language'] or '?'}   policy: {d['policy_id']}")
+    cats = "  ".join(f"{k}={v:.2f}" for k, v in d["categories"].items() if v)
+    out.print(f"  categories: {cats or 'none'}")
+    out.print("  fired:" if d["evidence"] else "  fired: nothing")
+    for ev in d["evidence"]:
+        a, b = ev["span"]
+        out.print(
+            f"    [{a}:{b}] {escape(repr(text[a:b]))} -> {escape(repr(ev['normalized']))} "
+            f"{ev['category']} ({escape(str(ev.get('language') or 'any'))}), "
+            f"rule {escape(str(ev['rule']))}"
+        )
+    if refused:
+        out.print("  refused:")
+    for ev in refused:
+        a, b = ev["span"]
+        why = ev["reason"]
+        if why.startswith("allow:"):
+            why_text = f"inside an allow phrase (list {why.split(':', 1)[1]})"
+        else:
+            why_text = _REASONS.get(why, why)
+        out.print(
+            f"    [{a}:{b}] {escape(repr(text[a:b]))} -> {escape(repr(ev['normalized']))} "
+            f"{ev['category']} ({escape(str(ev.get('language') or 'any'))}): {escape(why_text)}"
+        )
+
+
+_LANG_OPT = typer.Option("--lang", "-l", help="Language code (en, fr, ...) or '*' for all.")
+
+
+def _register_list(guard: typer.Typer, kind: str) -> None:
+    """``guard allow|deny add|remove|list``."""
+    sub = typer.Typer(
+        name=kind,
+        help=f"The deployment's {kind} list of phrases per language (database, audited).",
+        no_args_is_help=True,
+    )
+    guard.add_typer(sub)
+
+    @sub.command("add")
+    def add_command(
+        phrase: Annotated[str, typer.Argument(help="The phrase (stored normalised).")],
+        lang: Annotated[str, _LANG_OPT],
+        note: Annotated[str | None, typer.Option("--note", help="Why (kept with it).")] = None,
+    ) -> None:
+        """Add a phrase; prints the new list version."""
+        from ..guard import phrases
+
+        try:
+            entry, version = phrases.add(
+                db_engine(), kind=kind, language=lang, phrase=phrase, actor="cli", note=note
+            )
+        except SentinelleError as e:
+            raise fail(e) from None
+        _out().print(
+            f"added {kind} {escape(f'[{entry.language}]')} {escape(entry.phrase)} "
+            f"(version {version})"
+        )
+
+    @sub.command("remove")
+    def remove_command(
+        phrase: Annotated[str, typer.Argument(help="The phrase.")],
+        lang: Annotated[str, _LANG_OPT],
+    ) -> None:
+        """Remove a phrase; prints the new list version."""
+        from ..guard import phrases
+
+        try:
+            entry, version = phrases.remove(
+                db_engine(), kind=kind, language=lang, phrase=phrase, actor="cli"
+            )
+        except SentinelleError as e:
+            raise fail(e) from None
+        _out().print(
+            f"removed {kind} {escape(f'[{entry.language}]')} {escape(entry.phrase)} "
+            f"(version {version})"
+        )
+
+    @sub.command("list")
+    def list_command(
+        lang: Annotated[
+            str | None, typer.Option("--lang", "-l", help="Only this language.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """List the phrases and the current version."""
+        from ..guard import phrases
+
+        try:
+            engine = db_engine()
+            rows = phrases.list_entries(engine, kind=kind, language=lang)
+            version = phrases.current_version(engine)
+        except SentinelleError as e:
+            raise fail(e) from None
+        if as_json:
+            print(
+                json.dumps(
+                    {"version": version, "phrases": [r.to_dict() for r in rows]},
+                    ensure_ascii=False,
+                )
+            )
+            return
+        out = _out()
+        out.print(f"{kind} list, version {version}: {len(rows)} phrase(s)")
+        for r in rows:
+            note = f"  -- {escape(r.note)}" if r.note else ""
+            out.print(
+                f"  {escape(f'[{r.language}]')} {escape(r.phrase)}  ({escape(r.created_by)}, "
+                f"{r.created_at:%Y-%m-%d %H:%M}){note}"
+            )
+
+
 def _print_image(d: dict[str, Any]) -> None:
     out = _out()
     dec = d["decision"]
@@ -100,9 +240,9 @@ def _print_image(d: dict[str, Any]) -> None:
         out.print(f"  [yellow]not run[/]: {c['check']} -- {escape(c['reason'])}")
 
 
-def _batch(path: Path, semantic: bool, account: str | None) -> None:
+def _batch(path: Path, semantic: bool, account: str | None, phrases: bool) -> None:
     """One JSON object per non-blank line of ``path`` ("-": stdin)."""
-    guard = _prompt_guard(semantic)
+    guard = _prompt_guard(semantic, phrases)
     attempts = _attempt_log() if account else None
     try:
         fh = sys.stdin if str(path) == "-" else path.open(encoding="utf-8", errors="replace")
@@ -157,16 +297,23 @@ def register(app: typer.Typer) -> None:
         semantic: Annotated[
             bool, typer.Option("--semantic", help="Also run the optional semantic layer.")
         ] = False,
+        phrases: Annotated[
+            bool,
+            typer.Option(
+                "--phrases/--no-phrases",
+                help="Apply the database's allow/deny lists (when SENTINELLE_DATABASE_URL is set).",
+            ),
+        ] = True,
     ) -> None:
         """Check a prompt (allow / review / block) with categories and evidence."""
         if (text is None) == (file is None):
             raise typer.BadParameter("give either a prompt TEXT or --file, not both")
         try:
             if file is not None:
-                _batch(file, semantic, account)
+                _batch(file, semantic, account, phrases)
                 return
             assert text is not None
-            r = _prompt_guard(semantic).check(text)
+            r = _prompt_guard(semantic, phrases).check(text)
             d = r.to_dict()
             if as_json:
                 print(json.dumps(d, ensure_ascii=False))
@@ -177,6 +324,34 @@ def register(app: typer.Typer) -> None:
         except SentinelleError as e:
             raise fail(e) from None
         raise typer.Exit(EXIT_CODES[r.decision])
+
+    @guard.command("explain")
+    def explain_command(
+        text: Annotated[str, typer.Argument(help="The prompt to explain.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        phrases: Annotated[
+            bool,
+            typer.Option(
+                "--phrases/--no-phrases",
+                help="Apply the database's allow/deny lists (when SENTINELLE_DATABASE_URL is set).",
+            ),
+        ] = True,
+    ) -> None:
+        """Why a prompt is allowed or blocked: the spans that fired, under which rule and
+        language, and the matches that were refused (and why)."""
+        try:
+            r, refused = _prompt_guard(False, phrases).explain(text)
+        except SentinelleError as e:
+            raise fail(e) from None
+        d = r.to_dict()
+        if as_json:
+            print(json.dumps({**d, "refused": refused}, ensure_ascii=False))
+        else:
+            _print_explain(d, refused)
+        raise typer.Exit(EXIT_CODES[r.decision])
+
+    for kind in ("allow", "deny"):
+        _register_list(guard, kind)
 
     @guard.command("image")
     def image_command(

@@ -15,6 +15,16 @@ Some lexicon terms are ordinary words elsewhere, so a hit on them alone proves n
 Distances are counted in words of the original prompt (runs of letters and digits), so
 spaced-out text (``c p pics``) measures the same as plain text. Qualifier hits are only
 support: they never reach the scores or the evidence.
+
+Before any of that, every hit must be *in its language* (:func:`in_language`): a term
+counts in the language it belongs to, when the prompt may be written in it (a plausible
+language of :func:`sentinelle.guard.langid.plausible`) or when the term's own script says
+so (a Cyrillic, Arabic, CJK or Hangul term found in a word of that script); or when the
+word shows deliberate obfuscation (mixed scripts inside it, letters joined across
+separators, leetspeak, invisible or compatibility characters: ``View.is_disguised``).
+So Italian ``tette`` does not fire on French ``tête``, nor German ``pädo`` inside Spanish
+``ocupado``; ``t.e.t.t.e`` or ``t3tte`` still fire in any prompt. A term glued into a
+longer word (``nakedkids``) needs its partner in the same word to count too.
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ def signal_languages(hits: Iterable[Hit], age_languages: Iterable[str | None]) -
     best: dict[tuple[tuple[int, int], str], float] = {}  # one vote per span and language
     for h in hits:
         t = h.term
+        if h.rule.startswith(("glued", "compound")):
+            continue  # a piece of a longer word says nothing about the prompt's language
         if not t.needs and t.category in SIGNAL_CATEGORIES and t.language:
             k = (h.span, t.language)
             best[k] = max(best.get(k, 0.0), 0.5 if t.variant else 1.0)
@@ -72,17 +84,74 @@ def signal_languages(hits: Iterable[Hit], age_languages: Iterable[str | None]) -
     return votes
 
 
+def in_language(hit: Hit, languages: frozenset[str]) -> bool:
+    """Whether ``hit`` counts in a prompt whose plausible languages are ``languages``
+    (module docstring)."""
+    t = hit.term
+    if t.needs == "context" or t.category not in SIGNAL_CATEGORIES:
+        return True  # a code word needs support near it anyway (a qualifier of its language)
+    return t.language is None or hit.disguised or t.script != "latin" or t.language in languages
+
+
+def _glued_in_language(hit: Hit, hits: Sequence[Hit]) -> bool:
+    """A word glued from two terms of one language (``bambinenude``) is that language's
+    phrase with its space removed, whatever the prompt's language; pieces of different
+    languages (``viole`` + ``tten`` in German ``violetten``) are an ordinary word."""
+    own = hit.languages or frozenset((hit.term.language,))
+    return any(
+        o is not hit and o.word == hit.word and own & (o.languages or {o.term.language})
+        for o in hits
+        if o.rule.startswith("glued") or o.word == hit.word
+    )
+
+
+def _partnered(hits: list[Hit]) -> list[Hit]:
+    """Glued hits (``nakedkids``) whose partner in the same word was dropped go too."""
+    glued = [h for h in hits if h.rule.startswith("glued")]
+    if not glued:
+        return hits
+    minor = ("minor", "minor_sexual", "minor_nudity")
+    out = []
+    for h in hits:
+        if h.rule.startswith("glued"):
+            mine = h.term.category in minor
+            if not any(
+                o is not h
+                and o.word == h.word
+                and ((o.term.category in minor) != mine or o.term.category.startswith("minor_"))
+                for o in hits
+            ):
+                continue
+        out.append(h)
+    return out
+
+
 def resolve(
     hits: Sequence[Hit],
     original: str,
     *,
     language: str | None,
     age_spans: Sequence[tuple[tuple[int, int], str | None]] = (),
+    languages: frozenset[str] | None = None,
+    dropped: list[tuple[Hit, str]] | None = None,
 ) -> list[Hit]:
-    """The hits that count: plain hits, ambiguous hits with same-language support and
-    contextual hits with nearby support (module docstring); qualifiers are dropped.
+    """The hits that count: hits in their language, of which plain hits, ambiguous hits
+    with same-language support and contextual hits with nearby support (module
+    docstring); qualifiers are dropped.
 
-    ``age_spans``: ``(span, language)`` of every age under 18 found in the prompt."""
+    ``age_spans``: ``(span, language)`` of every age under 18 found in the prompt.
+    ``languages``: the prompt's plausible languages (None: every hit is in its language).
+    ``dropped``: when a list, hits refused for their language get ``(hit, "language")``."""
+    if languages is not None:
+        keep = []
+        for h in hits:
+            if in_language(h, languages) or (
+                h.rule.startswith("glued") and _glued_in_language(h, hits)
+            ):
+                keep.append(h)
+            elif dropped is not None and h.term.category in SIGNAL_CATEGORIES:
+                dropped.append((h, "language"))
+        hits = _partnered(keep)
     plain = [h for h in hits if not h.term.needs and h.term.category in SIGNAL_CATEGORIES]
     ambiguous = [h for h in hits if h.term.needs == "language"]
     contextual = [h for h in hits if h.term.needs == "context"]

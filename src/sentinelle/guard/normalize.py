@@ -142,6 +142,10 @@ class View:
     word_starts: tuple[int, ...] = ()
     relaxed_words: frozenset[int] = frozenset()
     origin_last: Sequence[int] | None = None  # last original index merged into a character
+    marked: frozenset[int] = frozenset()  # base view: characters with invisible/compat tricks
+    disguised_words: frozenset[int] = frozenset()  # skeleton: words showing an evasion trick
+    mixed_script: bool = False  # skeleton: the text mixes Latin with Cyrillic/Greek letters
+    source: str = ""  # base view: the original text
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Original ``[start, end)`` covering view characters ``start..end-1``."""
@@ -151,6 +155,18 @@ class View:
     def word_of(self, pos: int) -> int:
         """Number of the word that holds view position ``pos`` (-1 before the first)."""
         return bisect_right(self.word_starts, pos) - 1
+
+    def word_range(self, g: int) -> tuple[int, int]:
+        """View positions ``[start, end)`` of word number ``g``."""
+        start = self.word_starts[g]
+        end = self.word_starts[g + 1] - 1 if g + 1 < len(self.word_starts) else len(self.text)
+        return start, end
+
+    def is_disguised(self, pos: int) -> bool:
+        """True when the word holding ``pos`` shows deliberate obfuscation (see
+        :func:`skeleton_view`): letters joined across separators, mixed scripts, leetspeak,
+        a letter run of three or more, invisible or compatibility characters inside."""
+        return bool(self.disguised_words) and self.word_of(pos) in self.disguised_words
 
     def is_relaxed(self, pos: int) -> bool:
         """True when ``pos`` lies in a run of joined one-letter words (``s e x``)."""
@@ -166,30 +182,80 @@ def base_view(text: str) -> View:
         and text[:1] != " "
         and text[-1:] != " "
     ):  # fast path: plain ASCII needs lower-casing only
-        return View(text.lower(), range(len(text)))
+        return View(text.lower(), range(len(text)), source=text)
     chars: list[str] = []
     origin: list[int] = []
+    marked: list[int] = []
+    pending = False  # an invisible character was dropped: mark the next letter
     last_space = True  # drop leading spaces
     for i, c in enumerate(text):
+        trick = False
         if c.isascii():
             f = " " if c in " \t\n\r\x0b\x0c" else c.lower()
             if not c.isprintable() and f != " ":
-                f = ""
+                f, trick = "", True
         else:
             f = fold_char(c)
+            trick = _is_trick(c, f)
+        if not f:
+            if trick:
+                if chars and not last_space:
+                    marked.append(len(chars) - 1)
+                pending = True
+            continue
         for d in f:
             if d == " ":
+                pending = False
                 if last_space:
                     continue
                 last_space = True
             else:
                 last_space = False
+                if trick or pending:
+                    marked.append(len(chars))
+                    pending = False
             chars.append(d)
             origin.append(i)
     if chars and chars[-1] == " ":
         chars.pop()
         origin.pop()
-    return View("".join(chars), tuple(origin))
+    return View("".join(chars), tuple(origin), marked=frozenset(marked), source=text)
+
+
+_TRICK_CACHE: dict[str, bool] = {}
+_PLAIN_SPECIAL = frozenset("ıłøđħŀæœþßſ")
+
+
+def _is_trick(c: str, folded: str) -> bool:
+    """True for a character that only an evader puts where a letter belongs: one NFKC
+    changes (full-width, mathematical, circled, superscript letters, ligatures), a small
+    capital, an emoji or regional indicator read as a letter, or an invisible character
+    dropped from inside a word (zero-width, bidi controls, variation selectors, Hangul
+    fillers, tatweel, overlay marks). Accented letters, other scripts and ordinary
+    combining accents are ordinary writing."""
+    r = _TRICK_CACHE.get(c)
+    if r is not None:
+        return r
+    o = ord(c)
+    if not folded:
+        cat = unicodedata.category(c)
+        r = (
+            cat in ("Cf", "Cc", "Me")
+            or 0xFE00 <= o <= 0xFE0F
+            or 0xE0100 <= o <= 0xE01EF
+            or 0x0334 <= o <= 0x0338
+            or 0x20D0 <= o <= 0x20FF
+            or c in "\u0640\u3164\u115f\u1160\uffa0"
+        )
+    elif unicodedata.normalize("NFKC", c) != c:
+        r = True
+    elif folded.isascii() and folded.isalpha():
+        r = not (c in _PLAIN_SPECIAL or unicodedata.normalize("NFD", c)[0].isascii())
+    else:
+        r = False
+    if len(_TRICK_CACHE) < _CACHE_LIMIT:
+        _TRICK_CACHE[c] = r
+    return r
 
 
 # --- skeleton --------------------------------------------------------------------------
@@ -237,6 +303,22 @@ def _fold_word(word: str, force_cyrillic: bool = False) -> str:
     if force_cyrillic or _CYR_STRONG.search(word):
         return word.translate(_CYRILLIC_TABLE)
     return word.translate(_LATIN_TABLE)
+
+
+_ORDINARY_JOIN = re.compile(r"[-'’/]")
+_MIN_JOINED_WORD = 3
+
+
+def _ordinary_join(text: str, group: Sequence[tuple[int, int]]) -> bool:
+    """Words joined by a hyphen, apostrophe or slash (``pink-violetten``, ``l'enfant``)
+    are ordinary writing; letters split apart (``n-a-k-e-d``, ``na.ked``) are not."""
+    if any(e - s < _MIN_JOINED_WORD for s, e in group[1:-1]):
+        return False
+    if group[0][1] - group[0][0] < 1 or group[-1][1] - group[-1][0] < 2:
+        return False
+    return all(
+        _ORDINARY_JOIN.fullmatch(text, a[1], b[0]) for a, b in zip(group, group[1:], strict=False)
+    )
 
 
 def _collapse(word: str, origin: Sequence[int]) -> tuple[str, Sequence[int], Sequence[int]]:
@@ -369,16 +451,33 @@ def skeleton_view(base: View, force_cyrillic: bool = False, *, keep_numbers: boo
     origin_last: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
+    disguised: list[int] = []
     pos = 0
     base_origin = base.origin
-    for group in groups:
+    marked = base.marked
+    latin = other = False
+    for g, group in enumerate(groups):
         if len(group) == 1:
             s, e = group[0]
             word = text[s:e]
             word_origin: Sequence[int] = base_origin[s:e]
+            if marked and any(k in marked for k in range(s, e)):
+                disguised.append(g)
         else:
             word = "".join(text[s:e] for s, e in group)
             word_origin = [base_origin[k] for s, e in group for k in range(s, e)]
+            if g in relaxed_groups or not _ordinary_join(text, group):
+                disguised.append(g)  # letters joined across separators or emoji
+        if word.isascii():
+            latin = True
+        else:
+            w_latin, w_other = scripts(word)
+            latin |= w_latin
+            other |= w_other
+            if w_latin and w_other:
+                disguised.append(g)  # mixed scripts inside one word
+        if _TRICKY.search(word):
+            disguised.append(g)  # leetspeak next to letters, or a letter run of 3+
         if keep_numbers:
             folded, word_last = _fold_keep_number(word), word_origin
         else:
@@ -405,7 +504,53 @@ def skeleton_view(base: View, force_cyrillic: bool = False, *, keep_numbers: boo
         tuple(starts),
         frozenset(relaxed_groups),
         origin_last,
+        disguised_words=frozenset(disguised) | frozenset(relaxed_groups),
+        mixed_script=latin and other,
     )
+
+
+# Leet digits or symbols between letters (``s3x``, ``n@ked``), opening a word (``$ex``)
+# or closing one (``porn0``), or a run of three or more of one letter (``seeex``). A
+# leading number (``12yo``, ``3d``, ``4k``) is ordinary writing.
+_TRICKY = re.compile(
+    r"[^\W\d_][0-9@$|!€£¢+]+[^\W\d_]|^[@$|!€£¢][^\W\d_]|[^\W\d_]{2}[0-9@$|!€£¢]+$"
+    r"|([^\W\d_])\1\1"
+)
+
+
+def scripts(word: str) -> tuple[bool, bool]:
+    """Whether ``word`` holds Latin letters, and Cyrillic or Greek letters (any case,
+    full-width and other compatibility forms included; digits and symbols are neither)."""
+    has_latin = has_other = False
+    for c in word:
+        k = _SCRIPT_CACHE.get(c)
+        if k is None:
+            k = _char_script(c)
+            if len(_SCRIPT_CACHE) < _CACHE_LIMIT:
+                _SCRIPT_CACHE[c] = k
+        if k == "L":
+            has_latin = True
+        elif k == "C":
+            has_other = True
+    return has_latin, has_other
+
+
+_SCRIPT_CACHE: dict[str, str] = {}
+
+
+def _char_script(c: str) -> str:
+    """``L`` (Latin letter), ``C`` (Cyrillic or Greek letter) or ``""``."""
+    d = unicodedata.normalize("NFKC", c)[:1] or c
+    if ("a" <= d <= "z") or ("A" <= d <= "Z"):
+        return "L"
+    if not d.isalpha():
+        return ""
+    if "\u0370" <= d <= "\u052f":
+        return "C"
+    name = unicodedata.name(d, "")
+    if "LATIN" in name:
+        return "L"
+    return "C" if "CYRILLIC" in name or "GREEK" in name else ""
 
 
 def skeleton(text: str) -> str:

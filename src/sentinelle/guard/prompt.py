@@ -26,7 +26,15 @@ Pipeline for one prompt (all compiled state is built once and shared):
      is present (otherwise it has moved to the ``minor_*`` categories);
 
 5. :class:`~sentinelle.guard.policy.GuardPolicy` turns the scores into the decision;
-6. the optional semantic layer may only *raise* that decision.
+6. the optional semantic layer may only *raise* that decision;
+7. the deployment's phrase lists (:mod:`sentinelle.guard.phrases`), when given, apply on
+   the normalised text: an allow phrase switches off the plain (not obfuscated) lexicon
+   hits inside it before step 4, a deny phrase blocks.
+
+:meth:`PromptGuard.explain` also returns the matches that were *refused*, and why
+(``script``: a look-alike reading of a word written in one script; ``language``: a term
+of a language the prompt is not written in, without obfuscation; ``allow``: inside an
+allow phrase), so an operator can see why a prompt passed or was blocked.
 
 Evidence lists which normalised terms fired, where (``span``: ``[start, end)`` offsets in
 the original text, so the text itself need not be copied into logs), in which language
@@ -35,6 +43,7 @@ and under which rule.
 
 from __future__ import annotations
 
+import copy
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -42,9 +51,10 @@ from typing import Any
 from .ages import MINOR_AGE, AgeFinder
 from .config import GuardConfigError, GuardInputError
 from .context import resolve, signal_languages
-from .langid import identify
+from .langid import plausible
 from .lexicon import Hit, Lexicons, default_lexicons
-from .normalize import base_view, skeleton_view
+from .normalize import View, base_view, skeleton_view
+from .phrases import PhraseLists
 from .policy import GuardPolicy, most_severe
 
 CATEGORY_NAMES = ("minor_sexual", "minor_nudity", "minor_present", "sexual_adult", "nudity_adult")
@@ -102,12 +112,15 @@ class PromptGuard:
         *,
         lexicons: Lexicons | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
+        phrases: PhraseLists | None = None,
     ) -> None:
         self.policy = policy or GuardPolicy()
         self.lexicons = lexicons or default_lexicons()
         self.ages = _age_finder(self.lexicons)
         self.max_chars = max_chars
-        self.policy_id = self.policy.policy_id(self.lexicons.version)
+        self.phrases = phrases
+        self._base_policy_id = self.policy.policy_id(self.lexicons.version)
+        self.policy_id = self._base_policy_id + (phrases.tag if phrases is not None else "")
         self.semantic = None
         if semantic:
             try:
@@ -118,9 +131,37 @@ class PromptGuard:
                     "semantic_unavailable",
                 ) from None
             self.semantic = SemanticLayer.default()
+            self._base_policy_id += f";semantic={self.semantic.version}"
             self.policy_id += f";semantic={self.semantic.version}"
 
-    def check(self, text: str) -> PromptResult:
+    def with_phrases(self, phrases: PhraseLists | None) -> PromptGuard:
+        """The same guard applying the deployment's phrase lists ``phrases`` (cheap)."""
+        if phrases is self.phrases:
+            return self
+        other = copy.copy(self)
+        other.phrases = phrases
+        other.policy_id = self._base_policy_id + (phrases.tag if phrases is not None else "")
+        return other
+
+    def explain(self, text: str) -> tuple[PromptResult, list[dict[str, Any]]]:
+        """The result and the matches that were refused: ``span``, ``normalized``,
+        ``category``, ``language``, ``rule`` and ``reason`` (module docstring)."""
+        dropped: list[tuple[Hit, str]] = []
+        result = self.check(text, _dropped=dropped)
+        refused = [
+            {
+                "span": [h.span[0], h.span[1]],
+                "normalized": h.term.text,
+                "category": h.term.category,
+                "language": h.term.language,
+                "rule": f"{h.rule}:{h.term.weight:g}",
+                "reason": reason,
+            }
+            for h, reason in sorted(dropped, key=lambda d: d[0].span)
+        ]
+        return result, refused
+
+    def check(self, text: str, *, _dropped: list[tuple[Hit, str]] | None = None) -> PromptResult:
         """Decide about one prompt."""
         if not isinstance(text, str):
             raise GuardInputError(
@@ -131,17 +172,42 @@ class PromptGuard:
                 f"prompt is {len(text)} characters long; the limit is {self.max_chars}",
                 "prompt_too_long",
             )
+        return self._check(text, _dropped)
+
+    def _check(self, text: str, dropped: list[tuple[Hit, str]] | None) -> PromptResult:
         base = base_view(text)
         skel = skeleton_view(base)
-        hits = self.lexicons.scan(skel, text)
+        hits = self.lexicons.scan(skel, text, dropped)
         ages = [(age, span) for age, span in self.ages.find_spans(base) if age.age < MINOR_AGE]
         hint = signal_languages(hits, (age.language for age, _ in ages))
-        language = identify(base.text, self.lexicons.languages, hint)
+        language, languages = plausible(base.text, self.lexicons.languages, hint)
         age_spans = [(span, age.language) for age, span in ages]
-        hits = resolve(hits, text, language=language, age_spans=age_spans)
+        phrases = self.phrases
+        if phrases is not None and phrases.entries:
+            hits = _allow(hits, phrases, base, languages, dropped)
+        hits = resolve(
+            hits,
+            text,
+            language=language,
+            age_spans=age_spans,
+            languages=languages,
+            dropped=dropped,
+        )
         evidence, scores = self._evidence(hits, ages, language)
         categories = _categories(scores, self.policy.minor_threshold)
         decision = self.policy.decide(categories)
+        if phrases is not None and phrases.entries:
+            for entry, span in phrases.denied(base, skel, languages):
+                decision = "block"
+                evidence.append(
+                    {
+                        "span": [span[0], span[1]],
+                        "normalized": entry.phrase,
+                        "category": "deny",
+                        "language": None if entry.language == "*" else entry.language,
+                        "rule": f"deny:v{phrases.version}",
+                    }
+                )
         if self.semantic is not None and decision != "block":
             raised, semantic_evidence = self.semantic.assess(
                 base.text,
@@ -210,6 +276,27 @@ class PromptGuard:
                 }
             )
         return evidence, scores
+
+
+def _allow(
+    hits: list[Hit],
+    phrases: PhraseLists,
+    base: View,
+    languages: frozenset[str],
+    dropped: list[tuple[Hit, str]] | None,
+) -> list[Hit]:
+    """Hits inside an allow phrase go, unless their word shows obfuscation."""
+    spans = phrases.allowed_spans(base, languages)
+    if not spans:
+        return hits
+    keep = []
+    for h in hits:
+        if not h.disguised and any(s <= h.span[0] and h.span[1] <= e for s, e in spans):
+            if dropped is not None and h.term.category not in ("safe", "qualifier"):
+                dropped.append((h, f"allow:v{phrases.version}"))
+            continue
+        keep.append(h)
+    return keep
 
 
 def _categories(scores: dict[str, float], minor_threshold: float) -> dict[str, float]:

@@ -48,7 +48,7 @@ guard_attempts = Table(
     Column("prompt_sha256", String(64), nullable=True),  # HMAC-SHA256 hex (name kept)
     Column("media_sha256", String(64), nullable=True),
     Column("categories", Text, nullable=False),  # JSON object
-    Column("policy_id", String(100), nullable=True),
+    Column("policy_id", String(200), nullable=True),  # 100 until migration 0010
     Column("prompt_text", Text, nullable=True),  # only with SENTINELLE_GUARD_LOG_PROMPTS
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_guard_attempts_account_created", "account_id", "created_at"),

@@ -5,11 +5,15 @@ prompt may use for the same word, so that nobody has to list them by hand (and s
 held-out variant nobody wrote down is still caught):
 
 * **Inflection** (:func:`inflected_forms`): a language's ``[morphology]`` table lists its
-  case, number and diminutive endings. A one-word term (or the last word of a phrase) is cut
-  into *stem + own ending* in every way the table allows, and each stem is given every
-  ending: ``голая -> гол -> голыми, голой``; ``nena -> nen -> nenitas``; ``dziecko ->
-  dziecku, dzieckiem``. ``alternations`` apply the consonant changes of the stem's last
-  letter (``дівчинк- -> дівчинц-``, ``dziewczynk- -> dziewczync-``, ``çocuk -> çocuğ``).
+  case and number ``endings`` and its ``diminutives``. A one-word term (or the last word of
+  a phrase) is cut into *stem + own inflection ending* in every way the table allows, and
+  each stem is given every ending: ``голая -> гол -> голыми, голой``; ``dziecko ->
+  dziecku, dzieckiem``. Diminutive suffixes are only ever *added* (``nena -> nenitas``),
+  never cut off: a diminutive is often a word of its own (``Höschen`` is not ``Hose``), and
+  they are added only to minor and nudity terms, whose diminutives are forms of the same
+  word (a diminutive of a sexual term is another word: ``viol -> violette``).
+  ``alternations`` apply the consonant changes of the stem's last letter (``дівчинк- ->
+  дівчинц-``, ``dziewczynk- -> dziewczync-``, ``çocuk -> çocuğ``).
   A ``stem*`` term stays a prefix: its own ending is cut off only where at least five
   letters stay (``neonato* -> neonat*``) so a short prefix never swallows everyday words.
 * **Readings and romanisations** (:func:`script_variants`): Japanese terms get their
@@ -46,6 +50,7 @@ class Morphology:
     endings: tuple[str, ...]
     min_stem: int = 3
     alternations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    diminutives: tuple[str, ...] = ()  # only added to a stem, never cut off
 
 
 def parse_morphology(table: object) -> Morphology | None:
@@ -54,9 +59,13 @@ def parse_morphology(table: object) -> Morphology | None:
         return None
     if not isinstance(table, dict):
         raise ValueError("[morphology] must be a table")
+    if set(table) - {"endings", "diminutives", "min_stem", "alternations"}:
+        raise ValueError("[morphology] may only hold endings, diminutives, min_stem, alternations")
     endings = table.get("endings", [])
-    if not isinstance(endings, list) or not all(isinstance(e, str) and e for e in endings):
-        raise ValueError("[morphology] endings must be a list of non-empty strings")
+    diminutives = table.get("diminutives", [])
+    for name, items in (("endings", endings), ("diminutives", diminutives)):
+        if not isinstance(items, list) or not all(isinstance(e, str) and e for e in items):
+            raise ValueError(f"[morphology] {name} must be a list of non-empty strings")
     min_stem = table.get("min_stem", 3)
     if not isinstance(min_stem, int) or min_stem < 2:
         raise ValueError("[morphology] min_stem must be an integer >= 2")
@@ -70,7 +79,8 @@ def parse_morphology(table: object) -> Morphology | None:
             raise ValueError(f"[morphology] alternation {old!r} must be a string or list")
         alternations[normalize(old)] = tuple(normalize(n) for n in news)
     norm = tuple(sorted({normalize(e) for e in endings} - {""}, key=len, reverse=True))
-    return Morphology(norm, min_stem, alternations)
+    dim = tuple(sorted({normalize(e) for e in diminutives} - {""}, key=len, reverse=True))
+    return Morphology(norm, min_stem, alternations, dim)
 
 
 def _stems(word: str, morph: Morphology, min_len: int) -> set[str]:
@@ -86,10 +96,13 @@ def _stems(word: str, morph: Morphology, min_len: int) -> set[str]:
     return stems
 
 
-def inflected_forms(text: str, morph: Morphology, prefix: bool) -> list[str]:
+def inflected_forms(
+    text: str, morph: Morphology, prefix: bool, diminutives: bool = True
+) -> list[str]:
     """Other inflected spellings of a term (see the module docstring).
 
     For a prefix term the result are shorter prefixes; otherwise whole words.
+    ``diminutives``: also add the table's diminutive suffixes to every stem.
     """
     norm = normalize(text)
     head, _, last = norm.rpartition(" ")
@@ -100,7 +113,8 @@ def inflected_forms(text: str, morph: Morphology, prefix: bool) -> list[str]:
     stems = _stems(last, morph, morph.min_stem)
     bare = {skeleton(s) for s in stems} - {skeleton(last)}
     # a form that folds back to a bare stem (``bais + s -> baiss -> bais``) is no word
-    forms = {f for s in stems for e in morph.endings if skeleton(f := s + e) not in bare}
+    suffixes = morph.endings + (morph.diminutives if diminutives else ())
+    forms = {f for s in stems for e in suffixes if skeleton(f := s + e) not in bare}
     forms.discard(last)
     return sorted(head + f for f in forms)
 
@@ -241,12 +255,17 @@ def script_variants(text: str, language: str | None) -> list[str]:
 
 
 def all_variants(
-    text: str, language: str | None, morph: Morphology | None, prefix: bool
+    text: str,
+    language: str | None,
+    morph: Morphology | None,
+    prefix: bool,
+    diminutives: bool = True,
 ) -> Iterable[tuple[str, str]]:
     """``(variant, kind)`` pairs: kind ``stem`` (inflection), ``script`` (reading) or
-    ``arabizi`` (Arabic in Latin letters and digits)."""
+    ``arabizi`` (Arabic in Latin letters and digits). ``diminutives``: whether the
+    morphology's diminutive suffixes apply (minor and nudity terms)."""
     if morph is not None:
-        for form in inflected_forms(text, morph, prefix):
+        for form in inflected_forms(text, morph, prefix, diminutives):
             yield form, "stem"
     for form in script_variants(text, language):
         yield form, "script"

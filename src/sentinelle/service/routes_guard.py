@@ -7,7 +7,18 @@ route                      scope     does
 ``POST /v1/guard/image``   scan      multipart ``file`` (+ ``prompt`` text or
                                      ``prompt_result`` JSON, ``account_id``) -> the
                                      image result
+``GET /v1/guard/phrases``  admin     the deployment's allow/deny phrase lists
+                                     (``?kind=``, ``?language=``) and their version
+``POST /v1/guard/phrases`` admin     ``{"kind", "language", "phrase", "note"?}``: add
+                                     one (201: the entry and the new version)
+``DELETE /v1/guard/        admin     remove one (the entry and the new version)
+phrases/{id}``
 =========================  ========  ===============================================
+
+Phrase-list changes are audited with the calling key as actor (``guard.phrase.add`` /
+``guard.phrase.remove``, :mod:`sentinelle.guard.phrases`) and reach every instance's
+prompt guard within ``SENTINELLE_GUARD_PHRASES_TTL`` seconds (this one at once); the
+``policy_id`` of each decision names the list version (``;phrases=v<N>``).
 
 ``account_id`` is the generation service's own id for its user (opaque to us, at most
 200 characters). Every block is logged in the attempt log with it; an account that
@@ -31,14 +42,16 @@ import threading
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from python_multipart.multipart import parse_options_header
 
 from ..errors import MediaError, SentinelleError
+from ..guard import phrases as phrase_lists
 from ..guard.attempts import MAX_ACCOUNT_ID, AttemptLog, check_account_id
 from ..guard.config import GuardConfig, GuardInputError
+from ..guard.phrases import PhraseCache
 from .auth import ApiKeyInfo, api_error
 from .deps import StateDep, body_limit, require_scope
 from .state import ServiceState
@@ -48,6 +61,7 @@ router = APIRouter(prefix="/v1/guard", tags=["guard"])
 body_limit(r"/v1/guard/image", "upload")
 
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
+Admin = Annotated[ApiKeyInfo, Depends(require_scope("admin"))]
 
 #: Text parts of the image upload (everything but ``file``) are capped at this.
 MAX_FIELD_BYTES = 64 * 1024
@@ -87,6 +101,11 @@ class Guards:
     prompt: Any  # sentinelle.guard.PromptGuard
     image: Any  # sentinelle.guard.image.ImageGuard
     attempts: AttemptLog
+    phrases: PhraseCache
+
+    def prompt_guard(self) -> Any:
+        """The prompt guard with the deployment's current phrase lists."""
+        return self.prompt.with_phrases(self.phrases.current())
 
 
 _build_lock = threading.Lock()
@@ -110,6 +129,7 @@ def _guards(app: FastAPI, state: ServiceState) -> Guards:
                 ),
                 image=ImageGuard(cfg, limits=state.settings.media_limits),
                 attempts=AttemptLog(state.engine, cfg),
+                phrases=PhraseCache(state.engine),
             )
             app.state.sentinelle_guards = g
     return g
@@ -170,7 +190,7 @@ class PromptRequest(BaseModel):
 
 def _check_prompt(g: Guards, text: str, account_id: str | None) -> dict[str, Any]:
     account = check_account_id(account_id)
-    r = g.prompt.check(text)
+    r = g.prompt_guard().check(text)
     if r.decision == "block":
         g.attempts.record_prompt(r, account_id=account)
     return r.to_dict()
@@ -208,7 +228,7 @@ def _check_image(g: Guards, data: bytes, fields: dict[str, str]) -> dict[str, An
         raise GuardInputError("send either 'prompt' or 'prompt_result', not both", "bad_request")
     prompt_result: Any = None
     if prompt_text is not None:
-        prompt_result = g.prompt.check(prompt_text)
+        prompt_result = g.prompt_guard().check(prompt_text)
     elif raw_result is not None:
         try:
             prompt_result = json.loads(raw_result)
@@ -233,3 +253,74 @@ async def guard_image(request: Request, state: StateDep, who: Scan) -> dict[str,
         return await run_in_threadpool(_check_image, g, data, fields)
     except (GuardInputError, MediaError) as e:
         raise _input_error(e) from None
+
+
+# ------------------------------------------------------------------ phrase lists
+class PhraseRequest(BaseModel):
+    kind: str = Field(description="allow | deny")
+    language: str = Field(max_length=8, description="lexicon language code, or '*'")
+    phrase: str = Field(max_length=phrase_lists.MAX_PHRASE * 4)
+    note: str | None = Field(default=None, max_length=phrase_lists.MAX_NOTE)
+
+
+def _phrase_error(e: GuardInputError) -> Exception:
+    status = {"phrase_exists": 409, "phrase_not_found": 404}.get(e.code, 422)
+    return api_error(status, e.code, e.message)
+
+
+@router.get("/phrases", summary="The deployment's allow/deny phrase lists")
+async def list_phrases(
+    state: StateDep, who: Admin, kind: str | None = None, language: str | None = None
+) -> dict[str, Any]:
+    """Every stored phrase (normalised) with who added it and when, and the version."""
+    try:
+        rows = await run_in_threadpool(
+            phrase_lists.list_entries, state.engine, kind=kind, language=language
+        )
+        version = await run_in_threadpool(phrase_lists.current_version, state.engine)
+    except GuardInputError as e:
+        raise _phrase_error(e) from None
+    return {"version": version, "phrases": [r.to_dict() for r in rows]}
+
+
+def _changed(request: Request, state: ServiceState) -> None:
+    g = getattr(request.app.state, "sentinelle_guards", None)
+    if g is not None:
+        g.phrases.invalidate()
+
+
+@router.post("/phrases", status_code=201, summary="Add a phrase to the allow or deny list")
+async def add_phrase(
+    body: PhraseRequest, request: Request, state: StateDep, who: Admin
+) -> dict[str, Any]:
+    """Stored normalised; audited; the new version goes into every later ``policy_id``."""
+    try:
+        entry, version = await run_in_threadpool(
+            lambda: phrase_lists.add(
+                state.engine,
+                kind=body.kind,
+                language=body.language,
+                phrase=body.phrase,
+                note=body.note,
+                actor=who.actor,
+            )
+        )
+    except GuardInputError as e:
+        raise _phrase_error(e) from None
+    _changed(request, state)
+    return {"phrase": entry.to_dict(), "version": version}
+
+
+@router.delete("/phrases/{entry_id}", summary="Remove a phrase from its list")
+async def remove_phrase(
+    entry_id: Annotated[int, Path(ge=1, le=2**53)], request: Request, state: StateDep, who: Admin
+) -> dict[str, Any]:
+    """Audited; returns the removed entry and the new version."""
+    try:
+        entry, version = await run_in_threadpool(
+            lambda: phrase_lists.remove(state.engine, entry_id=entry_id, actor=who.actor)
+        )
+    except GuardInputError as e:
+        raise _phrase_error(e) from None
+    _changed(request, state)
+    return {"phrase": entry.to_dict(), "version": version}

@@ -14,6 +14,9 @@ An operator fixes a false block (allow) or a missed term (deny) without a releas
   transaction as every add or remove, with who and when. The guard folds it into its
   ``policy_id`` (``...+phrases.v<N>``), so every decision names the list version it used.
 
+``guard_attempts.policy_id`` grows from 100 to 200 characters: the policy id now also
+names the list version (and, with the semantic layer on, the model).
+
 Every change is also written to the audit trail (``guard.phrase.add`` /
 ``guard.phrase.remove``). Mirrored by :data:`sentinelle.guard.tables.guard_phrases` and
 :data:`sentinelle.guard.tables.guard_phrase_version`.
@@ -54,8 +57,16 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.CheckConstraint("id = 1", name="ck_guard_phrase_version_single_row"),
     )
+    with op.batch_alter_table("guard_attempts") as batch:
+        batch.alter_column(
+            "policy_id", existing_type=sa.String(100), type_=sa.String(200), existing_nullable=True
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("guard_attempts") as batch:
+        batch.alter_column(
+            "policy_id", existing_type=sa.String(200), type_=sa.String(100), existing_nullable=True
+        )
     op.drop_table("guard_phrase_version")
     op.drop_table("guard_phrases")
