@@ -38,6 +38,7 @@ SCALARS = {
     6: ("<f", 4), 7: ("<?", 1), 10: ("<Q", 8), 11: ("<q", 8), 12: ("<d", 8),
 }  # fmt: skip
 STRING, ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,27 @@ class _Cursor:
             return head.decode("utf-8", "replace")
         return self.read(n, what).decode("utf-8", "replace")
 
+    def skip_strings(self, n: int, what: str, block: int = 1 << 20) -> None:
+        """Skip ``n`` strings, walking their lengths in 1 MiB reads (no per-item seek)."""
+        unpack = _U64.unpack_from
+        while n:
+            buf = self.fh.read(min(block, max(self.left(), 0)))
+            end, at = len(buf), 0
+            while n and at + 8 <= end:
+                nxt = at + 8 + unpack(buf, at)[0]
+                if nxt > end:
+                    break
+                at = nxt
+                n -= 1
+            if at == 0:  # one string longer than the block, or the data ran out
+                if end < 8:
+                    raise _fail(f"file ends inside {what}", "gguf_truncated")
+                at = 8 + unpack(buf, 0)[0]
+                n -= 1
+            self.need(at, what)
+            self.pos += at
+            self.fh.seek(self.pos)
+
 
 class _Reader:
     def __init__(self, cur: _Cursor, limits: ModelLimits) -> None:
@@ -148,10 +170,11 @@ class _Reader:
             cur.skip((n - kept) * size, key)
             return items, n
         items = []
-        for i in range(n):
-            v, _ = self.value(itype, key, depth + 1)
-            if i < KEPT_ARRAY_STRINGS:
-                items.append(v)
+        kept = n if itype != STRING else min(n, KEPT_ARRAY_STRINGS)
+        for _ in range(kept):
+            items.append(self.value(itype, key, depth + 1)[0])
+        if kept < n:
+            cur.skip_strings(n - kept, key)
         return items, n
 
 
