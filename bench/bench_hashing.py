@@ -28,9 +28,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import OUT_DIR, append_results  # noqa: E402
-from sentinelle.hashcodec import hamming_hex  # noqa: E402
-from sentinelle.hasher import hash_file  # noqa: E402
 from sentinelle.signals import pdq as pdq_mod  # noqa: E402
+from sentinelle.signals.hashcodec import hamming_hex  # noqa: E402
+from sentinelle.signals.hasher import hash_file  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SIZES_MP = (0.3, 1.0, 4.0, 12.0)
@@ -82,7 +82,7 @@ def m_ours_fast(p: Path) -> str:
 
 def m_ours_fast_at(min_side: int):
     """``ours fast`` with another fast-path minimum side (for a side-by-side column)."""
-    import sentinelle.hasher as hasher_mod
+    import sentinelle.signals.hasher as hasher_mod
 
     def run(p: Path) -> str:
         old = hasher_mod.FAST_MIN_SIDE
@@ -306,7 +306,7 @@ def main() -> None:
     if args.sweep:
         old = pdq_mod.FAST_MIN_SIDE
         srows = []
-        import sentinelle.hasher as hasher_mod
+        import sentinelle.signals.hasher as hasher_mod
 
         for ms in (192, 256, 384, 512, 768):
             hasher_mod.FAST_MIN_SIDE = ms

@@ -6,11 +6,11 @@ Run by hand (about 10-12 minutes on 2 cores, 4 of them for the small photos)::
     .venv/bin/python bench/bench_robustness.py --limit 50 --large 0 # quick look
 
 Setup. The 500 BSDS500 photos and the 24 Kodak photos (benign, from ``../shared``)
-are enrolled into an in-memory bank with :func:`sentinelle.hasher.enrollment_hashes`
+are enrolled into an in-memory bank with :func:`sentinelle.signals.hasher.enrollment_hashes`
 (``augment=True``: plain PDQ + ``crop5/10/15`` central-crop hashes). Every photo
 is then transformed by each transform of ``bench/transforms.py`` into a new
 encoded file (bytes in memory) and hashed through the real scan code path,
-:func:`sentinelle.hasher.hash_bytes` with ``query_variants=("trimmed",
+:func:`sentinelle.signals.hasher.hash_bytes` with ``query_variants=("trimmed",
 "dihedral")``, once with ``exact=True`` and once with ``exact=False`` (the fast
 path ``sentinelle scan`` uses).
 
@@ -58,8 +58,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import OUT_DIR, append_results  # noqa: E402
-from sentinelle.hasher import enrollment_hashes, hash_bytes  # noqa: E402
-from sentinelle.matcher import FAST_VERIFY_MARGIN  # noqa: E402
+from sentinelle.index.matcher import FAST_VERIFY_MARGIN  # noqa: E402
+from sentinelle.signals.hasher import enrollment_hashes, hash_bytes  # noqa: E402
 from transforms import (  # noqa: E402
     CROP_TRANSFORMS,
     DIHEDRAL_TRANSFORMS,
@@ -412,7 +412,7 @@ def main() -> None:
 
     lines = [
         f"{n_photos} photos (BSDS500 + Kodak24), {len(transforms)} transforms, threshold "
-        f"{THRESHOLD}; queries hashed with `sentinelle.hasher.hash_bytes(..., "
+        f"{THRESHOLD}; queries hashed with `sentinelle.signals.hasher.hash_bytes(..., "
         f"query_variants=('trimmed', 'dihedral'))`, bank with `enrollment_hashes(augment=True)`; "
         "copies re-encoded as JPEG q90 unless the transform is a JPEG re-encode.",
         "",

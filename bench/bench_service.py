@@ -142,7 +142,7 @@ def random_pdq_file(path: Path, n: int) -> None:
 
 
 def known_photo_hashes(limit: int = 500) -> list[str]:
-    from sentinelle.hasher import hash_file
+    from sentinelle.signals.hasher import hash_file
     from sentinelle.signals.types import HashSignal
 
     out = []
@@ -321,7 +321,7 @@ def check_responses(base: str, key: str, known: list[str], jpeg: bytes) -> None:
 # ---------------------------------------------------------------- in-process
 def in_process_rate(data: bytes, threads: int, seconds: float) -> float:
     """hash_bytes calls/s with the scan route's arguments, ``threads`` threads."""
-    from sentinelle.hasher import DEFAULT_SIGNALS, hash_bytes
+    from sentinelle.signals.hasher import DEFAULT_SIGNALS, hash_bytes
 
     def one() -> None:
         # what POST /v1/scan does: fast path with the trimmed query variant

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import OUT_DIR, append_results  # noqa: E402
-from sentinelle.hashcodec import hamming_hex  # noqa: E402
+from sentinelle.signals.hashcodec import hamming_hex  # noqa: E402
 from sentinelle.signals.vpdq import (  # noqa: E402
     FAST_MAX_SIDE,
     match_videos,

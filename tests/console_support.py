@@ -28,8 +28,8 @@ from typing import Any
 from PIL import Image
 
 from sentinelle.console.demo import attach_media, file_match_for_review
-from sentinelle.enroll import entries_from_paths
 from sentinelle.evidence import EvidenceStore, load_master_key
+from sentinelle.formats.enroll import entries_from_paths
 from sentinelle.review import accounts
 from sentinelle.review.intake import record_signal
 from sentinelle.service.app import create_app

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sentinelle.jobs import queue, worker
-from sentinelle.service import imports
+from sentinelle.service.api import bank_import as imports
 from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
 from sentinelle.service.settings import Settings

@@ -10,8 +10,8 @@ import pdqhash
 import pytest
 from PIL import Image
 
-from sentinelle.hashcodec import hamming_hex, pdq_bits_to_hex
 from sentinelle.signals.augment import DEFAULT_CROP_PERCENTS, central_crops, crop_box
+from sentinelle.signals.hashcodec import hamming_hex, pdq_bits_to_hex
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 BSDS = SHARED / "corpora" / "photos" / "bsds500"

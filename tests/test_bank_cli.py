@@ -118,7 +118,7 @@ def test_entry_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped
 
 
 def test_add_media_images_and_failures(cli, shared: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("sentinelle.hasher")
+    pytest.importorskip("sentinelle.signals.hasher")
     cli("create", "known")
     src = shared / "conformance" / "pdq" / "bridge-mods"
     images = sorted(src.glob("*.jpg"))[:2]
@@ -151,7 +151,7 @@ def test_add_media_images_and_failures(cli, shared: Path, tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_add_media_video_enrolls_vpdq_frames(cli, shared: Path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("sentinelle.hasher")
+    pytest.importorskip("sentinelle.signals.hasher")
     cli("create", "videos")
     clip = shared / "conformance" / "vpdq" / "videos" / "doorknob-hd-no-bar.mp4"
     assert "enrolled 1 file(s)" in cli("add-media", "videos", str(clip))

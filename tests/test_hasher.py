@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from sentinelle.cli import hash_cmd
 from sentinelle.errors import MediaError
-from sentinelle.hashcodec import hamming_hex
-from sentinelle.hasher import enrollment_hashes, hash_bytes, hash_file
+from sentinelle.signals.hashcodec import hamming_hex
+from sentinelle.signals.hasher import enrollment_hashes, hash_bytes, hash_file
 from sentinelle.signals.pdq import DIHEDRAL_NAMES
 
 BRIDGE_HASH = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"

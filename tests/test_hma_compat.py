@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from sentinelle.hasher import hash_bytes
 from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
 from sentinelle.service.settings import Settings
+from sentinelle.signals.hasher import hash_bytes
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "photos" / "bsds500"
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "vpdq" / "videos"

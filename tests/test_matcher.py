@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from sentinelle.formats.entry import EntryIn
-from sentinelle.matcher import Matcher
+from sentinelle.index.matcher import Matcher
 from sentinelle.signals.types import HashResult, HashSignal, PDQVariant, VideoFrame, VPDQSignal
 from sentinelle.store.banks import BankStore
 from sentinelle.store.db import open_engine
@@ -115,7 +115,7 @@ def test_video_level_rule(db_url: str) -> None:
 
 
 def test_needs_exact_flags_only_near_misses(db_url: str) -> None:
-    from sentinelle.matcher import FAST_VERIFY_MARGIN
+    from sentinelle.index.matcher import FAST_VERIFY_MARGIN
 
     rng = np.random.default_rng(3)
     store = BankStore(open_engine(db_url))

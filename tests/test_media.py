@@ -13,12 +13,12 @@ from PIL import Image
 from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_file
 
 from sentinelle.errors import MediaError
-from sentinelle.hashcodec import hamming_hex
-from sentinelle.hasher import hash_bytes, hash_file
 from sentinelle.media.detect import detect
 from sentinelle.media.image import open_image, to_pdq_rgb
 from sentinelle.media.limits import Limits
 from sentinelle.media.video import iter_frames
+from sentinelle.signals.hashcodec import hamming_hex
+from sentinelle.signals.hasher import hash_bytes, hash_file
 from sentinelle.signals.pdq import pdq_from_image
 
 

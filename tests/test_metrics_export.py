@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from sentinelle.audit import list_events, verify_chain
 from sentinelle.cli.main import app
 from sentinelle.evidence import start_hold
-from sentinelle.metrics_export import collect_metrics, to_csv
 from sentinelle.reports.tables import reports
+from sentinelle.reports.transparency import collect_metrics, to_csv
 from sentinelle.review import accounts, decisions
 from sentinelle.review.config import set_config
 from sentinelle.review.intake import record_signal

@@ -24,10 +24,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from sentinelle.hasher import hash_bytes
 from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
 from sentinelle.service.settings import Settings
+from sentinelle.signals.hasher import hash_bytes
 
 MiB = 1024 * 1024
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_file
 
-from sentinelle.hashcodec import hamming_hex
-from sentinelle.hasher import hash_bytes, hash_file
+from sentinelle.signals.hashcodec import hamming_hex
+from sentinelle.signals.hasher import hash_bytes, hash_file
 from sentinelle.signals.pdq import DIHEDRAL_NAMES, pdq_from_image, transpose
 
 

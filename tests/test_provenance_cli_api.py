@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from sentinelle.cli.demo_media import render_scene
 from sentinelle.cli.main import app as cli
-from sentinelle.demo import render_scene
 from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
 from sentinelle.service.settings import Settings

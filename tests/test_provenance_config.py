@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
+from sentinelle.cli.demo_media import render_scene
 from sentinelle.cli.main import app as cli
-from sentinelle.demo import render_scene
 from sentinelle.provenance import detector as det
 from sentinelle.provenance.trust import ENV_VAR as TRUST_ENV
 from sentinelle.service.app import create_app
@@ -271,7 +271,7 @@ def test_service_detector_config_is_read_once_per_file_version(
     """The sidecar is parsed again only when the model, the sidecar or the variable changes."""
     import os
 
-    from sentinelle.service import routes_provenance as rp
+    from sentinelle.service.api import provenance as rp
 
     reads: list[str] = []
     real = det.config_from_env

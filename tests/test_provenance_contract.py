@@ -23,8 +23,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
+from sentinelle.cli.demo_media import render_scene
 from sentinelle.cli.main import app as cli
-from sentinelle.demo import render_scene
 from sentinelle.provenance import analyze_file
 from sentinelle.provenance.detector import load_config
 from sentinelle.provenance.evidence import INDICATES, STRENGTHS, VERDICTS

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from sentinelle.cli.demo_media import render_scene
 from sentinelle.cli.main import app
-from sentinelle.demo import render_scene
 from sentinelle.provenance import analyze_bytes
 from sentinelle.provenance.errors import ProvenanceError
 from sentinelle.provenance.sign import CertChain, make_test_chain, sign_bytes, sign_file

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from sentinelle.demo import render_scene
-from sentinelle.enroll import entries_from_paths
+from sentinelle.cli.demo_media import render_scene
+from sentinelle.formats.enroll import entries_from_paths
 from sentinelle.review import accounts, cases, decisions, exposure
 from sentinelle.review.errors import ReviewError
 from sentinelle.review.intake import IntakeError, record_signal

@@ -26,9 +26,9 @@ from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
 from cybertip_server import CyberTipServer
-from sentinelle.enroll import entries_from_paths
 from sentinelle.evidence import EvidenceStore, load_master_key
 from sentinelle.evidence.tables import evidence_blobs, preservation_holds
+from sentinelle.formats.enroll import entries_from_paths
 from sentinelle.jobs import worker
 from sentinelle.reports import lifecycle as lc
 from sentinelle.reports import scheduler

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
+from sentinelle.cli.demo_media import TRANSFORMS, render_scene
 from sentinelle.cli.main import app
 from sentinelle.cli.scan_cmd import run_scan
-from sentinelle.demo import TRANSFORMS, render_scene
-from sentinelle.enroll import entries_from_paths
+from sentinelle.formats.enroll import entries_from_paths
 from sentinelle.formats.entry import EntryIn
 from sentinelle.scan.records import read_records
 from sentinelle.store.banks import BankStore
@@ -233,7 +233,7 @@ def test_fast_path_near_miss_is_rehashed_exactly(world, tmp_path: Path) -> None:
     """A fast-path hash near a threshold is re-checked with the reference hash."""
     import numpy as np
 
-    from sentinelle.hasher import hash_file
+    from sentinelle.signals.hasher import hash_file
 
     _, store, _, _ = world
     d = tmp_path / "big"

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.requests import Request
 
-from sentinelle.demo import render_scene
-from sentinelle.enroll import entries_from_paths
+from sentinelle.cli.demo_media import render_scene
+from sentinelle.formats.enroll import entries_from_paths
 from sentinelle.formats.entry import EntryIn
 from sentinelle.service.app import create_app
 from sentinelle.service.auth import authenticate
@@ -245,7 +245,7 @@ def test_hash_upload_returns_the_hash_record(svc) -> None:  # type: ignore[no-un
     assert rec["media_type"] == "image" and rec["format"] == "jpeg"
     sig = {s["type"]: s for s in rec["signals"]}
     assert sig["md5"]["hash"] == hashlib.md5(data).hexdigest()
-    from sentinelle.hasher import hash_file
+    from sentinelle.signals.hasher import hash_file
 
     assert sig["pdq"]["hash"] == hash_file(svc.originals[0]).signal("pdq").hash  # reference
     r = svc.client.post("/v1/hash?signal=md5", content=data, headers=svc.h)  # raw body
@@ -284,7 +284,7 @@ def test_match_and_scan_find_altered_copies(svc) -> None:  # type: ignore[no-unt
 
 
 def test_match_hash_list(svc) -> None:  # type: ignore[no-untyped-def]
-    from sentinelle.hasher import hash_file
+    from sentinelle.signals.hasher import hash_file
 
     res = hash_file(svc.originals[2])
     pdq, md5 = res.signal("pdq").hash, res.signal("md5").hash

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sentinelle.errors import MediaError
-from sentinelle.hashcodec import hamming_hex, pdq_bits_to_hex
+from sentinelle.signals.hashcodec import hamming_hex, pdq_bits_to_hex
 from sentinelle.signals.trim import trim_box, trim_uniform_borders
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

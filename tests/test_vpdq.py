@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinelle.hashcodec import hamming_hex
-from sentinelle.hasher import hash_file
+from sentinelle.signals.hashcodec import hamming_hex
+from sentinelle.signals.hasher import hash_file
 from sentinelle.signals.types import VideoFrame, VPDQSignal
 from sentinelle.signals.vpdq import match_videos, read_reference_file, vpdq_hash
 

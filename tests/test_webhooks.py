@@ -305,7 +305,7 @@ def test_scan_route_quarantines_delivers_webhook_and_flood_guard_pauses(db_url, 
     from fastapi.testclient import TestClient
 
     from sentinelle.actions import flood
-    from sentinelle.demo import render_scene
+    from sentinelle.cli.demo_media import render_scene
     from sentinelle.service.app import create_app
     from sentinelle.service.keys import create_key
 

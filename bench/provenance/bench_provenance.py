@@ -83,7 +83,7 @@ def _timed(fns: dict, files: list[bytes], rounds: int) -> dict[str, float]:  # t
 
 
 def _hash(data: bytes) -> None:
-    from sentinelle.hasher import hash_bytes
+    from sentinelle.signals.hasher import hash_bytes
 
     hash_bytes(data)
 

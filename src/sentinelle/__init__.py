@@ -23,20 +23,20 @@ __all__ = [
 ]
 
 _LAZY = {
-    "hash_file": "sentinelle.hasher",
-    "hash_bytes": "sentinelle.hasher",
-    "enrollment_hashes": "sentinelle.hasher",
+    "hash_file": "sentinelle.signals.hasher",
+    "hash_bytes": "sentinelle.signals.hasher",
+    "enrollment_hashes": "sentinelle.signals.hasher",
     "PDQIndex": "sentinelle.index.pdq_index",
     "ExactIndex": "sentinelle.index.exact",
     "BankStore": "sentinelle.store.banks",
-    "Matcher": "sentinelle.matcher",
+    "Matcher": "sentinelle.index.matcher",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hasher import enrollment_hashes, hash_bytes, hash_file
     from .index.exact import ExactIndex
+    from .index.matcher import Matcher
     from .index.pdq_index import PDQIndex
-    from .matcher import Matcher
+    from .signals.hasher import enrollment_hashes, hash_bytes, hash_file
     from .store.banks import BankStore
 
 

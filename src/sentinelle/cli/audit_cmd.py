@@ -3,7 +3,7 @@
 ``audit verify`` recomputes the whole chain and exits with status 1, listing every
 problem, if any entry was changed, inserted or deleted. ``audit tail`` shows the
 newest entries. ``transparency export`` writes the transparency-report metrics
-(:mod:`sentinelle.metrics_export`) as JSON or CSV. Opens ``$SENTINELLE_DATABASE_URL``
+(:mod:`sentinelle.reports.transparency`) as JSON or CSV. Opens ``$SENTINELLE_DATABASE_URL``
 like every command; with ``$SENTINELLE_AUDIT_KEY`` set, verification also checks the
 head's HMAC.
 """
@@ -121,7 +121,7 @@ def _register_transparency(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Export the metrics (audited as export.metrics, actor cli)."""
-        from ..metrics_export import collect_metrics, to_csv
+        from ..reports.transparency import collect_metrics, to_csv
 
         if fmt not in ("json", "csv"):
             raise typer.BadParameter("--format must be json or csv")

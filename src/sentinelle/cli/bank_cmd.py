@@ -254,7 +254,7 @@ def register(app: typer.Typer) -> None:
         note: Annotated[str | None, typer.Option("--note")] = None,
     ) -> None:
         """Enroll media: MD5 + SHA-256, PDQ (images) or vPDQ frame hashes (videos)."""
-        from ..enroll import entries_from_paths
+        from ..formats.enroll import entries_from_paths
         from ..scan.walker import walk
 
         with _errors():

@@ -41,7 +41,7 @@ def iter_paths(paths: list[Path]) -> Iterator[Path]:
 
 def hash_record(path: Path, signals: tuple[str, ...]) -> dict:
     """The JSON record for one file (always reference-exact)."""
-    from ..hasher import hash_file
+    from ..signals.hasher import hash_file
 
     return hash_file(path, signals=signals, exact=True).to_dict()
 
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         Prints one JSON object per file: {"path", "signals", "error", ...}.
         PDQ/vPDQ are reference-exact (identical to python-threatexchange / vpdq).
         """
-        from ..hasher import DEFAULT_SIGNALS
+        from ..signals.hasher import DEFAULT_SIGNALS
 
         chosen = tuple(dict.fromkeys(signal)) if signal else DEFAULT_SIGNALS
         bad = [s for s in chosen if s not in SIGNAL_TYPES]

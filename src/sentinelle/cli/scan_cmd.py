@@ -48,7 +48,7 @@ def run_scan(
 ):
     """Scan ``paths`` against ``banks``; used by the CLI and the demo."""
     from ..errors import BankError
-    from ..matcher import Matcher
+    from ..index.matcher import Matcher
     from ..scan.records import read_records
     from ..scan.report import write_report
     from ..scan.runner import ScanOptions, scan

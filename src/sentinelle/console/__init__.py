@@ -1,5 +1,8 @@
-"""The review console's building blocks (the pages are in
-:mod:`sentinelle.service.routes_console`).
+"""The review console: its pages (:mod:`.routes`) and their building blocks.
+
+* :mod:`.routes` -- the HTML pages under ``/console``: ``review`` (login, queue, cases,
+  reveals, decisions, reports, settings, metrics), ``admin`` (holds, audit, users),
+  ``password`` (change one's own password);
 
 * :mod:`.security` -- session cookie, CSRF tokens and origin check, signed media
   links, security headers;

@@ -84,9 +84,9 @@ def file_match_for_review(
     """Hash ``data``, match it, and file the best match as a case item with its
     media stored encrypted. Returns ``(case_id, item_id)``, or None without a match."""
     from ..evidence import EvidenceStore, load_master_key
-    from ..hasher import hash_bytes
     from ..review.intake import record_signal
     from ..review.media import preserve_media
+    from ..signals.hasher import hash_bytes
 
     result = hash_bytes(data)
     matches = matcher.match(result)

@@ -38,7 +38,7 @@ from ..review.accounts import User, authenticate
 from ..review.errors import AuthError
 from .security import CSRF_FIELD, csrf_for_session, csrf_ok, session_token
 
-#: The change-password page (see :mod:`sentinelle.service.routes_console_password`).
+#: The change-password page (see :mod:`sentinelle.console.routes.password`).
 PASSWORD_PATH = "/console/password"
 #: What a user with a temporary password may still reach: changing it, logging out.
 ALLOWED_WHILE_MUST_CHANGE = frozenset({PASSWORD_PATH, "/console/logout"})

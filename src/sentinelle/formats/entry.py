@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..errors import InvalidHashError
-from ..hashcodec import normalize_hash
+from ..signals.hashcodec import normalize_hash
 
 #: Signal types a bank entry may have. ``vpdq`` entries are single video-frame
 #: PDQ hashes (same 64-hex form as ``pdq``) grouped by ``media_ref``.

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InvalidHashError
-from ..hashcodec import normalize_hash
+from ..signals.hashcodec import normalize_hash
 from ..signals.types import CRYPTO_SIGNALS
 from .pdq_index import IndexInputError
 

@@ -84,7 +84,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..errors import SentinelleError
-from ..hashcodec import normalize_hash, pdq_hexes_to_array
+from ..signals.hashcodec import normalize_hash, pdq_hexes_to_array
 
 __all__ = [
     "BUFFER_ROWS",

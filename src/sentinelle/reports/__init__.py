@@ -6,7 +6,8 @@
 * :mod:`.client` -- the HTTP client (test / production environments, retries that
   never file twice);
 * :mod:`.lifecycle` -- the state machine in the database, expiry, ``tick``;
-* :mod:`.drafts` -- report drafts from review cases.
+* :mod:`.drafts` -- report drafts from review cases;
+* :mod:`.transparency` -- transparency metrics (JSON / CSV) a platform publishes.
 
 See ``docs/CYBERTIPLINE.md``.
 """

@@ -180,7 +180,7 @@ def file_scan(
 ) -> ScanFiling:
     """File ``matches`` of the upload ``data`` in ``account_id``'s case (module docs).
 
-    ``matches`` are :class:`sentinelle.matcher.Match` objects (none: nothing is
+    ``matches`` are :class:`sentinelle.index.matcher.Match` objects (none: nothing is
     written); ``media_type`` is a MIME type (:func:`mime_type`); ``env`` (default
     ``os.environ``) supplies the master key.
     """

@@ -167,7 +167,7 @@ def _hash_worker(
 
 
 def _hash_only(path: str, exact: bool, variants: tuple[str, ...], limits: Limits) -> HashResult:
-    from ..hasher import hash_file
+    from ..signals.hasher import hash_file
 
     def _alarm(signum: int, frame: object) -> None:
         raise MediaError(
@@ -289,7 +289,7 @@ def _rematch(rec: dict[str, Any], matcher: MatcherLike) -> dict[str, Any]:
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["sentinelle.hasher"])
+    ctx.set_forkserver_preload(["sentinelle.signals.hasher"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 

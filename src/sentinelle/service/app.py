@@ -48,16 +48,20 @@ from .sync import start_sync
 
 log = logging.getLogger("sentinelle.service")
 
+#: Every router of the service, in inclusion order: the HTTP API by role
+#: (:mod:`sentinelle.service.api`) and the review console (:mod:`sentinelle.console.routes`).
+#: Each module exports ``router``. A module that fails to import stops the start-up.
 ROUTER_MODULES = (
-    "routes_media",
-    "routes_banks",
-    "routes_hma",
-    "routes_guard",
-    "routes_provenance",
-    "routes_review",
-    "routes_console",
-    "routes_console_admin",
-    "routes_console_password",
+    "sentinelle.service.api.media",
+    "sentinelle.service.api.ops",
+    "sentinelle.service.api.curation",
+    "sentinelle.service.api.hma",
+    "sentinelle.service.routes_guard",
+    "sentinelle.service.api.provenance",
+    "sentinelle.service.api.review",
+    "sentinelle.console.routes.review",
+    "sentinelle.console.routes.admin",
+    "sentinelle.console.routes.password",
 )
 
 DESCRIPTION = """Match media against hash banks of known child-abuse material.
@@ -259,17 +263,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 # ------------------------------------------------------------------ routers
 def _include_routers(app: FastAPI) -> None:
     for name in ROUTER_MODULES:
-        try:
-            mod = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{name}":
-                raise
-            log.warning("router module missing", extra={"fields": {"module": name}})
-            continue
-        for attr in ("router", "ops_router"):
-            r = getattr(mod, attr, None)
-            if r is not None:
-                app.include_router(r)
+        app.include_router(importlib.import_module(name).router)
 
 
 def _start_worker(state: ServiceState) -> None:

@@ -12,7 +12,7 @@ what happened since the previous entry::
 
 Allow-listed HMA callers are summarised the same way as actor
 ``key:allowlist:<ip>`` (the project's audit actor for them, see
-:func:`sentinelle.service.routes_banks.actor_of`). Failed authentications with
+:func:`sentinelle.service.api.curation.actor_of`). Failed authentications with
 an unknown or revoked key become ``auth.key_rejected`` entries (actor
 ``system``, target ``ip:<address>``), summarised per source address; their
 details hold only the key ids parsed from the ``snt_<id>_`` prefix -- never

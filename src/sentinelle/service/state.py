@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy
 
-from ..matcher import Matcher
+from ..index.matcher import Matcher
 from ..store.banks import BankStore
 from ..store.db import open_engine
 from .settings import Settings

@@ -28,8 +28,8 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
-from ..hashcodec import pdq_bits_to_hex
 from ..media.image import to_pdq_rgb
+from .hashcodec import pdq_bits_to_hex
 from .types import PDQVariant
 
 FAST_MIN_SIDE = 360
@@ -40,7 +40,7 @@ for the hashing targets (``bench/bench_hashing.py``), but the hash drifts a few 
 from the reference one (mean ~3-8, a tail to ~20 on large photos; 512 px halves the
 drift and costs the speed targets). Matching therefore never trusts a fast hash near
 a threshold: ``Matcher.needs_exact`` sends such files back through the reference path
-(``sentinelle.matcher.FAST_VERIFY_MARGIN``), and ``bench/bench_robustness.py`` measures
+(``sentinelle.index.matcher.FAST_VERIFY_MARGIN``), and ``bench/bench_robustness.py`` measures
 recall on exactly that scan path."""
 
 DIHEDRAL_NAMES = (

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pdqhash
 
-from ..hashcodec import pdq_bits_to_hex, pdq_hexes_to_array
 from ..media.limits import DEFAULT_LIMITS, Limits
 from ..media.video import VideoInfo, iter_frames
+from .hashcodec import pdq_bits_to_hex, pdq_hexes_to_array
 from .types import VideoFrame, VPDQSignal
 
 FAST_MAX_SIDE = 360

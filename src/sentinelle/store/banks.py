@@ -70,7 +70,7 @@ from ..formats.entry import (
     normalize_entry,
     to_utc,
 )
-from ..hashcodec import pdq_hexes_to_array
+from ..signals.hashcodec import pdq_hexes_to_array
 from .db import open_engine
 from .models import Bank, BankEntry, BankThreshold, ChangeLog, Tombstone, UTCDateTime, utcnow
 

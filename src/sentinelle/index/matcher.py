@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .hashcodec import pdq_bytes_to_hex, pdq_hexes_to_array
-from .index.exact import ExactIndex
-from .index.pdq_index import PDQIndex
-from .signals.types import CRYPTO_SIGNALS, HashResult, HashSignal, VPDQSignal
+from ..signals.hashcodec import pdq_bytes_to_hex, pdq_hexes_to_array
+from ..signals.types import CRYPTO_SIGNALS, HashResult, HashSignal, VPDQSignal
+from .exact import ExactIndex
+from .pdq_index import PDQIndex
 
 VIDEO_MATCH_PCT = 80.0
 MIN_FRAME_QUALITY = 50

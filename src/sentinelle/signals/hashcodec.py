@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from .errors import InvalidHashError
+from ..errors import InvalidHashError
 
 HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
 _HEX_RE = re.compile(r"^[0-9a-f]+$")

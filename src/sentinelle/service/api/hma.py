@@ -49,17 +49,17 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from ..errors import BankError, BankImportError, InvalidHashError
-from ..formats.entry import EntryIn, normalize_signal_hash
-from ..hasher import hash_bytes
-from ..matcher import Match
-from ..signals.types import HashSignal
-from ..store.banks import StoredEntry
-from ..store.models import BankEntry
-from .deps import ApiKeyInfo, StateDep, body_limit, require_scope
-from .routes_banks import actor_of
-from .state import ServiceState
-from .uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
+from ...errors import BankError, BankImportError, InvalidHashError
+from ...formats.entry import EntryIn, normalize_signal_hash
+from ...index.matcher import Match
+from ...signals.hasher import hash_bytes
+from ...signals.types import HashSignal
+from ...store.banks import StoredEntry
+from ...store.models import BankEntry
+from ..deps import ApiKeyInfo, StateDep, body_limit, require_scope
+from ..state import ServiceState
+from ..uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
+from .curation import actor_of
 
 router = APIRouter(tags=["hma-compat"])
 for _path in (r"/h/hash", r"/m/lookup", r"/c/bank/[^/]+/content"):
@@ -295,7 +295,7 @@ async def _read_form_upload(
 
 
 async def _fetch(state: ServiceState, url: str) -> bytes:
-    from .fetch import FetchError, fetch_media
+    from ..fetch import FetchError, fetch_media
 
     s = state.settings
     if not s.fetch_enabled:
@@ -315,7 +315,7 @@ async def _fetch(state: ServiceState, url: str) -> bytes:
 def _guess_content_type(data: bytes, hint: str | None) -> str:
     if hint:
         return _content_type_of(hint)
-    from ..media.detect import HEAD_BYTES, detect
+    from ...media.detect import HEAD_BYTES, detect
 
     found = detect(data[:HEAD_BYTES])
     if found is None:

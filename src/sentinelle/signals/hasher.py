@@ -2,7 +2,7 @@
 
 ::
 
-    from sentinelle.hasher import hash_file
+    from sentinelle.signals.hasher import hash_file
     r = hash_file("photo.jpg")                    # md5, sha1, sha256 + pdq
     r = hash_file("clip.mp4", signals=("vpdq",))  # per-frame PDQ
     r = hash_file("photo.jpg", exact=False, query_variants=("trimmed", "dihedral"))
@@ -35,19 +35,19 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import MediaError
-from .media.detect import HEAD_BYTES, detect
-from .media.image import open_image, to_pdq_rgb
-from .media.limits import DEFAULT_LIMITS, Limits
-from .media.video import VideoInfo
-from .signals.crypto import crypto_hashes_bytes, crypto_hashes_stream
-from .signals.pdq import (
+from ..errors import MediaError
+from ..media.detect import HEAD_BYTES, detect
+from ..media.image import open_image, to_pdq_rgb
+from ..media.limits import DEFAULT_LIMITS, Limits
+from ..media.video import VideoInfo
+from .crypto import crypto_hashes_bytes, crypto_hashes_stream
+from .pdq import (
     DIHEDRAL_NAMES,
     FAST_MIN_SIDE,
     dihedral_from_array,
     pdq_from_array,
 )
-from .signals.types import (
+from .types import (
     CRYPTO_SIGNALS,
     SIGNAL_TYPES,
     DihedralSignal,
@@ -104,7 +104,7 @@ def _hash_views(
 
 def _trimmed(im: Image.Image) -> Image.Image | None:
     """The colleague-owned trimming step; ``None`` when nothing was trimmed."""
-    from .signals.trim import trim_uniform_borders  # lazy: optional heavier module
+    from .trim import trim_uniform_borders  # lazy: optional heavier module
 
     out = trim_uniform_borders(im)
     if out is None or out.size == im.size or min(out.size) < 1:
@@ -160,7 +160,7 @@ def _video_signals(
 ) -> list[Signal]:
     if "vpdq" not in signals:
         return []
-    from .signals.vpdq import vpdq_hash  # lazy: imports PyAV
+    from .vpdq import vpdq_hash  # lazy: imports PyAV
 
     info: list[VideoInfo] = []
     sig = vpdq_hash(source, fmt, limits, exact=exact, info_out=info)
@@ -340,7 +340,7 @@ def enrollment_hashes(
         plain, _ = _hash_views(decoded.image, "", False)
         out = [plain]
         if augment:
-            from .signals.augment import central_crops  # lazy: colleague's module
+            from .augment import central_crops  # lazy: colleague's module
 
             for crop_name, crop in central_crops(decoded.image):
                 h, q = pdq_from_array(to_pdq_rgb(crop))

@@ -42,16 +42,16 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..console import preservation
-from ..console.session import ActionDep, Viewer, ViewerDep
-from ..console.views import is_htmx, redirect, render, status_for
-from ..errors import SentinelleError
-from ..review import accounts
-from ..review.errors import Conflict, NotFound, ReviewError
-from ..review.roles import ROLES, require
-from .deps import DbId, StateDep
-from .routes_console import _base, _page_error, _record
-from .state import ServiceState
+from ...errors import SentinelleError
+from ...review import accounts
+from ...review.errors import Conflict, NotFound, ReviewError
+from ...review.roles import ROLES, require
+from ...service.deps import DbId, StateDep
+from ...service.state import ServiceState
+from .. import preservation
+from ..session import ActionDep, Viewer, ViewerDep
+from ..views import is_htmx, redirect, render, status_for
+from .review import _base, _page_error, _record
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -85,7 +85,7 @@ def _int_field(raw: str, name: str, *, low: int = 1, high: int = 2**62) -> int:
 
 
 def _case_exists(state: ServiceState, case_id: int) -> None:
-    from ..review.tables import cases
+    from ...review.tables import cases
 
     with state.engine.connect() as conn:
         found = conn.execute(sa.select(cases.c.id).where(cases.c.id == case_id)).scalar()
@@ -174,7 +174,7 @@ def hold_place(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """A legal hold (no end date) on a review case; audited ``hold.legal``."""
-    from ..evidence import place_legal_hold
+    from ...evidence import place_legal_hold
 
     def place() -> None:
         cid = _int_field(case_id, "case_id")
@@ -193,7 +193,7 @@ def hold_release(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Release a legal or retention hold, with a reason; audited ``hold.release``."""
-    from ..evidence import release_hold
+    from ...evidence import release_hold
 
     def release() -> None:
         release_hold(state.engine, hold_id, actor=viewer.actor, reason=reason)
@@ -211,7 +211,7 @@ def hold_extend(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Push a retention hold's end back by ``days`` (never shorter); audited ``hold.extend``."""
-    from ..evidence import extend_hold
+    from ...evidence import extend_hold
 
     def extend() -> None:
         n = _int_field(days, "days", high=MAX_DAYS)
@@ -238,7 +238,7 @@ def evidence_destroy(
     :func:`sentinelle.evidence.store.destroy_case` writes the proof to the
     deletion log and its SHA-256 to the audit trail, in one transaction.
     """
-    from ..evidence import destroy_case
+    from ...evidence import destroy_case
 
     try:
         require(viewer.user, "evidence.destroy")
@@ -285,7 +285,7 @@ def _audit_context(
     actor: str = "",
     before: int | None = None,
 ) -> dict[str, Any]:
-    from ..audit import list_events
+    from ...audit import list_events
 
     entries = list_events(
         state.engine,
@@ -337,7 +337,7 @@ def audit_verify(
 
     The check runs first; its outcome is then recorded as ``audit.verify``.
     """
-    from ..audit import verify_chain
+    from ...audit import verify_chain
 
     try:
         require(viewer.user, "audit.view")
@@ -425,7 +425,7 @@ def user_create(
 
     The password is generated here, never logged or stored in the clear (only
     its argon2 hash); hand it over out of band. The user must replace it at first
-    login (``must_change_password``, see ``routes_console_password``). Audited
+    login (``must_change_password``, see :mod:`sentinelle.console.routes.password`). Audited
     ``user.create``.
     """
     try:

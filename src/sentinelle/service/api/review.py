@@ -29,12 +29,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from ..review import cases as review_cases
-from ..review.decisions import false_positive_stats
-from ..review.errors import ReviewError
-from ..review.intake import KINDS, record_signal
-from .auth import ApiKeyInfo, api_error
-from .deps import StateDep, require_scope
+from ...review import cases as review_cases
+from ...review.decisions import false_positive_stats
+from ...review.errors import ReviewError
+from ...review.intake import KINDS, record_signal
+from ..auth import ApiKeyInfo, api_error
+from ..deps import StateDep, require_scope
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 

@@ -39,13 +39,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..errors import SentinelleError
-from ..provenance.detector import DetectorError
-from ..provenance.evidence import DetectorConfig
-from ..provenance.trust import ENV_VAR, load_trust_anchors
-from .auth import ApiKeyInfo, api_error
-from .deps import StateDep, body_limit, require_scope
-from .uploads import UPLOAD_OPENAPI, read_upload
+from ...errors import SentinelleError
+from ...provenance.detector import DetectorError
+from ...provenance.evidence import DetectorConfig
+from ...provenance.trust import ENV_VAR, load_trust_anchors
+from ..auth import ApiKeyInfo, api_error
+from ..deps import StateDep, body_limit, require_scope
+from ..uploads import UPLOAD_OPENAPI, read_upload
 
 log = logging.getLogger("sentinelle.service.provenance")
 
@@ -83,7 +83,7 @@ def detector_config() -> DetectorConfig | None:
     raises :class:`~sentinelle.provenance.detector.DetectorError` instead of turning into
     an error item in every answer. Blocking: call it from a worker thread.
     """
-    from ..provenance.detector import ENV_META, ENV_MODEL, config_from_env, get_detector
+    from ...provenance.detector import ENV_META, ENV_MODEL, config_from_env, get_detector
 
     model = (os.environ.get(ENV_MODEL) or "").strip()
     if not model:
@@ -124,7 +124,7 @@ def provenance_config(
 
 def provenance_body(data: bytes, max_bytes: int | None = None) -> dict[str, Any]:
     """The provenance record of ``data`` (no ``path``); never raises on bad media."""
-    from ..provenance import analyze_bytes
+    from ...provenance import analyze_bytes
 
     kwargs = {"max_bytes": max_bytes} if max_bytes else {}
     pem, detector = provenance_config()
@@ -149,8 +149,8 @@ async def provenance_upload(
 ) -> dict[str, Any]:
     """Weigh every piece of provenance evidence in the upload: verdict (`ai_generated`,
     `ai_edited`, `camera_signed`, `no_evidence`, `conflicting`), confidence, evidence."""
-    from ..provenance import analyze_bytes
-    from ..provenance.sources import source_names
+    from ...provenance import analyze_bytes
+    from ...provenance.sources import source_names
 
     if source:
         bad = [s for s in source if s not in source_names()]

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BankError, BankImportError
-from ..formats import get_format
-from ..formats._io import InputLimits
-from ..jobs import queue
+from ...errors import BankError, BankImportError
+from ...formats import get_format
+from ...formats._io import InputLimits
+from ...jobs import queue
 
 JOB_KIND = "bank_import"
 DEFAULT_SYNC_MAX_BYTES = 1024 * 1024  # uploads up to 1 MiB are imported inside the request
@@ -182,7 +182,7 @@ def handle_bank_import(state: Any, job: Any) -> dict[str, Any]:
 
 def register() -> None:
     """Register :func:`handle_bank_import` with the job worker (idempotent)."""
-    from ..jobs import worker
+    from ...jobs import worker
 
     worker.register_handler(JOB_KIND, handle_bank_import)
 

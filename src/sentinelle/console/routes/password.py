@@ -25,14 +25,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..console.session import PASSWORD_PATH, ActionDep, Viewer, ViewerDep
-from ..console.views import redirect, render, status_for
-from ..errors import SentinelleError
-from ..review import accounts
-from ..review.errors import ReviewError
-from .deps import StateDep
-from .routes_console import _base, _client
-from .state import ServiceState
+from ...errors import SentinelleError
+from ...review import accounts
+from ...review.errors import ReviewError
+from ...service.deps import StateDep
+from ...service.state import ServiceState
+from ..session import PASSWORD_PATH, ActionDep, Viewer, ViewerDep
+from ..views import redirect, render, status_for
+from .review import _base, _client
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

@@ -1,4 +1,4 @@
-"""Media routes (hash, match, scan, match a hash list) and operations routes.
+"""Media routes: hash, match, scan, match a hash list (HMA's hashing and matching roles).
 
 =========================  ========  ===============================================
 route                      scope     does
@@ -8,13 +8,10 @@ route                      scope     does
 ``POST /v1/scan``          scan      hash + match + actions (quarantine, webhooks)
 ``POST /v1/scan/url``      scan      the same for media fetched by URL (off by default)
 ``POST /v1/match/hashes``  scan      match hashes given by the caller
-``GET /v1/health``         none      liveness
-``GET /v1/ready``          any key   index loaded and synced recently (else 503)
-``GET /metrics``           metrics   Prometheus text
 =========================  ========  ===============================================
 
 Uploads are read into memory (:mod:`sentinelle.service.uploads`) and hashed from
-memory (:func:`sentinelle.hasher.hash_bytes`); they are never written in the clear
+memory (:func:`sentinelle.signals.hasher.hash_bytes`); they are never written in the clear
 or logged. The one upload ever kept is a ``/v1/scan`` upload with an ``account_id``
 that matched: it is stored encrypted for the review case (master key configured).
 Media that cannot be decoded gets 422 (413 when too large) with the
@@ -28,24 +25,23 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidHashError
-from ..hashcodec import normalize_hash
-from ..hasher import DEFAULT_SIGNALS, hash_bytes
-from ..matcher import Match
-from ..signals.types import CRYPTO_SIGNALS, SIGNAL_TYPES, HashResult, HashSignal
-from .auth import ApiKeyInfo, api_error
-from .deps import StateDep, body_limit, require_scope
-from .state import ServiceState
-from .uploads import UPLOAD_OPENAPI, read_upload
+from ...errors import InvalidHashError
+from ...index.matcher import Match
+from ...signals.hashcodec import normalize_hash
+from ...signals.hasher import DEFAULT_SIGNALS, hash_bytes
+from ...signals.types import CRYPTO_SIGNALS, SIGNAL_TYPES, HashResult, HashSignal
+from ..auth import ApiKeyInfo, api_error
+from ..deps import StateDep, body_limit, require_scope
+from ..state import ServiceState
+from ..uploads import UPLOAD_OPENAPI, read_upload
 
 log = logging.getLogger("sentinelle.service.media")
 
 router = APIRouter(prefix="/v1", tags=["media"])
-ops_router = APIRouter(tags=["operations"])
 
 for _p in ("/v1/hash", "/v1/match", "/v1/scan"):
     body_limit(_p, "upload")
@@ -128,7 +124,7 @@ def _match(state: ServiceState, r: HashResult, fast: bool) -> list[Match] | None
 def _provenance(data: bytes) -> dict[str, Any] | None:
     """The provenance record (``/v1/provenance`` body) of a scanned upload, or None."""
     try:
-        from .routes_provenance import provenance_body
+        from .provenance import provenance_body
     except ImportError:  # pragma: no cover - provenance extras not installed
         return None
     try:
@@ -163,7 +159,7 @@ def _file_for_review(
     (:func:`sentinelle.review.filing.file_scan`). Never fails the scan: problems
     are reported in ``review.error`` / ``review.media_error``."""
     try:
-        from ..review.filing import file_scan, mime_type
+        from ...review.filing import file_scan, mime_type
     except ImportError:  # pragma: no cover - review package absent
         return {"case_id": None, "item_ids": [], "error": "review_unavailable"}
     return file_scan(
@@ -186,7 +182,7 @@ GUARD_DESCRIPTION = (
 def _guard_wanted(request: Request, query_flag: bool) -> bool:
     """``guard=true`` as a query parameter or form field (422 ``bad_guard_flag``)."""
     try:
-        from .routes_guard import scan_guard_wanted
+        from ..routes_guard import scan_guard_wanted
     except ImportError:  # pragma: no cover - guard package absent
         return False
     return scan_guard_wanted(request, query_flag)
@@ -196,7 +192,7 @@ def _guard(
     request: Request, state: ServiceState, data: bytes, media_type: str | None
 ) -> dict[str, Any]:
     """The image guard's record of a scanned upload (:func:`routes_guard.scan_guard`)."""
-    from .routes_guard import scan_guard
+    from ..routes_guard import scan_guard
 
     return scan_guard(request, state, data, media_type)
 
@@ -223,7 +219,7 @@ def _actions(state: ServiceState, matches: list[Match], context: dict[str, Any])
     if not matches:
         return {"quarantine": False, "actions": None}
     try:
-        from ..actions.dispatch import on_matches
+        from ...actions.dispatch import on_matches
     except ImportError:
         return {"quarantine": False, "actions": None}
     try:
@@ -360,7 +356,7 @@ async def scan_url(
     """Fetch the media (only when ``SENTINELLE_FETCH_ENABLED`` and the host is on
     ``SENTINELLE_FETCH_ALLOWED_HOSTS``; private and loopback addresses are always
     refused) and scan it like an upload."""
-    from .fetch import FetchError, fetch_media
+    from ..fetch import FetchError, fetch_media
 
     s = state.settings
     if not s.fetch_enabled:
@@ -429,31 +425,3 @@ async def match_hashes(body: HashListRequest, state: StateDep, who: Scan) -> dic
             for (t, h), ms in zip(items, results, strict=True)
         ]
     }
-
-
-# ------------------------------------------------------------------ operations
-@ops_router.get("/v1/health", summary="Liveness (no key needed)")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@ops_router.get("/v1/ready", summary="Readiness: index loaded and fresh")
-def ready(state: StateDep, who: Annotated[ApiKeyInfo, Depends(require_scope("*"))]) -> Any:
-    lag = state.sync.lag_s()
-    body = {
-        "index_version": state.matcher.version,
-        "sync_lag_s": None if lag is None else round(lag, 3),
-        "instance": state.instance_id,
-    }
-    if state.matcher.version < 0 or lag is None or lag > state.settings.ready_max_lag_s:
-        raise api_error(
-            503, "not_ready", "the index is not loaded or has not synced recently", **body
-        )
-    return {"status": "ready", **body}
-
-
-@ops_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(
-    state: StateDep, who: Annotated[ApiKeyInfo, Depends(require_scope("metrics"))]
-) -> Response:
-    return Response(state.metrics.render(), media_type=state.metrics.content_type)

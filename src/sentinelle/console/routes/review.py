@@ -43,8 +43,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..console import blur
-from ..console.security import (
+from ...errors import SentinelleError
+from ...review import accounts, cases, decisions, exposure
+from ...review.errors import NotFound, PermissionDenied, ReviewError
+from ...review.intake import KIND_PRIORITY
+from ...review.roles import require
+from ...service.deps import DbId, StateDep
+from ...service.state import ServiceState
+from .. import blur
+from ..security import (
     LOGIN_CSRF_COOKIE,
     apply_security_headers,
     check_media,
@@ -55,8 +62,8 @@ from ..console.security import (
     set_session_cookie,
     sign_media,
 )
-from ..console.session import ActionDep, Viewer, ViewerDep, load_viewer
-from ..console.views import (
+from ..session import ActionDep, Viewer, ViewerDep, load_viewer
+from ..views import (
     STATIC_FILES,
     error_page,
     is_htmx,
@@ -65,13 +72,6 @@ from ..console.views import (
     static_bytes,
     status_for,
 )
-from ..errors import SentinelleError
-from ..review import accounts, cases, decisions, exposure
-from ..review.errors import NotFound, PermissionDenied, ReviewError
-from ..review.intake import KIND_PRIORITY
-from ..review.roles import require
-from .deps import DbId, StateDep
-from .state import ServiceState
 
 log = logging.getLogger("sentinelle.console")
 
@@ -176,7 +176,7 @@ def _safe_next(value: str | None) -> str:
 def _evidence(state: ServiceState) -> Any:
     """The encrypted evidence store, or a SentinelleError when unavailable."""
     try:
-        from ..evidence import EvidenceStore, load_master_key
+        from ...evidence import EvidenceStore, load_master_key
     except ImportError:
         raise SentinelleError(
             "the evidence store is not installed", code="evidence_unavailable"
@@ -198,7 +198,7 @@ def _item_and_case(state: ServiceState, viewer: Viewer, item_id: int) -> tuple[A
 def _case_of_item(state: ServiceState, item_id: int) -> int:
     import sqlalchemy as sa
 
-    from ..review.tables import case_items
+    from ...review.tables import case_items
 
     with state.engine.connect() as conn:
         cid = conn.execute(
@@ -226,7 +226,7 @@ def _load_media(state: ServiceState, viewer: Viewer, item: Any) -> tuple[bytes, 
 def _record(state: ServiceState, **kwargs: Any) -> None:
     """Append an audit event (``sentinelle.audit``); no-op while it is absent."""
     try:
-        from ..audit import record_event
+        from ...audit import record_event
     except ImportError:
         return
     record_event(state.engine, **kwargs)
@@ -706,7 +706,7 @@ def decision_approve(
 # ================================================================ reports
 def _drafts_for_case(state: ServiceState, case_id: int) -> list[Any]:
     try:
-        from ..console.reports import drafts_for_case
+        from ..reports import drafts_for_case
     except ImportError:  # reports package absent
         return []
     return drafts_for_case(state.engine, case_id)
@@ -722,7 +722,7 @@ def report_page(
     """A CyberTipline report draft: its XML and the result of XSD validation."""
     try:
         require(viewer.user, "report.view")
-        from ..console.reports import draft_view
+        from ..reports import draft_view
 
         draft = draft_view(state.engine, report_id)
         _record(
@@ -836,14 +836,14 @@ def metrics_export(
     viewer: ViewerDep,
 ) -> Response:
     """Download the transparency metrics (all time) as JSON or CSV; audited
-    ``export.metrics`` by :func:`sentinelle.metrics_export.collect_metrics`."""
+    ``export.metrics`` by :func:`sentinelle.reports.transparency.collect_metrics`."""
     if fmt not in ("json", "csv"):
         return error_page(
             request, code="not_found", message="export as json or csv", status_code=404
         )
     try:
         require(viewer.user, "metrics.export")
-        from ..metrics_export import collect_metrics, to_csv
+        from ...reports.transparency import collect_metrics, to_csv
 
         metrics = collect_metrics(state.engine, actor=viewer.actor)
     except SentinelleError as e:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from .errors import MediaError
-from .formats.entry import EntryIn
-from .signals.types import HashSignal, VPDQSignal
+from ..errors import MediaError
+from ..signals.types import HashSignal, VPDQSignal
+from .entry import EntryIn
 
 
 def entries_from_media(
@@ -25,7 +25,7 @@ def entries_from_media(
     entry per unique frame hash (quality >= 50), variant ``frame<N>``. All entries of one
     file share ``media_ref`` = its SHA-256, which groups them (video-level matching).
     """
-    from .hasher import enrollment_hashes, hash_file
+    from ..signals.hasher import enrollment_hashes, hash_file
 
     result = hash_file(path, signals=("md5", "sha256", "vpdq"))
     if result.error is not None:

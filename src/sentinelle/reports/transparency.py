@@ -1,6 +1,6 @@
 """Transparency metrics: what a platform publishes about its child-safety work.
 
-    from sentinelle.metrics_export import collect_metrics, to_csv
+    from sentinelle.reports.transparency import collect_metrics, to_csv
     m = collect_metrics(engine, since=..., until=..., actor="cli")   # JSON-able dict
     csv_text = to_csv(m)
 
@@ -40,12 +40,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from .audit import record_event
-from .audit.tables import audit_log
-from .evidence.tables import deletion_log, preservation_holds
-from .reports.tables import reports
-from .review.tables import aware as _aware
-from .review.tables import case_items, decisions
+from ..audit import record_event
+from ..audit.tables import audit_log
+from ..evidence.tables import deletion_log, preservation_holds
+from ..review.tables import aware as _aware
+from ..review.tables import case_items, decisions
+from .tables import reports
 
 #: Decisions in force (a second review that accepts leaves ``final`` with an approver;
 #: ``approved`` is accepted too) -- ``returned`` ones were overturned by the second reviewer.

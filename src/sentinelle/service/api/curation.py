@@ -14,7 +14,7 @@ raw body (``curl --data-binary @bank.csv``) or as a multipart file field. Small
 uploads are imported at once (200 + report); bigger ones (over
 ``settings.extra["import_sync_max_bytes"]``, default 1 MiB) become a
 ``bank_import`` job (202 + job id; poll ``GET /v1/jobs/{id}``). See
-:mod:`sentinelle.service.imports`.
+:mod:`sentinelle.service.api.bank_import`.
 """
 
 from __future__ import annotations
@@ -32,17 +32,17 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from ..errors import BankError, BankImportError, SentinelleError
-from ..formats import FORMATS
-from ..formats.entry import ENTRY_SIGNAL_TYPES, MAX_TEXT_FIELD, EntryIn, to_utc
-from ..jobs import queue as jobs
-from ..store.banks import BankInfo, StoredEntry, _check_threshold
-from ..store.models import BankEntry
-from . import imports
-from .deps import ApiKeyInfo, StateDep, api_error, body_limit
-from .deps import require_scope as _require_scope
-from .state import ServiceState
-from .uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
+from ...errors import BankError, BankImportError, SentinelleError
+from ...formats import FORMATS
+from ...formats.entry import ENTRY_SIGNAL_TYPES, MAX_TEXT_FIELD, EntryIn, to_utc
+from ...jobs import queue as jobs
+from ...store.banks import BankInfo, StoredEntry, _check_threshold
+from ...store.models import BankEntry
+from ..deps import ApiKeyInfo, StateDep, api_error, body_limit
+from ..deps import require_scope as _require_scope
+from ..state import ServiceState
+from ..uploads import PartEnd, PartStart, iter_multipart, multipart_boundary
+from . import bank_import as imports
 
 log = logging.getLogger("sentinelle.service")
 router = APIRouter(prefix="/v1", tags=["banks"])
