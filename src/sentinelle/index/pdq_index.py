@@ -53,8 +53,13 @@ Small segments use fewer bucket-table bits (``2**k`` buckets, ``k <= 16``) and
 keep the 16-bit chunk keys to filter bucket entries, so a 2,000-row segment
 does not pay for 16 x 65,537 offsets.
 
-*Memory* (per live hash, large segments): 32 B hash + 8 B id + 16 x 4 B row
-indices + 1 B tombstone = 105 B, plus 4 MiB of offsets per large segment.
+*Memory* (per live hash, large segments): 32 B hash + 8 B id + 12 x 4 B row
+indices + 1 B tombstone = 89 B, plus 128 MiB of bucket offsets per large segment
+(12 direct tables of 2**21..2**22 entries). A build needs little beyond that: the
+batch is copied once (gathered in id order; an increasing batch is copied as is)
+and each table is sorted in place, its counting-sort histogram being the offsets
+themselves. Peak RSS growth of a build beside ``PDQIndex`` of python-threatexchange:
+``bench/bench_index.py`` (section "PDQ index" of ``bench/RESULTS.md``).
 
 *Threads.* Searches read an immutable snapshot of the segment list and run in
 numba kernels that release the GIL, so concurrent searches run in parallel.
@@ -207,32 +212,98 @@ def _chunk(words, row, cp, c):
     return v & cp[c, 2]
 
 
-@njit(cache=True, nogil=True)
-def _radix_pass(src_k, src_r, dst_k, dst_r, shift, bits):
-    """One stable counting-sort pass of (key, row) pairs on ``bits`` key bits at ``shift``.
+#: Tables up to this many bits (256 KiB of offsets) are counting-sorted straight into
+#: their offsets: the histogram stays in cache. Wider ones take two cache-friendly passes.
+_DIRECT_SORT_BITS = 16
 
-    With <= 2**11 buckets the histogram stays in L1 and the scatter writes go
-    to a few thousand sequential streams, so a pass runs at memory bandwidth
-    (a direct 2**22-bucket counting sort would miss the cache on every row).
+
+@njit(cache=True, nogil=True)
+def _sort_small_table(words, cp, c, n, offsets, base, nb, rows, keys, need_keys):
+    """Counting sort of chunk ``c`` with the ``offsets`` table itself as histogram.
+
+    Counts, then running sums (bucket ends), then a scatter from the last row to
+    the first that decrements each bucket's end down to its start: no scratch, and
+    rows within a bucket in row order.
     """
-    nb = 1 << bits
-    mask = np.uint32(nb - 1)
-    sh = np.uint32(shift)
-    counts = np.zeros(nb, np.int64)
-    n = src_k.shape[0]
-    for i in range(n):
-        counts[(src_k[i] >> sh) & mask] += 1
-    acc = 0
+    tshift = cp[c, 4]
+    for r in range(n):
+        offsets[base + np.int64(_chunk(words, r, cp, c) >> tshift)] += 1
+    acc = np.uint32(0)
     for b in range(nb):
-        cnt = counts[b]
-        counts[b] = acc
-        acc += cnt
-    for i in range(n):
-        b = (src_k[i] >> sh) & mask
-        p = counts[b]
-        dst_k[p] = src_k[i]
-        dst_r[p] = src_r[i]
-        counts[b] = p + 1
+        acc += offsets[base + b]
+        offsets[base + b] = acc
+    offsets[base + nb] = n
+    for r in range(n - 1, -1, -1):
+        key = _chunk(words, r, cp, c)
+        b = base + np.int64(key >> tshift)
+        p = offsets[b] - np.uint32(1)
+        offsets[b] = p
+        rows[c, p] = r
+        if need_keys:
+            keys[c, p] = np.uint32(key)
+
+
+@njit(cache=True, nogil=True)
+def _sort_wide_table(words, cp, c, n, offsets, base, table_bits, rows, karr, keep_keys):
+    """Stable bucket sort of chunk ``c`` on a wide table, in two cache-friendly passes.
+
+    Pass 1 scatters rows (and their keys, into ``karr``: the output ``keys`` row, or
+    a shared scratch row) by the high half of the bucket bits into ``rows[c]``
+    itself: a few thousand sequential streams, histogram in L1. Pass 2 sorts each
+    high group by the low half with a scratch the size of the largest group, and
+    writes that group's offsets. The only scratch beyond the tables is ``karr``
+    (4 B a row, shared by every chunk) and the largest group.
+    """
+    tshift = cp[c, 4]
+    lo_bits = table_bits // 2
+    hi_bits = table_bits - lo_bits
+    lo_mask = np.uint32((1 << lo_bits) - 1)
+    nh = 1 << hi_bits
+    start = np.zeros(nh + 1, np.int64)
+    for r in range(n):
+        start[np.int64((_chunk(words, r, cp, c) >> tshift) >> lo_bits) + 1] += 1
+    biggest = 0
+    for h in range(nh):
+        biggest = max(biggest, start[h + 1])
+        start[h + 1] += start[h]
+    pos = start[:nh].copy()
+    for r in range(n):
+        key = np.uint32(_chunk(words, r, cp, c))
+        h = np.int64((key >> np.uint32(tshift)) >> np.uint32(lo_bits))
+        p = pos[h]
+        rows[c, p] = r
+        karr[p] = key
+        pos[h] = p + 1
+    sr = np.empty(biggest, np.uint32)
+    sk = np.empty(biggest if keep_keys else 0, np.uint32)
+    cnt = np.empty((1 << lo_bits) + 1, np.int64)
+    sh = np.uint32(tshift)
+    for h in range(nh):
+        s = start[h]
+        e = start[h + 1]
+        ob = base + (np.int64(h) << lo_bits)
+        if s == e:
+            for b in range(1 << lo_bits):
+                offsets[ob + b] = s
+            continue
+        cnt[:] = 0
+        for p in range(s, e):
+            cnt[np.int64((karr[p] >> sh) & lo_mask) + 1] += 1
+        for b in range(1 << lo_bits):
+            cnt[b + 1] += cnt[b]
+            offsets[ob + b] = s + cnt[b]
+        for p in range(s, e):
+            b = np.int64((karr[p] >> sh) & lo_mask)
+            q = cnt[b]
+            sr[q] = rows[c, p]
+            if keep_keys:
+                sk[q] = karr[p]
+            cnt[b] = q + 1
+        for q in range(e - s):
+            rows[c, s + q] = sr[q]
+            if keep_keys:
+                karr[s + q] = sk[q]
+    offsets[base + (np.int64(1) << table_bits)] = n
 
 
 @njit(cache=True, nogil=True)
@@ -242,57 +313,36 @@ def _build_tables(words, cp, off_base):
     Returns flat ``offsets`` (chunk ``c`` at ``off_base[c]``), ``rows`` (m, n)
     and ``keys`` (m, n): the full chunk value of each bucket entry, needed only
     when some table is narrower than its chunk (small segments), else (m, 0).
-    Rows are sorted by bucket with an LSD radix sort (<= 11 bits per pass).
+    Rows within a bucket are in row order. Built (nearly) in place: the peak of a
+    build is the tables plus 4 B a row (``bench/bench_index.py`` measures it; an
+    LSD radix sort used to need four n-row scratch arrays).
     """
     n = words.shape[0]
     m = cp.shape[0]
     need_keys = False
+    need_scratch = False
     for c in range(m):
+        nb = off_base[c + 1] - off_base[c] - 1
         if cp[c, 4] != 0:
             need_keys = True
+        elif nb > (1 << _DIRECT_SORT_BITS):
+            need_scratch = True  # unless the keys rows serve (below)
     offsets = np.zeros(off_base[m], np.uint32)
     rows = np.empty((m, n), np.uint32)
     keys = np.empty((m, n if need_keys else 0), np.uint32)
-    ka = np.empty(n, np.uint32)
-    ra = np.empty(n, np.uint32)
-    kb = np.empty(n, np.uint32)
-    rb = np.empty(n, np.uint32)
+    scratch = np.empty(n if need_scratch and not need_keys else 0, np.uint32)
     for c in range(m):
         base = off_base[c]
         nb = off_base[c + 1] - base - 1
-        tshift = cp[c, 4]
         table_bits = 0
         while (1 << table_bits) < nb:
             table_bits += 1
-        for r in range(n):
-            ka[r] = np.uint32(_chunk(words, r, cp, c))
-            ra[r] = r
-        # sort by bucket = key >> tshift, i.e. key bits [tshift, tshift + table_bits)
-        done = 0
-        src_is_a = True
-        while done < table_bits:
-            step = min(11, table_bits - done)
-            if src_is_a:
-                _radix_pass(ka, ra, kb, rb, tshift + done, step)
-            else:
-                _radix_pass(kb, rb, ka, ra, tshift + done, step)
-            src_is_a = not src_is_a
-            done += step
-        sk = ka if src_is_a else kb
-        sr = ra if src_is_a else rb
-        # offsets[b] = first position whose bucket >= b (one sequential walk)
-        b = 0
-        for p in range(n):
-            bucket = np.int64(sk[p] >> np.uint32(tshift))
-            while b <= bucket:
-                offsets[base + b] = p
-                b += 1
-            rows[c, p] = sr[p]
-            if need_keys:
-                keys[c, p] = sk[p]
-        while b <= nb:
-            offsets[base + b] = n
-            b += 1
+        if table_bits <= _DIRECT_SORT_BITS:
+            _sort_small_table(words, cp, c, n, offsets, base, nb, rows, keys, need_keys)
+        elif need_keys:  # every chunk keeps its keys (only narrow tables read them)
+            _sort_wide_table(words, cp, c, n, offsets, base, table_bits, rows, keys[c], True)
+        else:
+            _sort_wide_table(words, cp, c, n, offsets, base, table_bits, rows, scratch, False)
     return offsets, rows, keys
 
 
@@ -558,11 +608,19 @@ class _Segment:
         "offsets", "rows", "keys", "_radii",
     )  # fmt: skip
 
-    def __init__(self, ids: np.ndarray, words: np.ndarray, layout: _Layout) -> None:
+    def __init__(
+        self, ids: np.ndarray, words: np.ndarray, layout: _Layout, owned_sorted: bool = False
+    ) -> None:
+        """``owned_sorted``: ``ids`` are strictly increasing and both arrays belong to
+        the segment from now on (no copy: a big build holds one copy of the hashes)."""
         n = len(ids)
-        order = np.argsort(ids, kind="stable")
-        self.ids = np.ascontiguousarray(ids[order])
-        self.words = np.ascontiguousarray(words[order])
+        if owned_sorted:
+            self.ids, self.words = ids, words
+        else:
+            order = np.argsort(ids, kind="stable")
+            self.ids = np.ascontiguousarray(ids[order])
+            self.words = np.ascontiguousarray(words[order])
+            del order
         self.alive = np.ones(n, dtype=np.bool_)
         self.n_alive = n
         self.layout = layout
@@ -793,14 +851,7 @@ class PDQIndex:
             raise IndexInputError(f"got {len(id_arr)} ids for {len(words)} hashes")
         if len(id_arr) == 0:
             return
-        # Last occurrence wins: unique over the reversed batch.
-        rev_ids = id_arr[::-1]
-        uniq, first_rev = np.unique(rev_ids, return_index=True)
-        if len(uniq) != len(id_arr):
-            keep = np.sort(len(id_arr) - 1 - first_rev)
-            id_arr, words = id_arr[keep], words[keep]
-        else:
-            id_arr, words = id_arr.copy(), words.copy()
+        id_arr, words = _sorted_last_wins(id_arr, words)
         with self._lock:
             self._write(id_arr, words)
 
@@ -830,6 +881,12 @@ class PDQIndex:
             if len(buf_ids) + len(ids) <= BUFFER_ROWS:
                 buf_ids = np.concatenate([buf_ids, ids])
                 buf_words = np.concatenate([buf_words, words])
+            elif len(ids) >= BUFFER_ROWS:
+                # A big batch becomes segments of its own, in place (it is sorted and
+                # ours: no concatenation, no second copy); the buffer stays as it is.
+                for start in range(0, len(ids), _MAX_SEGMENT_ROWS):
+                    end = start + _MAX_SEGMENT_ROWS
+                    segments.append(self._segment(ids[start:end], words[start:end], True))
             else:
                 new_ids = np.concatenate([buf_ids, ids])
                 new_words = np.concatenate([buf_words, words])
@@ -845,9 +902,9 @@ class PDQIndex:
         self._len += (len(ids) if words is not None else 0) - removed
         return removed
 
-    def _segment(self, ids: np.ndarray, words: np.ndarray) -> _Segment:
+    def _segment(self, ids: np.ndarray, words: np.ndarray, owned_sorted: bool = False) -> _Segment:
         layout = self._small if len(ids) < SMALL_SEGMENT_ROWS else self._large
-        return _Segment(ids, words, layout)
+        return _Segment(ids, words, layout, owned_sorted)
 
     def _maintain(self, segments: list[_Segment]) -> list[_Segment]:
         """Drop empty segments, compact half-dead ones, merge same-tier small ones."""
@@ -888,6 +945,26 @@ class PDQIndex:
             + state.buf_ids.nbytes
             + state.buf_words.nbytes,
         }
+
+
+def _sorted_last_wins(ids: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Our own copy of a batch, sorted by id, the last occurrence of a repeated id kept.
+
+    One copy of the hashes and no more (the peak of a big build is the index itself):
+    an already increasing batch (a bank loaded in id order) is copied as it is,
+    else rows are gathered once in id order through a stable argsort.
+    """
+    if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        return ids.copy(), np.array(words, order="C", copy=True)
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    last = np.ones(len(ids), dtype=np.bool_)  # stable: the last of each run came last
+    np.not_equal(ids[1:], ids[:-1], out=last[:-1])
+    if not last.all():
+        order = order[last]
+        ids = ids[last]
+    del last
+    return ids, words[order]
 
 
 def _bad_hex(value: object) -> str:
