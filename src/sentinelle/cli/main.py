@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "report_cmd",
     "audit_cmd",
     "retention_cmd",
+    "model_cmd",
 )
 
 

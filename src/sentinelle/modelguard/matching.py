@@ -73,6 +73,14 @@ def entries_for(
     return out
 
 
+def _lookup(matcher: Any, signal: str, hex_hash: str) -> list[Any]:
+    """``matcher.match_exact``; a matcher built without the type has no entries of it."""
+    try:
+        return matcher.match_exact(signal, hex_hash)
+    except KeyError:
+        return []
+
+
 def match_model(result: ModelScanResult, matcher: Any, store: Any) -> list[ModelMatch]:
     """Matches of ``result`` in the matcher's banks (``store``: its BankStore)."""
     out: list[ModelMatch] = []
@@ -80,10 +88,10 @@ def match_model(result: ModelScanResult, matcher: Any, store: Any) -> list[Model
     file_hash = result.signal("file_sha256")
     if file_hash:
         wanted.append(("sha256", file_hash))
-    exact_ids = {m.entry_id for sig, h in wanted for m in matcher.match_exact(sig, h)}
+    exact_ids = {m.entry_id for sig, h in wanted for m in _lookup(matcher, sig, h)}
     entries = store.get_entries(exact_ids) if exact_ids else {}
     for sig, h in wanted:
-        for m in matcher.match_exact(sig, h):
+        for m in _lookup(matcher, sig, h):
             e = entries.get(m.entry_id)
             media_ref = e.media_ref if e else None
             out.append(ModelMatch("exact", m.bank, sig, media_ref, m.category, (m.entry_id,)))
@@ -91,7 +99,7 @@ def match_model(result: ModelScanResult, matcher: Any, store: Any) -> list[Model
     hits: dict[int, str] = {}
     banks: dict[int, tuple[str, str | None]] = {}
     for h in parts:
-        for m in matcher.match_exact(PART_SIGNAL, h):
+        for m in _lookup(matcher, PART_SIGNAL, h):
             hits[m.entry_id] = h
             banks[m.entry_id] = (m.bank, m.category)
     if hits:

@@ -62,6 +62,7 @@ ROUTER_MODULES = (
     "sentinelle.console.routes.review",
     "sentinelle.console.routes.admin",
     "sentinelle.console.routes.password",
+    "sentinelle.service.api.modelguard",
 )
 
 DESCRIPTION = """Match media against hash banks of known child-abuse material.
