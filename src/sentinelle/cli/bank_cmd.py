@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import BankImportError, SentinelleError
@@ -110,12 +111,12 @@ def register(app: typer.Typer) -> None:
             for b in banks:
                 table.add_row(
                     str(b.id),
-                    b.name,
+                    escape(b.name),  # bank names come from API callers and partners
                     "yes" if b.enabled else "no",
                     str(b.total),
                     ", ".join(f"{k}: {v}" for k, v in sorted(b.counts.items())) or "-",
                     str(b.thresholds.get("pdq")),
-                    b.description,
+                    escape(b.description or ""),
                 )
             Console(highlight=False).print(table)
 
@@ -125,7 +126,7 @@ def register(app: typer.Typer) -> None:
         with _errors():
             b = _store().get_bank(name)
             con = Console(highlight=False)
-            con.print(f"[bold]{b.name}[/] (id {b.id})", markup=True)
+            con.print(f"[bold]{escape(b.name)}[/] (id {b.id})", markup=True)
             con.print(f"description: {b.description or '-'}", markup=False)
             con.print(f"enabled: {'yes' if b.enabled else 'no'}")
             con.print(f"created: {b.created_at.isoformat()}")
@@ -183,7 +184,7 @@ def register(app: typer.Typer) -> None:
                 except OSError as e:
                     tmp.unlink(missing_ok=True)
                     raise SentinelleError(f"cannot write {out}: {e.strerror}", "io_error") from None
-            err_console().print(f"exported {n} entries from {name!r} as {fmt}")
+            err_console().print(f"exported {n} entries from {escape(repr(name))} as {fmt}")
 
     @bank.command("delete")
     def delete(

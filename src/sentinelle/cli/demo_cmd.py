@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         url = database_url()
-        console.print(f"[bold]Sentinelle demo[/] · database: {url}")
+        console.print(f"[bold]Sentinelle demo[/] · database: {escape(str(url))}")
         originals, inbox = build_demo(out)
         store = BankStore(open_engine(url))
         try:
@@ -38,7 +39,9 @@ def register(app: typer.Typer) -> None:
             sorted(originals.iterdir()), augment=True, category="demo", source_org="sentinelle-demo"
         )
         for path, err in failed:
-            console.print(f"[yellow]could not enroll {path}: {err.code}: {err.message}")
+            console.print(
+                f"[yellow]could not enroll {escape(str(path))}: {err.code}: {escape(err.message)}"
+            )
         report = store.add_entries(DEMO_BANK, entries)
         console.print(
             f"bank [bold]{DEMO_BANK}[/]: {report.added} entries added, "
@@ -56,4 +59,4 @@ def register(app: typer.Typer) -> None:
             console=console,
         )
         _print_summary(console, summary, jsonl, html)
-        console.print(f"Open the triage report: [bold]{html.resolve()}[/]")
+        console.print(f"Open the triage report: [bold]{escape(str(html.resolve()))}[/]")

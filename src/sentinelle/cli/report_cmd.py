@@ -130,7 +130,8 @@ def register(app: typer.Typer) -> None:
         except SentinelleError as e:
             raise _fail(e) from None
         info = m.get(report_id)
-        err_console().print(f"report {report_id}: {state} (NCMEC report {info['ncmec_report_id']})")
+        ncmec_id = escape(str(info["ncmec_report_id"]))
+        err_console().print(f"report {report_id}: {state} (NCMEC report {ncmec_id})")
 
     @report.command("status")
     def status(report_id: int) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -110,12 +111,12 @@ def _print_summary(console: Console, summary, jsonl: Path, html: Path | None) ->
     t.add_row("[red]matched", str(summary.matched))
     t.add_row("[yellow]errors", str(summary.errors))
     for bank, n in summary.per_bank.most_common():
-        t.add_row(f"  bank {bank}", str(n))
+        t.add_row(f"  bank {escape(bank)}", str(n))  # names and paths are data, not markup
     for code, n in summary.error_codes.most_common():
-        t.add_row(f"  error {code}", str(n))
-    t.add_row("records", str(jsonl))
+        t.add_row(f"  error {escape(code)}", str(n))
+    t.add_row("records", escape(str(jsonl)))
     if html:
-        t.add_row("report", str(html))
+        t.add_row("report", escape(str(html)))
     console.print(t)
 
 
@@ -240,7 +241,7 @@ def register(app: typer.Typer) -> None:
                 detector=config,
             )
         except SentinelleError as e:
-            console.print(f"[red]error[/] {e.code}: {e.message}")
+            console.print(f"[red]error[/] {e.code}: {escape(e.message)}")
             raise typer.Exit(2) from e
         if not quiet:
             _print_summary(console, summary, jsonl, html)

@@ -519,7 +519,12 @@ def login(
     failure: AuthError | None = None
     session: Session | None = None
     with scope(conn_or_engine) as conn:
-        row = conn.execute(sa.select(users).where(users.c.username == name)).first()
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises): without
+        # it, concurrent wrong guesses all read the same failure count and the lockout
+        # never triggers (docs/SECURITY.md, "lockout under concurrent guesses").
+        row = conn.execute(
+            sa.select(users).where(users.c.username == name).with_for_update()
+        ).first()
         if row is None:
             _verify(_DUMMY_HASH, pw)
             failure = AuthError("wrong user name or password")

@@ -1,0 +1,187 @@
+"""Hostile use, found by the adversarial pass in docs/SECURITY.md: each test failed before its fix.
+
+* Lockout and TOTP replay under concurrent requests (PostgreSQL): 20 wrong guesses sent at
+  once left the account unlocked (each read the same failure count), and one TOTP code
+  opened 12 sessions when sent 12 times at once. Fixed by locking the user row.
+* Rich markup in data (bank names, paths, messages): a bank named ``x[/]`` crashed
+  ``bank list`` / ``bank show`` with a traceback, and a ``--jsonl`` path with ``[/]``
+  crashed the scan summary after the scan had run.
+* ``kill -9`` of a real ``sentinelle scan`` mid-run: the rerun completes, every file once.
+
+Real databases (SQLite and PostgreSQL through ``db_url``), real CLI processes, real files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from sentinelle.cli.main import app as cli
+from sentinelle.review import accounts
+from sentinelle.review.errors import AuthError
+from sentinelle.review.tables import users
+from sentinelle.store.db import open_engine
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PHOTOS = SHARED / "corpora" / "photos"
+PW = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+@pytest.fixture()
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    e = open_engine(db_url)
+    yield e
+    e.dispose()
+
+
+def _at_once(n: int, fn) -> list[object]:  # type: ignore[no-untyped-def]
+    """Run ``fn`` in ``n`` threads released together; the results (or exceptions)."""
+    barrier = threading.Barrier(n)
+    out: list[object] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            r: object = fn()
+        except Exception as e:  # noqa: BLE001
+            r = e
+        with lock:
+            out.append(r)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+# ------------------------------------------------------------ concurrency on accounts
+
+
+def test_lockout_holds_under_concurrent_guesses(engine) -> None:  # type: ignore[no-untyped-def]
+    accounts.create_user(engine, "victim", PW, "reviewer")
+    results = _at_once(20, lambda: accounts.login(engine, "victim", "a wrong guess"))
+    codes = Counter(r.code for r in results if isinstance(r, AuthError))
+    assert sum(codes.values()) == 20, results
+    # exactly MAX_FAILED_LOGINS passwords were checked; every later guess met the lock
+    assert codes["invalid_credentials"] == accounts.MAX_FAILED_LOGINS, codes
+    assert codes["account_locked"] == 20 - accounts.MAX_FAILED_LOGINS
+    with engine.connect() as c:
+        assert c.execute(sa.select(users.c.locked_until)).scalar() is not None
+    with pytest.raises(AuthError) as e:
+        accounts.login(engine, "victim", PW)
+    assert e.value.code == "account_locked"
+
+
+def test_one_totp_code_opens_one_session_under_concurrency(engine) -> None:  # type: ignore[no-untyped-def]
+    accounts.create_user(engine, "tess", PW, "reviewer")
+    secret, _ = accounts.start_totp(engine, "tess")
+    totp = pyotp.TOTP(secret)
+    step = int(time.time() // totp.interval)
+    accounts.confirm_totp(engine, "tess", totp.at((step - 1) * totp.interval))
+    code = totp.at(step * totp.interval)
+    results = _at_once(12, lambda: accounts.login(engine, "tess", PW, totp_code=code))
+    sessions = [r for r in results if isinstance(r, accounts.Session)]
+    refused = [r for r in results if isinstance(r, AuthError)]
+    assert len(sessions) == 1, results  # a code is single-use, even when raced
+    # replays count as failed logins, so a burst of them also locks the account
+    assert len(refused) == 11 and {r.code for r in refused} <= {"invalid_totp", "account_locked"}
+
+
+# ------------------------------------------------------------ markup in CLI output
+
+
+def test_hostile_bank_names_and_paths_do_not_break_the_cli(tmp_path: Path) -> None:
+    env = {"SENTINELLE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "COLUMNS": "250"}
+    run = CliRunner().invoke
+    for name in ("x[/]", "[bold red]fake[/]", "[link=https://evil.example]y"):
+        res = run(cli, ["bank", "create", name], env=env)
+        assert res.exit_code == 0, res.output
+    res = run(cli, ["bank", "list"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "x[/]" in res.output and "[bold red]fake[/]" in res.output  # shown as typed
+    res = run(cli, ["bank", "show", "x[/]"], env=env)
+    assert res.exit_code == 0 and "x[/]" in res.output, res.output
+    res = run(cli, ["bank", "export", "x[/]", "-o", str(tmp_path / "x.csv")], env=env)
+    assert res.exit_code == 0, res.output
+
+    # a banked photo matched by a scan: the bank name and the paths reach the summary table
+    photo = PHOTOS / "kodak24" / "kodim05.png"
+    inbox = tmp_path / "in[box]"
+    inbox.mkdir()
+    shutil.copy(photo, inbox / "[red]copy[/red].png".replace("/", "_"))
+    res = run(cli, ["bank", "add-media", "[bold red]fake[/]", str(photo)], env=env)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "out[" / "]x.jsonl"  # a directory named "out[": the path holds "[/]"
+    args = ["scan", str(inbox), "--jsonl", str(out), "--workers", "1", "--no-provenance"]
+    res = run(cli, args, env=env)
+    assert res.exit_code == 0, res.output
+    assert "bank [bold red]fake[/]" in res.output and "]x.jsonl" in res.output
+    (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rec["matches"] and rec["matches"][0]["bank"] == "[bold red]fake[/]"
+
+
+# ------------------------------------------------------------ kill -9 during a scan
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+def test_kill_9_during_scan_then_rerun_is_complete(tmp_path: Path) -> None:
+    """A real ``sentinelle scan`` SIGKILLed once it has written records; the rerun carries
+    the finished records over, re-hashes the rest and leaves one valid record per file."""
+    photos = sorted((PHOTOS / "bsds500").glob("*.jpg"))[:300]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for p in photos:
+        shutil.copy(p, inbox / p.name)
+    out = tmp_path / "scan.jsonl"
+    partial = out.with_name(out.name + ".partial")
+    env = dict(os.environ, SENTINELLE_DATABASE_URL=f"sqlite:///{tmp_path / 'scan.db'}")
+    cmd = [sys.executable, "-m", "sentinelle.cli.main", "scan", str(inbox), "--jsonl", str(out),
+           "-q", "--workers", "1", "--no-provenance"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if partial.exists() and partial.read_bytes().count(b"\n") >= 20:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the scan finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists() and partial.exists()  # the final file is only ever complete
+    done_before = partial.read_bytes().count(b"\n")
+    assert 20 <= done_before < len(photos)
+
+    res = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    by_path = Counter(r["path"] for r in recs)
+    assert len(recs) == len(photos) and set(by_path.values()) == {1}
+    assert not any(r.get("error") for r in recs)
+    assert not partial.exists()
