@@ -29,7 +29,7 @@ class ModelLimits:
     max_gguf_array_items: int = 20_000_000  # items of all GGUF arrays together
     max_gguf_dims: int = 8
     max_text_bytes: int = 1 * MiB  # a model card, config.json, sidecar .json/.info
-    max_text_fields: int = 20_000  # tags/names judged per model (most frequent first)
+    max_text_fields: int = 5_000  # distinct tags judged per model (most frequent first)
     max_field_chars: int = 2_000  # one judged text (longer card paragraphs are split)
     max_folder_files: int = 512  # model files scanned in one folder
 

@@ -98,11 +98,12 @@ class _Extractor:
         for folder, tags in doc.items():
             if not isinstance(tags, Mapping):
                 continue
+            words = folder_words(str(folder))
             for tag, n in tags.items():
                 t, c = clean_tag(str(tag)), _int(n)
                 if t and c:
                     self.tags[t] += c
-                    self.tag_folder.setdefault(t, folder_words(str(folder)))
+                    self.tag_folder.setdefault(t, words)
 
     def dataset_dirs(self, key: str, doc: Any) -> None:
         if not isinstance(doc, Mapping):
