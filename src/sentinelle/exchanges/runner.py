@@ -42,7 +42,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ..store.banks import BankStore
+from ..banks import BankStore
 from ..store.models import utcnow
 from . import credentials
 from .api import ExchangeAPI, ExchangeError, MalformedPage

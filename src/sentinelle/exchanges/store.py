@@ -1,7 +1,7 @@
 """`ExchangeStore`: configure exchanges and apply fetched pages to their banks.
 
 The one write path is :meth:`ExchangeStore.apply_page`. In ONE bank write
-transaction (the same serialized transaction :class:`~sentinelle.store.banks.BankStore`
+transaction (the same serialized transaction :class:`~sentinelle.banks.BankStore`
 uses, so the change log stays ordered) it:
 
 1. replaces the ``exchange_records`` rows of every record key on the page;
@@ -31,9 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from ..audit import record_event
+from ..banks import BankStore
 from ..errors import BankError, InvalidHashError
 from ..formats.entry import normalize_signal_hash
-from ..store.banks import BankStore
 from ..store.models import Bank, BankEntry, ChangeLog, Tombstone, utcnow
 from . import credentials
 from .api import ExchangeError, FetchPage, StoredRecord
