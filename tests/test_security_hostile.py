@@ -97,6 +97,17 @@ def test_lockout_holds_under_concurrent_guesses(engine) -> None:  # type: ignore
     assert e.value.code == "account_locked"
 
 
+def test_wrong_current_passwords_lock_under_concurrency(engine) -> None:  # type: ignore[no-untyped-def]
+    """The change-password form is a password oracle for a stolen session: it locks too."""
+    accounts.create_user(engine, "carl", PW, "reviewer")
+    results = _at_once(
+        12, lambda: accounts.change_own_password(engine, "carl", "a wrong guess", "new pass 12345")
+    )
+    codes = Counter(r.code for r in results if isinstance(r, AuthError))
+    assert codes["invalid_credentials"] == accounts.MAX_FAILED_LOGINS, codes
+    assert codes["account_locked"] == 12 - accounts.MAX_FAILED_LOGINS
+
+
 def test_one_totp_code_opens_one_session_under_concurrency(engine) -> None:  # type: ignore[no-untyped-def]
     accounts.create_user(engine, "tess", PW, "reviewer")
     secret, _ = accounts.start_totp(engine, "tess")
@@ -185,3 +196,52 @@ def test_kill_9_during_scan_then_rerun_is_complete(tmp_path: Path) -> None:
     assert len(recs) == len(photos) and set(by_path.values()) == {1}
     assert not any(r.get("error") for r in recs)
     assert not partial.exists()
+
+
+# ------------------------------------------------------------ console sessions
+
+BASE = "http://127.0.0.1"
+
+
+@pytest.fixture()
+def world(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from console_support import build_console, console_env
+
+    console_env(monkeypatch)
+    w = build_console(db_url, tmp_path)
+    yield w
+    w.engine.dispose()
+
+
+def _login(client, username: str) -> str:  # type: ignore[no-untyped-def]
+    from console_support import PASSWORD, login_csrf, page_csrf
+
+    r = client.get("/console/login")
+    r = client.post(
+        "/console/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": login_csrf(r.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return page_csrf(client.get("/console/settings").text)
+
+
+def test_signed_media_link_is_dead_after_logout(world) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from fastapi.testclient import TestClient
+
+    with TestClient(world.app, base_url=BASE) as c:
+        csrf = _login(c, "rita")
+        r = c.post(f"/console/items/{world.video_item}/reveal", headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 200
+        src = re.search(r'<source src="([^"]+)"', r.text).group(1).replace("&amp;", "&")
+        assert c.get(src).status_code == 200  # the fresh link works while logged in
+        cookie = c.cookies.get("sentinelle_session")
+        r = c.post("/console/logout", headers={"X-CSRF-Token": csrf}, follow_redirects=False)
+        assert r.status_code == 303
+        # the same link, even with the old cookie replayed, yields no media
+        c.cookies.set("sentinelle_session", cookie, domain="127.0.0.1", path="/console")
+        r = c.get(src, follow_redirects=False)
+        assert r.status_code in (303, 401, 403) and not r.content.startswith(b"\x00\x00")
+        assert b"ftyp" not in r.content[:16]

@@ -357,7 +357,10 @@ def change_own_password(
     now = utcnow()
     failure: ReviewError | None = None
     with scope(conn_or_engine) as conn:
-        row = conn.execute(sa.select(users).where(users.c.username == name)).first()
+        # locked like login(): concurrent wrong guesses must each count
+        row = conn.execute(
+            sa.select(users).where(users.c.username == name).with_for_update()
+        ).first()
         if row is None:
             raise NotFound(f"no user {name!r}", code="unknown_user")
         target = f"user:{name}"
