@@ -114,6 +114,9 @@ class FetchPage:
     checkpoint: dict[str, Any]
     progress_at: float | None = None  # unix time the remote data is current to (lag)
     malformed_records: int = 0  # records inside an otherwise good page that were unusable
+    #: The page is the remote's whole current list (a file feed): records of the
+    #: exchange that are not on it are deleted.
+    replace_all: bool = False
 
 
 @dataclass(frozen=True, slots=True)

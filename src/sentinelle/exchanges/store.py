@@ -441,6 +441,14 @@ class ExchangeStore:
         keys = [k[:255] for k in final]
         with self.banks._write() as conn:  # noqa: SLF001 - the bank write transaction
             old_pairs: set[tuple[str, str]] = set()
+            if page.replace_all:  # a snapshot: every earlier record is replaced
+                everything = R.c.exchange_id == info.id
+                old_pairs.update(
+                    (r.signal_type, r.hash)
+                    for r in conn.execute(sa.select(R.c.signal_type, R.c.hash).where(everything))
+                )
+                conn.execute(R.delete().where(everything))
+                keys = []
             for chunk in _chunks(keys):
                 cond = sa.and_(R.c.exchange_id == info.id, R.c.record_key.in_(chunk))
                 old_pairs.update(
