@@ -103,6 +103,15 @@ ERROR_MESSAGES = {
     "bad_evidence": N_("These evidence details are not valid."),
     "bad_hold": N_("This hold change is not valid (a reason is required)."),
     "bad_notes": N_("Notes are too long."),
+    "bad_kind": N_("Choose the allow list or the deny list."),
+    "bad_language": N_("Choose one of the listed languages."),
+    "bad_note": N_("The note is too long."),
+    "bad_phrase": N_(
+        "The phrase must contain a letter or a digit and stay within the length limit."
+    ),
+    "phrase_exists": N_("This phrase is already on a list."),
+    "phrase_not_found": N_("This phrase is not on the lists any more."),
+    "too_many_phrases": N_("The lists are full; remove a phrase first."),
     "bad_password": N_("The password does not meet the length rules."),
     "bad_reason": N_("The reason is too long."),
     "bad_role": N_("Choose one of the listed roles."),
@@ -165,6 +174,18 @@ def error_message(code: str | None, message: str | None) -> str:
     return gettext(text)
 
 
+#: Reasons the evidence store writes itself (sentinelle.evidence.store.destroy_case).
+_FORCED_RELEASE = "forced destruction: "
+
+
+def release_reason(text: str | None) -> str:
+    """A hold's release reason; the prefix the system adds is translated."""
+    if text and text.startswith(_FORCED_RELEASE):
+        reason = text[len(_FORCED_RELEASE) :]
+        return gettext("forced destruction: %(reason)s") % {"reason": reason}
+    return text or ""
+
+
 def priority_help() -> str:
     """Tooltip for a case's priority, built from the intake's own table."""
     parts = ", ".join(f"{label('kind', k)} {p}" for k, p in KIND_PRIORITY.items())
@@ -175,5 +196,10 @@ def priority_help() -> str:
 
 
 def install(env: Any) -> None:
-    """Add ``label``, ``error_message`` and ``priority_tooltip`` to a Jinja2 environment."""
-    env.globals.update(label=label, error_message=error_message, priority_tooltip=priority_help)
+    """Add ``label``, ``error_message``, ``priority_tooltip``, ``release_reason`` to Jinja2."""
+    env.globals.update(
+        label=label,
+        error_message=error_message,
+        priority_tooltip=priority_help,
+        release_reason=release_reason,
+    )

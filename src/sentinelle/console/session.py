@@ -23,6 +23,9 @@ issued by an administrator), both dependencies send every request except those
 in :data:`ALLOWED_WHILE_MUST_CHANGE` to :data:`PASSWORD_PATH` instead (303;
 ``HX-Redirect`` for htmx requests): nothing else of the console is reachable
 until the user has chosen their own password.
+
+:func:`load_viewer` also reads the language the user chose
+(``request.state.locale``), which :func:`sentinelle.console.views.render` uses.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..review.accounts import User, authenticate
 from ..review.errors import AuthError
+from ..review.exposure import get_settings
 from .security import CSRF_FIELD, csrf_for_session, csrf_ok, session_token
 
 #: The change-password page (see :mod:`sentinelle.console.routes.password`).
@@ -87,10 +91,13 @@ def load_viewer(request: Request) -> Viewer | None:
     token = session_token(request)
     if token is None:
         return None
+    engine = request.app.state.sentinelle.engine
     try:
-        user = authenticate(request.app.state.sentinelle.engine, token)
+        user = authenticate(engine, token)
     except AuthError:
         return None
+    # the language the user chose (None: never chose; the views fall back to the cookie)
+    request.state.locale = get_settings(engine, user.id).locale
     return Viewer(user=user, token=token, csrf=csrf_for_session(token))
 
 

@@ -42,6 +42,8 @@ SETTING_LIMITS: dict[str, tuple[int, int]] = {
     "break_after_items": (1, 100_000),
 }
 BOOL_SETTINGS = ("grayscale", "mute_audio")
+#: The console languages a user can choose (``locale`` setting; None: never chosen).
+LOCALES = ("en", "fr")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class UserSettings:
     daily_cap: int | None
     break_after_minutes: int | None
     break_after_items: int | None
+    locale: str | None = None  # the console language chosen, see sentinelle.console.i18n
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +96,7 @@ def get_settings(conn_or_engine: ConnOrEngine, user_id: int) -> UserSettings:
         daily_cap=r.daily_cap,
         break_after_minutes=r.break_after_minutes,
         break_after_items=r.break_after_items,
+        locale=r.locale,
     )
 
 
@@ -103,6 +107,10 @@ def update_settings(conn_or_engine: ConnOrEngine, user_id: int, **changes: Any) 
         if k in BOOL_SETTINGS:
             if not isinstance(v, bool):
                 raise ReviewError(f"{k} must be true or false", code="bad_setting")
+            values[k] = v
+        elif k == "locale":
+            if v is not None and v not in LOCALES:
+                raise ReviewError(f"locale must be one of {list(LOCALES)}", code="bad_setting")
             values[k] = v
         elif k in SETTING_LIMITS:
             lo, hi = SETTING_LIMITS[k]

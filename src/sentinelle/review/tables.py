@@ -8,7 +8,7 @@ table                  holds
 =====================  ==============================================================
 ``users``              console accounts: argon2 hash, role, TOTP secret, lockout state,
                        forced password change (column added by migration ``0009``)
-``user_settings``      per-user protection settings (blur, grayscale, mute, caps)
+``user_settings``      per-user protection settings (blur, grayscale, mute, caps), language
 ``user_sessions``      login sessions; only the SHA-256 of the token is stored
 ``review_config``      console-wide settings (key -> JSON value), e.g. second review
 ``cases``              one open case per platform account (``open_key`` is unique)
@@ -70,6 +70,8 @@ user_settings = sa.Table(
     sa.Column("break_after_minutes", sa.Integer(), nullable=True),
     sa.Column("break_after_items", sa.Integer(), nullable=True),
     sa.Column("updated_at", TS, nullable=False),
+    # migration 0013: the console language chosen (None: never chosen)
+    sa.Column("locale", sa.String(16), nullable=True),
 )
 
 user_sessions = sa.Table(

@@ -49,6 +49,7 @@ from ...review.roles import ROLES, require
 from ...service.deps import DbId, StateDep
 from ...service.state import ServiceState
 from .. import preservation
+from ..i18n import N_
 from ..session import ActionDep, Viewer, ViewerDep
 from ..views import is_htmx, redirect, render, status_for
 from .review import _base, _page_error, _record
@@ -58,14 +59,15 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 AUDIT_PAGE_SIZE = 100
 MAX_DAYS = 36500
 
+#: Flash messages by key (msgids, translated by the template).
 FLASHES = {
-    "legal": "Legal hold placed.",
-    "released": "Hold released.",
-    "extended": "Hold extended.",
-    "created": "User created.",
-    "role": "Role changed; the user's sessions were ended.",
-    "disabled": "User disabled; their sessions were ended.",
-    "enabled": "User enabled.",
+    "legal": N_("Legal hold placed."),
+    "released": N_("Hold released."),
+    "extended": N_("Hold extended."),
+    "created": N_("User created."),
+    "role": N_("Role changed; the user's sessions were ended."),
+    "disabled": N_("User disabled; their sessions were ended."),
+    "enabled": N_("User enabled."),
 }
 
 
@@ -272,7 +274,7 @@ def deletion_page(
         record = preservation.deletion(state.engine, deletion_id)
     except SentinelleError as e:
         return _page_error(request, state, viewer, e)
-    flash = "Evidence destroyed. The proof below is recorded." if new else None
+    flash = N_("Evidence destroyed. The proof below is recorded.") if new else None
     return render(request, "deletion.html", _base(state, viewer, d=record, flash=flash))
 
 

@@ -30,6 +30,7 @@ from ...review import accounts
 from ...review.errors import ReviewError
 from ...service.deps import StateDep
 from ...service.state import ServiceState
+from ..i18n import N_
 from ..session import PASSWORD_PATH, ActionDep, Viewer, ViewerDep
 from ..views import redirect, render, status_for
 from .review import _base, _client
@@ -52,7 +53,7 @@ def _page(
         viewer,
         min_length=accounts.MIN_PASSWORD,
         must_change=viewer.user.must_change_password,
-        flash="Password changed. Your other sessions were ended." if done else None,
+        flash=N_("Password changed. Your other sessions were ended.") if done else None,
         error=error,
     )
     return render(request, "password.html", ctx, status_code=status_for(error) if error else 200)

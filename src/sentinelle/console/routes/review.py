@@ -43,14 +43,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ...audit import record_event
 from ...errors import SentinelleError
 from ...review import accounts, cases, decisions, exposure
 from ...review.errors import NotFound, PermissionDenied, ReviewError
-from ...review.intake import KIND_PRIORITY
 from ...review.roles import require
 from ...service.deps import DbId, StateDep
 from ...service.state import ServiceState
-from .. import blur
+from .. import blur, labels
+from ..i18n import N_
 from ..security import (
     LOGIN_CSRF_COOKIE,
     apply_security_headers,
@@ -69,6 +70,7 @@ from ..views import (
     is_htmx,
     redirect,
     render,
+    set_locale_cookie,
     static_bytes,
     status_for,
 )
@@ -79,27 +81,14 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 CATEGORY_CHOICES = decisions.INDUSTRY_CATEGORIES
-#: What each industry classification code means, shown next to the code (bare terms).
-CATEGORY_LABELS = {
-    "A1": "prepubescent minor / sex act",
-    "A2": "prepubescent minor / lascivious exhibition",
-    "B1": "pubescent minor / sex act",
-    "B2": "pubescent minor / lascivious exhibition",
-}
-KIND_LABELS = {
-    "hash_match": "hash match",
-    "guard_block": "guard block",
-    "guard_escalation": "guard escalation",
-    "provenance": "provenance",
-}
-#: Tooltip for a case's priority, built from the intake's own table.
-PRIORITY_HELP = (
-    "A case's priority is the highest of its signals ("
-    + ", ".join(f"{KIND_LABELS.get(k, k)} {p}" for k, p in KIND_PRIORITY.items())
-    + "). The queue shows higher priority first, then the longest waiting."
+#: What each industry classification code means (translated where shown, see console.labels).
+CATEGORY_LABELS = labels.CATEGORY_LABELS
+#: Queue tabs: (status, label); labels are msgids, translated by the template.
+QUEUE_TABS = (
+    ("open", N_("Waiting")),
+    ("awaiting_approval", N_("Awaiting approval")),
+    ("closed", N_("Closed")),
 )
-#: Queue tabs: (status, label).
-QUEUE_TABS = (("open", "Waiting"), ("awaiting_approval", "Awaiting approval"), ("closed", "Closed"))
 
 
 # ================================================================ helpers
@@ -145,8 +134,6 @@ def _base(state: ServiceState, viewer: Viewer, **extra: Any) -> dict[str, Any]:
         "user": viewer.user,
         "csrf": viewer.csrf,
         "exposure": _badge(st),
-        "priority_help": PRIORITY_HELP,
-        "category_labels": CATEGORY_LABELS,
         **extra,
     }
 
@@ -174,13 +161,9 @@ def _safe_next(value: str | None) -> str:
 
 
 def _evidence(state: ServiceState) -> Any:
-    """The encrypted evidence store, or a SentinelleError when unavailable."""
-    try:
-        from ...evidence import EvidenceStore, load_master_key
-    except ImportError:
-        raise SentinelleError(
-            "the evidence store is not installed", code="evidence_unavailable"
-        ) from None
+    """The encrypted evidence store (its master key from the environment)."""
+    from ...evidence import EvidenceStore, load_master_key
+
     return EvidenceStore(state.engine, load_master_key(os.environ))
 
 
@@ -224,11 +207,7 @@ def _load_media(state: ServiceState, viewer: Viewer, item: Any) -> tuple[bytes, 
 
 
 def _record(state: ServiceState, **kwargs: Any) -> None:
-    """Append an audit event (``sentinelle.audit``); no-op while it is absent."""
-    try:
-        from ...audit import record_event
-    except ImportError:
-        return
+    """Append an audit event (``sentinelle.audit``)."""
     record_event(state.engine, **kwargs)
 
 
@@ -274,11 +253,20 @@ def _login_page(
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002
+async def login_form(
+    request: Request,
+    next: str | None = None,  # noqa: A002
+    lang: Annotated[str | None, Query(max_length=16)] = None,
+) -> Response:
+    """The login form; ``?lang=fr`` switches its language (kept in a cookie)."""
     viewer = await run_in_threadpool(load_viewer, request)
     if viewer is not None:
         return redirect(_safe_next(next))
-    return _login_page(request, next_url=_safe_next(next))
+    if lang is not None:
+        request.state.locale = lang
+    response = _login_page(request, next_url=_safe_next(next))
+    set_locale_cookie(response, request, lang)
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -314,6 +302,8 @@ async def login_submit(
     response = RedirectResponse(next_url, status_code=303)
     set_session_cookie(response, request, session.token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
+    saved = await run_in_threadpool(exposure.get_settings, state.engine, session.user.id)
+    set_locale_cookie(response, request, saved.locale)
     return apply_security_headers(response)
 
 
@@ -397,11 +387,12 @@ def _queue_tabs(counts: dict[str, int]) -> list[QueueTab]:
     return tabs
 
 
+#: Flash messages by key (msgids, translated by the template).
 FLASHES = {
-    "passed": "Case passed on. Nothing is counted against you.",
-    "empty": "No open case is waiting.",
-    "break": "Break noted. The reminder starts again from now.",
-    "settings": "Settings saved.",
+    "passed": N_("Case passed on. Nothing is counted against you."),
+    "empty": N_("No open case is waiting."),
+    "break": N_("Break noted. The reminder starts again from now."),
+    "settings": N_("Settings saved."),
 }
 
 
@@ -443,7 +434,6 @@ def _case_context(state: ServiceState, viewer: Viewer, view: Any) -> dict[str, A
         settings=settings,
         reviewers=_reviewers(state, viewer),
         categories=CATEGORY_CHOICES,
-        kind_labels=KIND_LABELS,
         drafts=drafts,
         can_reveal=viewer.user.can("media.reveal"),
         can_decide=viewer.user.can("decision.create"),
@@ -705,10 +695,8 @@ def decision_approve(
 
 # ================================================================ reports
 def _drafts_for_case(state: ServiceState, case_id: int) -> list[Any]:
-    try:
-        from ..reports import drafts_for_case
-    except ImportError:  # reports package absent
-        return []
+    from ..reports import drafts_for_case
+
     return drafts_for_case(state.engine, case_id)
 
 
@@ -774,9 +762,11 @@ def settings_save(
     daily_cap: Annotated[str, Form(max_length=10)] = "",
     break_after_minutes: Annotated[str, Form(max_length=10)] = "",
     break_after_items: Annotated[str, Form(max_length=10)] = "",
+    locale: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
     """Save the reviewer's own protection settings (a user can only be stricter
-    than the console's caps; see :mod:`sentinelle.review.exposure`)."""
+    than the console's caps; see :mod:`sentinelle.review.exposure`) and the
+    console language (also kept in a cookie for the login page)."""
     try:
         level = _opt_int(blur_level, "blur level")
         changes: dict[str, Any] = {
@@ -788,6 +778,8 @@ def settings_save(
         }
         if level is not None:
             changes["blur_level"] = level
+        if locale.strip():
+            changes["locale"] = locale.strip()
         exposure.update_settings(state.engine, viewer.user.id, **changes)
         _record(
             state,
@@ -800,7 +792,9 @@ def settings_save(
         settings = exposure.get_settings(state.engine, viewer.user.id)
         ctx = _base(state, viewer, settings=settings, error=e)
         return render(request, "settings.html", ctx, status_code=status_for(e))
-    return redirect("/console/settings?flash=settings", request=request)
+    response = redirect("/console/settings?flash=settings", request=request)
+    set_locale_cookie(response, request, changes.get("locale"))
+    return response
 
 
 @router.post("/break")
