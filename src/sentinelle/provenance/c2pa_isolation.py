@@ -34,6 +34,11 @@ from pathlib import Path
 
 from . import c2pa_worker as proto
 
+try:  # Linux/macOS; the pipe-size tweak is Linux-only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 ENV_WORKERS = "SENTINELLE_C2PA_WORKERS"
 ENV_TIMEOUT = "SENTINELLE_C2PA_TIMEOUT_S"
 ENV_ISOLATION = "SENTINELLE_C2PA_ISOLATION"
@@ -68,6 +73,15 @@ def _python_path(extra: Iterable[str | Path]) -> str:
     return os.pathsep.join(parts)
 
 
+def _widen_pipe(fd: int) -> None:
+    """Ask Linux for a pipe buffer of up to 1 MiB (best effort; the default is 64 KiB)."""
+    setsz = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if setsz is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, setsz, 1 << 20)
+
+
 class _Worker:
     """One child process speaking :mod:`.c2pa_worker`'s protocol."""
 
@@ -88,6 +102,7 @@ class _Worker:
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
+        _widen_pipe(self._in)  # a 12 MP JPEG in a few writes, not 40 wake-ups of 64 KiB
         try:
             ready = self._recv(1, time.monotonic() + START_TIMEOUT_S)
         except (ReaderTimeout, ReaderCrashed):
