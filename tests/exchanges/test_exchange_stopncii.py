@@ -1,4 +1,4 @@
-"""StopNCII client against the local StopNCII server: pages, withdrawals, #2004, feedback, submit."""
+"""StopNCII client against the local StopNCII server: withdrawals, #2004, feedback, submit."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Review decisions flow back to the exchange an entry came from.
 
-:func:`on_decision` is called by :mod:`sentinelle.review.decisions` after a
-decision on a hash-match item becomes final. If the matched bank entry came
+:func:`on_final_decision` is registered (by :func:`sentinelle.exchanges.runner.register`)
+as a hook of :mod:`sentinelle.review.decisions` and runs after a decision on a
+hash-match item becomes final. If the matched bank entry came
 from an exchange that accepts feedback, one ``exchange_feedback`` job per source
 record is queued (deduplicated per decision and record). The worker sends it
 with the client's ``send_feedback``; failures are retried with back-off by the
@@ -109,7 +110,23 @@ def _handle(state: Any, job: Any) -> dict[str, Any]:
     return send(state.engine, job.payload)
 
 
+def on_final_decision(engine: Engine, result: Any, item: Any) -> None:
+    """Review hook: feedback to the entry's exchange; a confirmed entry of a shared
+    bank joins this instance's peer feed (:mod:`.publish`)."""
+    from .publish import Publisher
+
+    entry_id = getattr(item, "entry_id", None)
+    if entry_id is None:
+        return
+    verdict = result.decision.verdict
+    on_decision(engine, int(entry_id), verdict, int(result.decision.id))
+    if verdict == "confirm":
+        Publisher(engine).on_confirmed(int(entry_id))
+
+
 def register_handler() -> None:
     from ..jobs import worker
+    from ..review.decisions import on_final_decision as add_hook
 
     worker.register_handler(FEEDBACK_JOB, _handle)
+    add_hook(on_final_decision)

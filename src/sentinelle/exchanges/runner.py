@@ -217,8 +217,9 @@ def _handle_fetch(state: Any, job: Any) -> dict[str, Any]:
     return run_fetch(state.engine, name, max_seconds=DEFAULT_MAX_SECONDS).to_dict()
 
 
-def register_periodic_task() -> None:
-    """Register the fetch job handler, the feedback handler and the scheduler tick."""
+def register() -> None:
+    """Plugin entry point (:mod:`sentinelle.plugins`): the fetch and feedback job
+    handlers, the review-decision hook and the scheduler tick ``exchanges.schedule``."""
     from ..jobs import worker
     from . import feedback
 
