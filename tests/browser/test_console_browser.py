@@ -244,3 +244,39 @@ def test_admin_pages_in_chromium(live: tuple[ConsoleWorld, str], browser) -> Non
     assert problems == [], problems
     assert [e.actor for e in list_events(world.engine, action="audit.verify")] == ["user:adam"]
     context.close()
+
+
+def test_french_console_in_chromium(live: tuple[ConsoleWorld, str], browser) -> None:
+    """A reviewer switches the console to French on the settings page; htmx fragments
+    (reveal, blur again, the exposure badge) and the login page follow."""
+    world, base = live
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(f"{base}/console/login")
+    page.fill("#username", "rita")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/console/queue")
+    page.click("nav a[href='/console/settings']")
+    page.select_option("#locale", "fr")
+    page.click("form[action='/console/settings'] button[type=submit]")
+    page.wait_for_url(f"{base}/console/settings?flash=settings")
+    assert page.locator("html").get_attribute("lang") == "fr"
+    assert page.locator("nav a[href='/console/queue']").inner_text() == "File d'attente"
+    page.goto(f"{base}/console/cases/{world.case_id}")
+    media = page.locator(f"#media-{world.match_item}")
+    media.get_by_role("button", name="Dévoiler").click()
+    revealed = page.locator(f"#media-{world.match_item}[data-state=revealed]")
+    revealed.wait_for()
+    assert "dévoilés\u00a0: 1" in page.locator("#exposure").inner_text()
+    revealed.get_by_role("button", name="Flouter à nouveau").click()
+    page.locator(f"#media-{world.match_item}[data-state=blurred]").wait_for()
+    page.screenshot(path=str(_artifacts() / "12-case-in-french.png"), full_page=True)
+    page.get_by_role("button", name="Se déconnecter").click()
+    page.wait_for_url(f"{base}/console/login")
+    assert page.get_by_role("button", name="Se connecter").is_visible()
+    assert not problems, problems
+    context.close()
