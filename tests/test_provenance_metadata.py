@@ -386,12 +386,20 @@ def test_metadata_and_camera_share_one_parse_of_the_file():
     exif = Image.Exif()
     exif[0x0131] = "Midjourney v6"  # Software
     data = _jpeg(exif=exif)
-    ctx = SourceContext(media_type=media_type_of(data)).bind(data)
+    decodes: list[int] = []
+
+    def decoder() -> Image.Image:  # what scan hands over: counts pixel decodes
+        decodes.append(1)
+        return Image.open(io.BytesIO(data)).convert("RGB")
+
+    ctx = SourceContext(media_type=media_type_of(data)).bind(data, decoder)
     first = read_fields(data, ctx)
-    assert first.exif["Software"] == "Midjourney v6" and first.image is ctx.image()
+    assert first.exif["Software"] == "Midjourney v6" and first.image is ctx.header_image()
     metadata.collect(data, ctx)
     camera.collect(data, ctx)
     assert read_fields(data, ctx) is first  # parsed once, reused by both sources
+    assert decodes == []  # a JPEG's EXIF, XMP and tables need no pixel decode
+    assert ctx.image() is not None and decodes == [1]  # a pixel source gets the shared one
     other = _png({"Software": "NovelAI"})
     ctx.bind(other)  # a new file clears what was shared
     assert read_fields(other, ctx).text["Software"] == "NovelAI"

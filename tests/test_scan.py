@@ -10,13 +10,13 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
+from sentinelle.banks import BankStore
 from sentinelle.cli.demo_media import TRANSFORMS, render_scene
 from sentinelle.cli.main import app
 from sentinelle.cli.scan_cmd import run_scan
 from sentinelle.formats.enroll import entries_from_paths
 from sentinelle.formats.entry import EntryIn
 from sentinelle.scan.records import read_records
-from sentinelle.store.banks import BankStore
 from sentinelle.store.db import open_engine
 
 
@@ -250,3 +250,5 @@ def test_fast_path_near_miss_is_rehashed_exactly(world, tmp_path: Path) -> None:
     assert s.verified_exact == 1 and rec["pdq_path"] == "exact-verified"
     (m,) = [x for x in rec["matches"] if x["entry_hash"] == f"{v:064x}"]
     assert m["distance"] == 24  # the reference hash decided, not the fast one
+    # the re-hash skips provenance: the first pass's record is kept
+    assert rec["provenance"] is not None and rec["provenance"]["verdict"] == "no_evidence"

@@ -34,18 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image
 
 from ..errors import MediaError
 from .limits import DEFAULT_LIMITS, Limits
 
-try:  # HEIC/HEIF decoder; registers the "HEIF" format with Pillow.
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    _HAVE_HEIF = True
-except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-    _HAVE_HEIF = False
+pillow_heif.register_heif_opener()  # HEIC/HEIF decoder: registers "HEIF" with Pillow
 
 # sentinelle format name -> Pillow decoder names allowed for it.
 _PIL_FORMATS: dict[str, list[str]] = {
@@ -70,7 +65,10 @@ class DecodedImage:
 
     ``width``/``height`` are the original dimensions from the header;
     ``image`` may be smaller on the fast path (``reduced`` tells by how much,
-    approximately: original width / decoded width).
+    approximately: original width / decoded width). ``full`` is the
+    full-resolution decode when one was made (``image`` itself, or what a box
+    reduce started from; None for a JPEG decoded at reduced scale), so other
+    consumers of the same file need not decode it again.
     """
 
     image: Image.Image
@@ -78,6 +76,7 @@ class DecodedImage:
     width: int
     height: int
     reduced: float = 1.0
+    full: Image.Image | None = None
 
 
 def _draft_size(width: int, height: int, min_side: int) -> tuple[int, int] | None:
@@ -114,8 +113,6 @@ def open_image(
     formats = _PIL_FORMATS.get(fmt)
     if formats is None:
         raise MediaError(f"unsupported image format {fmt!r}", "unsupported_type")
-    if fmt == "heic" and not _HAVE_HEIF:  # pragma: no cover
-        raise MediaError("HEIC support (pillow-heif) is not installed", "unsupported_type")
     fp = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     try:
         with warnings.catch_warnings():
@@ -138,17 +135,11 @@ def open_image(
                 if size is not None:
                     im.draft(im.mode if im.mode in ("L", "CMYK") else "RGB", size)
             im.load()
-            # JPEG: the DCT-scaled decode is the whole reduction. A further box
-            # reduce by an integer factor moves PDQ by ~8-10 bits on average
-            # (up to 24; bench_robustness.py large images): PDQ's own Jarosz
-            # filter on the larger image is far closer to the exact hash.
-            if min_side and fmt != "jpeg" and min(im.size) >= 2 * min_side:
-                factor = min(im.size) // min_side
-                if im.mode not in ("RGB", "L", "RGBA", "LA"):
-                    im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-                im = im.reduce(factor)
+            full = im if im.size == (width, height) else None
+            if min_side and fmt != "jpeg":
+                im = reduce_for_pdq(im, min_side)
             reduced = width / im.size[0]
-            return DecodedImage(im, fmt, width, height, reduced)
+            return DecodedImage(im, fmt, width, height, reduced, full)
     except MediaError:
         raise
     except Image.DecompressionBombError as e:
@@ -165,6 +156,27 @@ def open_image(
         raise MediaError(
             f"corrupt or truncated {fmt} image: {type(e).__name__}: {e}", "corrupt_media"
         ) from e
+
+
+def reduce_for_pdq(im: Image.Image, min_side: int) -> Image.Image:
+    """A box reduce of a decoded image to a shorter side of about ``min_side`` (never less).
+
+    JPEG needs none: its DCT-scaled decode is the whole reduction. A further box
+    reduce by an integer factor moves PDQ by ~8-10 bits on average (up to 24;
+    bench_robustness.py large images): PDQ's own Jarosz filter on the larger image
+    is far closer to the exact hash. Returns ``im`` itself when it is small enough.
+    """
+    if min(im.size) < 2 * min_side:
+        return im
+    factor = min(im.size) // min_side
+    if im.mode not in ("RGB", "L", "RGBA", "LA"):
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    return im.reduce(factor)
+
+
+def min_side_for_long_side(width: int, height: int, long_side: int) -> int:
+    """The ``min_side`` that makes a reduced decode keep its longer side >= ``long_side``."""
+    return max(1, -(-min(width, height) * long_side // max(width, height)))
 
 
 def _sixteen_bit_to_l(im: Image.Image) -> Image.Image:

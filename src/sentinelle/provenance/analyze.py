@@ -14,14 +14,17 @@ read it contributes an ``indicates="error"`` evidence item.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..media.detect import HEAD_BYTES, detect
 from .evidence import DetectorConfig, ProvenanceResult, SourceContext
 from .sources import collect_all
 from .verdict import decide
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 """Files larger than this are not analysed (native parsers only see capped input)."""
@@ -53,12 +56,16 @@ def analyze_bytes(
     sources: Iterable[str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     options: dict[str, Any] | None = None,
+    decoder: Callable[[], Image.Image] | None = None,
 ) -> ProvenanceResult:
     """Run every source on ``data`` and weigh the evidence.
 
     ``sources`` restricts which sources run (names from
     :func:`sentinelle.provenance.sources.source_names`); ``trust_anchors_pem`` is the
     operator's PEM bundle (see :mod:`.trust`); ``detector`` configures the ONNX source.
+    ``decoder`` returns ``data``'s full-resolution image when a source needs pixels, so
+    a caller that decoded the file already shares that decode
+    (:meth:`sentinelle.media.shared.SharedImage.full_image`; ``scan`` does).
     """
     if not data:
         return _failed(path, "empty_file", "file is empty")
@@ -73,7 +80,7 @@ def analyze_bytes(
         detector=detector,
         max_bytes=max_bytes,
         options=dict(options or {}),
-    ).bind(data)
+    ).bind(data, decoder)
     evidence = collect_all(data, ctx, sources)
     return decide(path, evidence)
 

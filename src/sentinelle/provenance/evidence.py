@@ -16,7 +16,7 @@ catches anything that escapes and turns it into such an item).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -168,10 +168,14 @@ class SourceContext:
         options: free-form settings for sources (e.g. ``{"watermark": False}``).
 
     :meth:`image` decodes the image lazily with :func:`sentinelle.media.image.open_image`
-    (once, cached, bomb-checked); it returns None when the bytes are not a decodable image
-    (``image_error`` then says why). ``shared`` holds values several sources derive from
-    the same file (e.g. the parsed metadata fields), computed by the first one that needs
-    them; :meth:`bind` clears it.
+    (once, cached, bomb-checked), or takes it from the ``decoder`` given to :meth:`bind`
+    (``scan`` passes the decode it already made for hashing:
+    :meth:`sentinelle.media.shared.SharedImage.full_image`); it returns None when the
+    bytes are not a decodable image (``image_error`` then says why). :meth:`header_image`
+    is for sources that read only headers (EXIF, XMP, text, JPEG tables): it decodes no
+    pixels where the format puts all of those before the pixel data (JPEG). ``shared``
+    holds values several sources derive from the same file (e.g. the parsed metadata
+    fields), computed by the first one that needs them; :meth:`bind` clears it.
     """
 
     path: str | None = None
@@ -184,17 +188,56 @@ class SourceContext:
     _data: bytes | None = field(default=None, repr=False)
     _image: Image.Image | None = field(default=None, repr=False)
     _image_done: bool = field(default=False, repr=False)
+    _decoder: Callable[[], Image.Image] | None = field(default=None, repr=False)
+    _headers: Image.Image | None = field(default=None, repr=False)
+    _headers_done: bool = field(default=False, repr=False)
     image_error: str | None = None
     shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def bind(self, data: bytes) -> SourceContext:
-        """Attach the file bytes (done by the analyzer) so :meth:`image` can decode them."""
+    def bind(self, data: bytes, decoder: Callable[[], Image.Image] | None = None) -> SourceContext:
+        """Attach the file bytes (done by the analyzer) so :meth:`image` can decode them.
+
+        ``decoder``: returns these bytes' full-resolution image, decoded already or
+        now (raising :class:`~sentinelle.errors.MediaError` when it cannot); used by
+        :meth:`image` instead of a decode of its own.
+        """
         self._data = data
         self._image = None
         self._image_done = False
+        self._decoder = decoder
+        self._headers = None
+        self._headers_done = False
         self.image_error = None
         self.shared = {}
         return self
+
+    def header_image(self) -> Image.Image | None:
+        """An image object carrying the file's headers (``info``, EXIF, JPEG tables).
+
+        JPEG: opened, not decoded (every APPn/COM/DQT segment comes before the scan
+        data, so nothing is missing); the same object :meth:`image` would give for
+        those. Other formats: :meth:`image` (a PNG's text chunks may follow its pixel
+        data and are read by the decode). None when the bytes do not open.
+        """
+        kind, _, fmt = (self.media_type or "").partition("/")
+        if kind != "image" or fmt != "jpeg" or self._data is None:
+            return self.image()
+        if self._image_done and self._image is not None:
+            return self._image
+        if not self._headers_done:
+            self._headers_done = True
+            import io
+            import warnings
+
+            from PIL import Image as PILImage
+
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._headers = PILImage.open(io.BytesIO(self._data), formats=["JPEG"])
+            except Exception:  # noqa: BLE001 - not a JPEG Pillow can open: as image() says
+                return self.image()
+        return self._headers
 
     def image(self) -> Image.Image | None:
         """The decoded image (first frame, loaded), or None when it cannot be decoded.
@@ -218,7 +261,10 @@ class SourceContext:
             return None
         limits = replace(DEFAULT_LIMITS, max_pixels=self.max_pixels)
         try:  # the shared safe decoder: magic-byte format only, bomb check before load()
-            self._image = open_image(self._data, fmt, limits).image
+            if self._decoder is not None:
+                self._image = self._decoder()
+            else:
+                self._image = open_image(self._data, fmt, limits).image
         except MediaError as e:
             self.image_error = f"{e.code}: {e.message}"[:300]
         return self._image

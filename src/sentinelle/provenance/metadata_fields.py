@@ -181,7 +181,7 @@ def parse_xmp(packet: bytes | str) -> dict[str, list[str]]:
 
 
 def _open_headers(data: bytes) -> Image.Image | None:
-    """Open without decoding pixels (for files ctx.image() refused: huge or truncated)."""
+    """Open without decoding pixels (for files the context refused: huge or truncated)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -205,7 +205,7 @@ def read_fields(data: bytes, ctx: SourceContext) -> MetadataFields:
 
 
 def _read_fields(data: bytes, ctx: SourceContext) -> MetadataFields:
-    img = ctx.image() or _open_headers(data)
+    img = ctx.header_image() or _open_headers(data)  # JPEG: headers only, no pixel decode
     fields = MetadataFields()
     if img is None:
         return fields

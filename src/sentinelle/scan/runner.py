@@ -29,6 +29,7 @@ from .records import dumps, error_record, make_record, read_records, result_from
 from .walker import FileRef, walk
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..media.shared import SharedImage
     from ..provenance.evidence import DetectorConfig
 
 
@@ -118,14 +119,29 @@ def _provenance_of(
     trust_anchors_pem: str | None,
     sources: tuple[str, ...] | None = None,
     detector: DetectorConfig | None = None,
+    media: SharedImage | None = None,
 ) -> dict[str, Any]:
-    from ..provenance import analyze_file
+    """The provenance record of one file.
+
+    ``media``: the image as hashing read and decoded it; provenance then reads no
+    byte and decodes no pixel again (JPEG headers need no decode at all; a source
+    that wants pixels gets the full-resolution decode, shared).
+    """
+    from ..provenance import analyze_bytes, analyze_file
     from ..provenance.analyze import DEFAULT_MAX_BYTES
 
     cap = min(limits.max_file_bytes, DEFAULT_MAX_BYTES)
-    rec = analyze_file(
-        path, trust_anchors_pem=trust_anchors_pem, max_bytes=cap, sources=sources, detector=detector
-    ).to_dict()
+    kw: dict[str, Any] = {
+        "trust_anchors_pem": trust_anchors_pem,
+        "max_bytes": cap,
+        "sources": sources,
+        "detector": detector,
+    }
+    if media is not None and media.data is not None:
+        res = analyze_bytes(media.data, path=path, decoder=media.full_image, **kw)
+    else:
+        res = analyze_file(path, **kw)
+    rec = res.to_dict()
     rec.pop("path", None)
     return rec
 
@@ -143,9 +159,10 @@ def _hash_worker(
     """Runs in a worker process. A hard wall-clock alarm backs up the decoders' own checks.
 
     With ``provenance`` the result is a :class:`ScannedFile` carrying the provenance
-    record, computed in the same (crash-isolated, time-limited) worker.
+    record, computed in the same (crash-isolated, time-limited) worker from the bytes
+    and decodes hashing made (:class:`~sentinelle.media.shared.SharedImage`).
     """
-    result = _hash_only(path, exact, variants, limits)
+    result, media = _hash_only(path, exact, variants, limits)
     if not provenance:
         return result
     prov: dict[str, Any] | None
@@ -156,7 +173,7 @@ def _hash_worker(
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limits.decode_timeout_s * 1.5 + 1.0)
     try:
-        prov = _provenance_of(path, limits, trust_anchors_pem, provenance_sources, detector)
+        prov = _provenance_of(path, limits, trust_anchors_pem, provenance_sources, detector, media)
     except Exception:  # noqa: BLE001 - provenance must never lose the hash record
         prov = None
     finally:
@@ -166,8 +183,10 @@ def _hash_worker(
     return ScannedFile(**fields, provenance=prov)
 
 
-def _hash_only(path: str, exact: bool, variants: tuple[str, ...], limits: Limits) -> HashResult:
-    from ..signals.hasher import hash_file
+def _hash_only(
+    path: str, exact: bool, variants: tuple[str, ...], limits: Limits
+) -> tuple[HashResult, SharedImage | None]:
+    from ..signals.hasher import hash_file_shared
 
     def _alarm(signum: int, frame: object) -> None:
         raise MediaError(
@@ -177,13 +196,14 @@ def _hash_only(path: str, exact: bool, variants: tuple[str, ...], limits: Limits
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limits.decode_timeout_s * 1.5 + 1.0)
     try:
-        return hash_file(path, signals=SIGNALS, exact=exact, query_variants=variants, limits=limits)
-    except MediaError as e:
-        return HashResult(path=path, size=0, error=e)
-    except Exception as e:  # noqa: BLE001 - a worker must always answer with a record
-        return HashResult(
-            path=path, size=0, error=MediaError(f"{type(e).__name__}", "internal_error")
+        return hash_file_shared(
+            path, signals=SIGNALS, exact=exact, query_variants=variants, limits=limits
         )
+    except MediaError as e:
+        return HashResult(path=path, size=0, error=e), None
+    except Exception as e:  # noqa: BLE001 - a worker must always answer with a record
+        err = MediaError(f"{type(e).__name__}", "internal_error")
+        return HashResult(path=path, size=0, error=err), None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -262,6 +282,7 @@ def scan(
             emit(rec)
 
         verify: list[FileRef] = []
+        verify_prov: dict[str, dict[str, Any] | None] = {}
         for ref, result in _hash_all(to_hash, options):
             summary.hashed += 1
             if options.exact:
@@ -270,10 +291,16 @@ def scan(
             matches = matcher.match_fast(result)
             if matches is None:  # near a threshold: let the reference hash decide
                 verify.append(ref)
+                verify_prov[ref.path] = getattr(result, "provenance", None)
                 continue
             record(ref, result, "fast", matches)
-        for ref, result in _hash_all(verify, replace(options, exact=True)):
+        # The re-hash needs no second provenance pass: the record does not depend on
+        # the hash path, so the first pass's is kept.
+        for ref, result in _hash_all(verify, replace(options, exact=True, provenance=False)):
             summary.verified_exact += 1
+            if options.provenance:
+                fields = {k: getattr(result, k) for k in HashResult.__dataclass_fields__}
+                result = ScannedFile(**fields, provenance=verify_prov.get(ref.path))
             record(ref, result, "exact-verified", matcher.match(result))
     os.replace(partial, out)
     return summary

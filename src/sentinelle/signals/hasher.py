@@ -37,8 +37,15 @@ from PIL import Image
 
 from ..errors import MediaError
 from ..media.detect import HEAD_BYTES, detect
-from ..media.image import open_image, to_pdq_rgb
+from ..media.image import (
+    DecodedImage,
+    min_side_for_long_side,
+    open_image,
+    reduce_for_pdq,
+    to_pdq_rgb,
+)
 from ..media.limits import DEFAULT_LIMITS, Limits
+from ..media.shared import SharedImage
 from ..media.video import VideoInfo
 from .crypto import crypto_hashes_bytes, crypto_hashes_stream
 from .pdq import (
@@ -102,30 +109,62 @@ def _hash_views(
     return PDQVariant(prefix or "plain", h, q), ()
 
 
-def _trimmed(im: Image.Image) -> Image.Image | None:
-    """The colleague-owned trimming step; ``None`` when nothing was trimmed."""
-    from .trim import trim_uniform_borders  # lazy: optional heavier module
-
-    out = trim_uniform_borders(im)
-    if out is None or out.size == im.size or min(out.size) < 1:
+def _crop(im: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image | None:
+    if box is None:
+        return None
+    out = im.crop(box)
+    if out.size == im.size or min(out.size) < 1:
         return None
     return out
 
 
+def _trimmed(media: SharedImage, decoded: DecodedImage, exact: bool) -> Image.Image | None:
+    """The trimmed view (borders, bars, screenshot padding cut away), or ``None``.
+
+    Trimming runs on the decode that was hashed. On the fast path that may be very
+    small (a 12 MP JPEG decodes at 1/8, 500 px): a border's edge is known only to a
+    reduced pixel (8 original ones), and the crop of that small decode hashes up to
+    ~15 bits away from the exact path's (measured on 12 MP screenshots,
+    ``bench/bench_robustness.py``), enough to lose matches. So when a border is found
+    on a decode coarser than the exact path's trimming copy (the image box-reduced to
+    a longer side of at most ``WORK_MAX_SIDE``), it is cut again on a decode at least
+    that fine: a JPEG at the DCT scale that reaches it (1/4 for 12 MP), any other
+    format on its full decode (already in memory). Images without borders, the vast
+    majority, pay for one walk on the small decode.
+    """
+    from .trim import WORK_MAX_SIDE, trim_box  # lazy: optional heavier module
+
+    im = decoded.image
+    box = trim_box(im)
+    if box is None:
+        return None
+    long_side = max(decoded.width, decoded.height)
+    exact_work = long_side // -(-long_side // WORK_MAX_SIDE)  # the exact path's copy
+    if not exact and max(im.size) < exact_work:
+        if media.format == "jpeg":
+            finer = media.decode(min_side_for_long_side(decoded.width, decoded.height, exact_work))
+        else:
+            finer = media.decode(None)
+        if max(finer.image.size) > max(im.size):
+            out = _crop(finer.image, trim_box(finer.image))
+            if out is not None and media.format != "jpeg":
+                out = reduce_for_pdq(out, FAST_MIN_SIDE)
+            return out
+    return _crop(im, box)
+
+
 def _image_signals(
     result: HashResult,
-    source: _Source,
-    fmt: str,
+    media: SharedImage,
     signals: Collection[str],
     exact: bool,
     query_variants: Collection[str],
-    limits: Limits,
 ) -> list[Signal]:
     want_dihedral_signal = "pdq-dihedral" in signals
     want_q = bool(query_variants)
     if not ("pdq" in signals or want_dihedral_signal or want_q):
         return []
-    decoded = _decode_for_pdq(source, fmt, exact, limits)
+    decoded = media.decode(None if exact else FAST_MIN_SIDE)
     result.width, result.height = decoded.width, decoded.height
     need_dihedral = want_dihedral_signal or "dihedral" in query_variants
     plain, views = _hash_views(decoded.image, "", need_dihedral)
@@ -139,7 +178,7 @@ def _image_signals(
         if "dihedral" in query_variants:
             qv.extend(views[1:])
         if "trimmed" in query_variants:
-            trimmed = _trimmed(decoded.image)
+            trimmed = _trimmed(media, decoded, exact)
             if trimmed is not None:
                 t_plain, t_views = _hash_views(trimmed, "trimmed", "dihedral" in query_variants)
                 qv.extend(t_views if t_views else (t_plain,))
@@ -180,8 +219,13 @@ def _perceptual(
     exact: bool,
     query_variants: Collection[str],
     limits: Limits,
+    media: SharedImage | None = None,
 ) -> list[Signal]:
-    """Decode + perceptual hashes; on failure sets ``result.error`` and returns []."""
+    """Decode + perceptual hashes; on failure sets ``result.error`` and returns [].
+
+    ``media``: the image's :class:`SharedImage` (made by the caller, who shares its
+    decodes with other steps); None: a private one.
+    """
     if detected is None:
         result.error = MediaError(
             "not a supported image or video (unrecognised content)", "unsupported_type"
@@ -191,7 +235,8 @@ def _perceptual(
     result.media_type, result.format = media_type, fmt
     try:
         if media_type == "image":
-            return _image_signals(result, source, fmt, signals, exact, query_variants, limits)
+            media = media or SharedImage(source, fmt, limits)
+            return _image_signals(result, media, signals, exact, query_variants)
         return _video_signals(result, source, fmt, signals, exact, limits)
     except MediaError as e:
         result.error = e
@@ -216,6 +261,26 @@ def hash_file(
     ``vpdq``. ``query_variants``: ``trimmed`` and/or ``dihedral`` (images only),
     filling ``HashResult.query_variants`` (``plain`` first).
     """
+    return hash_file_shared(
+        path, signals=signals, exact=exact, query_variants=query_variants, limits=limits
+    )[0]
+
+
+def hash_file_shared(
+    path: str | os.PathLike[str],
+    *,
+    signals: Collection[str] = DEFAULT_SIGNALS,
+    exact: bool = True,
+    query_variants: Collection[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[HashResult, SharedImage | None]:
+    """:func:`hash_file`, plus the image as read and decoded for hashing.
+
+    The :class:`~sentinelle.media.shared.SharedImage` (None for videos, unreadable
+    or undetected files) holds the bytes read once and the decodes made, for the
+    next step on the same file (``scan`` gives it to provenance): nothing is read
+    or decoded twice.
+    """
     _check_options(signals, query_variants)
     p = Path(path)
     result = HashResult(path=str(path), size=0)
@@ -224,14 +289,14 @@ def hash_file(
         st = p.stat()
         if not p.is_file():
             result.error = MediaError(f"not a regular file: {path}", "io_error")
-            return result
+            return result, None
         result.size = st.st_size
         if st.st_size > limits.max_file_bytes:
             result.error = MediaError(
                 f"file is {st.st_size} bytes, over the limit of {limits.max_file_bytes}",
                 "file_too_large",
             )
-            return result
+            return result, None
         with open(p, "rb") as fh:
             head = fh.read(HEAD_BYTES)
             detected = detect(head)
@@ -252,21 +317,26 @@ def hash_file(
                 source = p
     except FileNotFoundError:
         result.error = MediaError(f"no such file: {path}", "io_error")
-        return result
+        return result, None
     except OSError as e:
         result.error = MediaError(f"cannot read {path}: {e.strerror or e}", "io_error")
-        return result
+        return result, None
     result.size = size
     if size > limits.max_file_bytes:  # the file grew while we read it
         result.error = MediaError("file grew past the size limit while reading", "file_too_large")
-        return result
+        return result, None
     if size == 0:
         result.signals = list(crypto)
         result.error = MediaError("file is empty", "empty_file")
-        return result
-    perceptual = _perceptual(result, source, detected, signals, exact, query_variants, limits)
+        return result, None
+    media = None
+    if detected is not None and detected[0] == "image":
+        media = SharedImage(source, detected[1], limits)
+    perceptual = _perceptual(
+        result, source, detected, signals, exact, query_variants, limits, media
+    )
     result.signals = [*perceptual, *crypto]
-    return result
+    return result, media
 
 
 def hash_bytes(
@@ -361,4 +431,5 @@ __all__ = [
     "enrollment_hashes",
     "hash_bytes",
     "hash_file",
+    "hash_file_shared",
 ]
