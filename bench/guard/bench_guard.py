@@ -1,10 +1,14 @@
 """Prompt guard benchmark: recall on the adversarial set, false positives on benign
-prompts, single-core latency, side by side with a plain keyword filter over the same
-lexicons (lower-case + word/substring match, no normalisation) to show what the
-normalisation buys.
+prompts, false blocks per language on child-mentioning and other benign text
+(:mod:`benign_text`), single-core latency, side by side with a plain keyword filter over
+the same lexicons (lower-case + word/substring match, no normalisation) to show what the
+normalisation buys. One run measures all of it.
 
     python bench/guard/bench_guard.py            # prints and appends to bench/RESULTS.md
     python bench/guard/bench_guard.py --no-append
+
+Needs the ``bench`` extra (``wordfreq``, ``chatterbot-corpus``) for the languages without
+a caption set.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from benign_text import benign_sets  # noqa: E402
 from gen_adversarial import build_cases, build_heldout2_cases  # noqa: E402
 
 from _machine import append_results, load_average, machine_info  # noqa: E402
@@ -109,6 +114,41 @@ def _latency(check, texts: list[str]) -> tuple[float, float]:
     return ns[len(ns) // 2] / 1e3, ns[int(len(ns) * 0.99)] / 1e3
 
 
+# Targets of issue 10, per language: share of benign text blocked.
+TARGET = {"child": 0.005, "other": 0.001}
+
+
+def _per_language(guard: PromptGuard, base: KeywordBaseline) -> list[str]:
+    """False-block table per language and kind, guard beside the baseline."""
+    rows = [
+        "| language | kind | source | n | guard blocked | baseline blocked | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    notes: list[str] = []
+    for bs in benign_sets():
+        n = len(bs.texts)
+        blocked = [t for t in bs.texts if guard.check(t).decision == "block"]
+        b = sum(base.check(t) == "block" for t in bs.texts)
+        g = len(blocked)
+        target = TARGET[bs.kind]
+        rows.append(
+            f"| {bs.language} | {bs.kind} | {bs.source} | {n} | {g / n:.3%} ({g}) | "
+            f"{b / n:.3%} ({b}) | <= {target:.1%} | {'met' if g / n <= target else 'NOT met'} |"
+        )
+        if blocked and "wordfreq" in bs.source:
+            shown = "; ".join(t[:60] for t in blocked[:12])
+            notes.append(f"* {bs.language} {bs.kind}, blocked ({g}): {shown}")
+    if notes:
+        rows += [
+            "",
+            "Blocked texts of the generated sets (a real nudity or sexual word of "
+            "the language next to a child must block):",
+            "",
+            *notes,
+        ]
+    return rows
+
+
 def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # single core
@@ -141,6 +181,7 @@ def main() -> None:
         per_obf[c.obfuscation] += 1
         per_obf_ok[c.obfuscation] += guard.check(c.text).decision == "block"
         per_obf_base[c.obfuscation] += base.check(c.text) == "block"
+    per_language = _per_language(guard, base)
     benign = _benign()
     for name, texts in benign.items():
         g_dec = [guard.check(t).decision for t in texts]
@@ -192,12 +233,22 @@ def main() -> None:
             "",
             *rows,
             *obf,
+            "",
+            "### Prompt guard: false blocks per language (issue 10)",
+            "",
+            "Same run, same guard. `child` = text that mentions a child; targets: at most "
+            "0.5% of child-mentioning and 0.1% of other benign text blocked. Sources: "
+            "`bench/guard/benign_text.py` (Multi30k dev captions for de/fr/es/ar, COCO and "
+            "PartiPrompts for en; for the other languages chatterbot-corpus sentences, and "
+            "wordfreq's 5,000 most frequent words, alone and in a benign child sentence).",
+            "",
+            *per_language,
         ]
     )
     print(machine_info())
     print(body)
     if "--no-append" not in sys.argv:
-        append_results("Issue 4: generation guard", body)
+        append_results("Prompt guard: recall, false blocks per language, latency", body)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,8 @@ from sentinelle.guard.config import GuardInputError
 from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
 from sentinelle.service.settings import Settings
-from sentinelle.store.db import open_engine
 
 BLOCKED_FR = "un enfant aux pieds nus sur le pont"  # blocked without the lexicon sense
-
-
-@pytest.fixture()
-def engine(db_url: str):  # type: ignore[no-untyped-def]
-    e = open_engine(db_url)
-    yield e
-    e.dispose()
 
 
 def test_add_list_remove_versioned_and_audited(engine) -> None:  # type: ignore[no-untyped-def]

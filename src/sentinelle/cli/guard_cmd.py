@@ -105,6 +105,7 @@ def _print_prompt(d: dict[str, Any]) -> None:
 _REASONS = {
     "script": "a look-alike reading of a word written in one script",
     "language": "a term of a language this prompt is not written in, without obfuscation",
+    "word": "an ordinary word, written plainly, that only folds to the term",
 }
 
 

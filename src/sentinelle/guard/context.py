@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .lexicon import Hit
 
@@ -84,13 +84,25 @@ def signal_languages(hits: Iterable[Hit], age_languages: Iterable[str | None]) -
     return votes
 
 
-def in_language(hit: Hit, languages: frozenset[str]) -> bool:
+def in_language(
+    hit: Hit,
+    languages: frozenset[str],
+    ordinary: Mapping[str, frozenset[str]] | None = None,
+) -> bool:
     """Whether ``hit`` counts in a prompt whose plausible languages are ``languages``
-    (module docstring)."""
+    (module docstring). ``ordinary``: term spellings that are ordinary words of lexicon
+    languages (word lists, ``Lexicons.ordinary``); given, a whole-word term of another
+    language also counts where it is no ordinary word of a plausible language (``rule 34``
+    or ``hentai`` in a Russian prompt), never where it is one (``tette`` is French
+    ``tête``)."""
     t = hit.term
     if t.needs == "context" or t.category not in SIGNAL_CATEGORIES:
         return True  # a code word needs support near it anyway (a qualifier of its language)
-    return t.language is None or hit.disguised or t.script != "latin" or t.language in languages
+    if t.language is None or hit.disguised or t.script != "latin" or t.language in languages:
+        return True
+    if ordinary is None or not languages or not hit.rule.startswith(("word", "spaced")):
+        return False  # parts of a word, prefixes and inflections: only in their language
+    return not (ordinary.get(t.key, frozenset()) & languages)
 
 
 def _glued_in_language(hit: Hit, hits: Sequence[Hit]) -> bool:
@@ -134,6 +146,7 @@ def resolve(
     age_spans: Sequence[tuple[tuple[int, int], str | None]] = (),
     languages: frozenset[str] | None = None,
     dropped: list[tuple[Hit, str]] | None = None,
+    ordinary: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Hit]:
     """The hits that count: hits in their language, of which plain hits, ambiguous hits
     with same-language support and contextual hits with nearby support (module
@@ -145,7 +158,7 @@ def resolve(
     if languages is not None:
         keep = []
         for h in hits:
-            if in_language(h, languages) or (
+            if in_language(h, languages, ordinary) or (
                 h.rule.startswith("glued") and _glued_in_language(h, hits)
             ):
                 keep.append(h)

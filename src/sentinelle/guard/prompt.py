@@ -33,8 +33,9 @@ Pipeline for one prompt (all compiled state is built once and shared):
 
 :meth:`PromptGuard.explain` also returns the matches that were *refused*, and why
 (``script``: a look-alike reading of a word written in one script; ``language``: a term
-of a language the prompt is not written in, without obfuscation; ``allow``: inside an
-allow phrase), so an operator can see why a prompt passed or was blocked.
+of a language the prompt is not written in, without obfuscation; ``word``: an ordinary
+word written plainly that only folds to the term, ``baisse`` for ``baise``; ``allow``:
+inside an allow phrase), so an operator can see why a prompt passed or was blocked.
 
 Evidence lists which normalised terms fired, where (``span``: ``[start, end)`` offsets in
 the original text, so the text itself need not be copied into logs), in which language
@@ -192,6 +193,7 @@ class PromptGuard:
             age_spans=age_spans,
             languages=languages,
             dropped=dropped,
+            ordinary=self.lexicons.ordinary,
         )
         evidence, scores = self._evidence(hits, ages, language)
         categories = _categories(scores, self.policy.minor_threshold)

@@ -20,7 +20,7 @@ from sentinelle.errors import SentinelleError
 from sentinelle.guard import PromptGuard
 from sentinelle.guard.semantic import AnchorSet, SemanticError, SemanticLayer, use_encoder
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "prompts"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "prompts"
 LANGUAGES = {
     "en",
     "fr",
@@ -59,7 +59,7 @@ BENIGN_CHILD = [
 
 
 def _anchor_doc() -> dict:
-    path = Path(__file__).resolve().parents[1] / "src/sentinelle/guard/semantic_anchors"
+    path = Path(__file__).resolve().parents[2] / "src/sentinelle/guard/semantic_anchors"
     return tomllib.loads((path / "anchors.toml").read_text(encoding="utf-8"))
 
 

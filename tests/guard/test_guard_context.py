@@ -12,11 +12,6 @@ from sentinelle.guard.langid import identify
 from sentinelle.guard.lexicon import LexiconError, Lexicons, load_files, parse_lexicon
 
 
-@pytest.fixture(scope="module")
-def guard() -> PromptGuard:
-    return PromptGuard()
-
-
 def _decision(guard: PromptGuard, text: str) -> str:
     return guard.check(text).decision
 

@@ -34,13 +34,6 @@ def _key_rows(engine) -> list[str]:
         return list(c.execute(select(guard_hash_key.c.secret)).scalars())
 
 
-@pytest.fixture()
-def engine(db_url: str):
-    eng = open_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
 def test_stored_hash_is_an_hmac_under_the_database_key(engine) -> None:
     assert _key_rows(engine) == []  # created on first use, not by the migration
     log = AttemptLog(engine, GuardConfig())

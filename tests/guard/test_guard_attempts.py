@@ -38,13 +38,6 @@ def _prompt_result(decision: str = "block", text: str = PROMPT) -> dict:
     }
 
 
-@pytest.fixture()
-def engine(db_url: str):
-    eng = open_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
 def test_block_is_logged_without_prompt_text(engine) -> None:
     log = AttemptLog(engine, GuardConfig())
     rec = log.record_prompt(_prompt_result(), account_id="acct-1", now=T0)

@@ -17,12 +17,7 @@ import pytest
 from sentinelle.errors import SentinelleError
 from sentinelle.guard import CATEGORY_NAMES, GuardPolicy, PromptGuard, PromptResult
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "prompts"
-
-
-@pytest.fixture(scope="module")
-def guard() -> PromptGuard:
-    return PromptGuard()
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "prompts"
 
 
 def test_contract_fields(guard: PromptGuard) -> None:

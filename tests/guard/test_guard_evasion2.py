@@ -10,11 +10,6 @@ from sentinelle.guard import PromptGuard
 from sentinelle.guard.variants import arabizi_forms
 
 
-@pytest.fixture(scope="module")
-def guard() -> PromptGuard:
-    return PromptGuard()
-
-
 def test_arabizi_forms_use_digits_and_one_short_vowel() -> None:
     assert {"tifla", "tfla"} <= arabizi_forms("طفلة")
     assert "3arya" in arabizi_forms("عارية")
