@@ -245,20 +245,32 @@ class NCMECExchange(ExchangeAPI):
 
     @staticmethod
     def _record(el: Any, kind: str) -> ExchangeRecord | None:
-        member = xmlsafe.child(el, "member")
-        entry_id = xmlsafe.text(el, "id")
+        """One entry element -> record; None when it lacks a member or id. One pass over
+        the children (the hot loop of a million-entry fetch)."""
+        local = xmlsafe.local
+        member = entry_id = category = None
+        fps = None
+        for c in el:
+            name = local(c.tag)
+            if name == "member":
+                member = c
+            elif name == "id":
+                entry_id = (c.text or "").strip()
+            elif name == "fingerprints":
+                fps = c
+            elif name == "classification":
+                category = (c.text or "").strip() or None
         member_id = None if member is None else (member.get("id") or "").strip()
         if not entry_id or not member_id or len(entry_id) > 200 or len(member_id) > 40:
             return None
         key = f"{member_id}-{entry_id}"
         owner = f"member {member_id}"
-        if xmlsafe.local(el.tag).startswith("deleted"):
+        if local(el.tag).startswith("deleted"):
             return ExchangeRecord(key=key, deleted=True, owner=owner, tags=(kind,))
         signals = []
-        fps = xmlsafe.child(el, "fingerprints")
         if fps is not None:
             for fp in fps:
-                name = xmlsafe.local(fp.tag).lower()
+                name = local(fp.tag).lower()
                 if not name:
                     continue
                 value = (fp.text or "").strip()
@@ -268,7 +280,7 @@ class NCMECExchange(ExchangeAPI):
             key=key,
             signals=tuple(signals),
             owner=owner,
-            category=xmlsafe.text(el, "classification"),
+            category=category,
             tags=(kind,),
             extra={"member": (member.text or "").strip()[:200] if member is not None else ""},
         )

@@ -39,11 +39,19 @@ def parse(body: bytes, where: str) -> etree._Element:
     return root
 
 
+_LOCAL: dict[str, str] = {}
+
+
 def local(tag: object) -> str:
     """Tag name without namespace (``{ns}image`` -> ``image``); '' for comments/PIs."""
     if not isinstance(tag, str):
         return ""
-    return tag.rsplit("}", 1)[-1]
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = tag.rsplit("}", 1)[-1]
+        if len(_LOCAL) < 10_000:  # tag names are few; never grow without bound
+            _LOCAL[tag] = name
+    return name
 
 
 def child(el: etree._Element, name: str) -> etree._Element | None:
