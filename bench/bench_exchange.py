@@ -1,4 +1,4 @@
-"""Exchange ingest benchmark: Sentinelle's NCMEC fetch vs python-threatexchange's, same server, same run.
+"""Exchange ingest benchmark: Sentinelle's NCMEC fetch beside python-threatexchange's, one run.
 
     .venv/bin/python bench/bench_exchange.py --entries 1000000
 
@@ -154,9 +154,8 @@ def main() -> None:
             p.wait()
     finally:
         srv.kill()
-    print(
-        f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
-    )
+    machine = f"{platform.platform()}, {os.cpu_count()} CPUs"
+    print(f"\nmachine: {machine}, python {platform.python_version()}")
     print(f"entries: {args.entries:,} (NCMEC v2 XML, 1000 per page)\n")
     print("| client | entries/s | seconds | peak RSS MB | note |")
     print("|---|---|---|---|---|")
