@@ -245,3 +245,75 @@ def test_signed_media_link_is_dead_after_logout(world) -> None:  # type: ignore[
         r = c.get(src, follow_redirects=False)
         assert r.status_code in (303, 401, 403) and not r.content.startswith(b"\x00\x00")
         assert b"ftyp" not in r.content[:16]
+
+
+def test_daily_exposure_cap_holds_under_concurrent_reveals(world) -> None:  # type: ignore[no-untyped-def]
+    """Cap 2, eight reveals at once: before, all eight passed the check and were shown."""
+    from fastapi.testclient import TestClient
+
+    from sentinelle.review import exposure
+
+    rita = world.users["reviewer"]
+    exposure.update_settings(world.engine, rita.id, daily_cap=2)
+    with TestClient(world.app, base_url=BASE) as c:
+        csrf = _login(c, "rita")
+        url = f"/console/items/{world.match_item}/reveal"
+        headers = {"X-CSRF-Token": csrf, "HX-Request": "true"}
+        results = _at_once(8, lambda: c.post(url, headers=headers))
+    codes = sorted(r.status_code for r in results)  # type: ignore[attr-defined]
+    assert codes == [200, 200] + [429] * 6, codes
+    shown = [r for r in results if r.status_code == 200]  # type: ignore[attr-defined]
+    assert all("data:image/jpeg;base64," in r.text for r in shown)
+    refused = [r for r in results if r.status_code == 429]  # type: ignore[attr-defined]
+    assert all("data:image/jpeg;base64," not in r.text for r in refused)  # nothing in the clear
+    assert exposure.exposure_status(world.engine, rita.id).items_viewed == 2
+    from sentinelle.audit import list_events
+
+    reveals = [e for e in list_events(world.engine, limit=1000) if e.action == "media.reveal"]
+    assert len(reveals) == 2  # refused reveals are not audited as reveals
+
+
+def test_login_attempts_are_throttled_per_address(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One address spraying one password over many accounts meets 429 after the burst."""
+    import re
+
+    from sentinelle.console.routes import review as review_routes
+
+    # the refill (one attempt per 6 s) made slower, so a slow CI machine cannot earn a token
+    monkeypatch.setattr(review_routes, "LOGIN_RATE_PER_S", 1e-6)
+
+    from fastapi.testclient import TestClient
+
+    from console_support import login_csrf
+    from sentinelle.console.security import LOGIN_BURST
+
+    statuses = []
+    with TestClient(world.app, base_url=BASE) as c:
+        for i in range(LOGIN_BURST + 3):
+            token = login_csrf(c.get("/console/login").text)
+            r = c.post(
+                "/console/login",
+                data={"username": f"user{i}", "password": "Summer2026!", "csrf_token": token},
+                follow_redirects=False,
+            )
+            statuses.append(r.status_code)
+        assert statuses[:LOGIN_BURST] == [401] * LOGIN_BURST, statuses
+        assert statuses[LOGIN_BURST:] == [429] * 3
+        assert int(r.headers["retry-after"]) >= 1
+        assert re.search(r'data-code="login_rate_limited"', r.text)
+        # even the right password waits: nothing is checked while throttled
+        token = login_csrf(c.get("/console/login").text)
+        r = c.post(
+            "/console/login",
+            data={"username": "rita", "password": "a long demo passphrase", "csrf_token": token},
+            follow_redirects=False,
+        )
+        assert r.status_code == 429
+    with TestClient(world.app, base_url=BASE, client=("198.51.100.7", 50000)) as other:
+        token = login_csrf(other.get("/console/login").text)
+        r = other.post(
+            "/console/login",
+            data={"username": "rita", "password": "a long demo passphrase", "csrf_token": token},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303  # another address is not affected

@@ -90,6 +90,7 @@ LABELS["category"] = CATEGORY_LABELS
 ERROR_MESSAGES = {
     "account_disabled": N_("This account is disabled."),
     "account_locked": N_("This account is locked for a while after too many failed attempts."),
+    "login_rate_limited": N_("Too many login attempts from this address; wait a minute."),
     "already_decided": N_("This item has already been decided."),
     "awaiting_approval": N_("This item's decision is waiting for a second review."),
     "bad_assignee": N_("Pick a colleague from the list who can review cases."),

@@ -17,6 +17,12 @@ in a separate short-lived ``sentinelle_login_csrf`` cookie and must be echoed in
 the form ("double submit"). A request whose ``Origin`` header names another
 site is refused as well.
 
+**Login throttle.** Besides the per-account lockout, each client address gets
+:data:`LOGIN_BURST` login attempts at once, then one per 6 s (429
+``login_rate_limited`` with ``Retry-After``): one address cannot try a common password
+on every account. Behind a reverse proxy the address is the one uvicorn's proxy headers
+give (trusted from 127.0.0.1 only by default).
+
 **Signed media links.** A revealed video is played from a URL that carries an
 expiry and an HMAC bound to the session (:func:`sign_media` /
 :func:`check_media`), so a copied link is useless to anyone else and for long.
@@ -42,6 +48,10 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 COOKIE_PATH = "/console"
 MEDIA_LINK_TTL_S = 120
+#: Login attempts per client address (token bucket, per instance): 10 at once, then one
+#: every 6 s. Counted before the password is checked; the per-account lockout is separate.
+LOGIN_BURST = 10
+LOGIN_RATE_PER_S = 10 / 60
 
 SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": (

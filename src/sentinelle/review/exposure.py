@@ -241,8 +241,16 @@ def record_exposure(
     viewed: int = 1,
     revealed: int = 0,
     now: datetime | None = None,
+    enforce_cap: bool = False,
 ) -> ExposureStatus:
-    """Count items viewed / media reveals for today; returns the new status."""
+    """Count items viewed / media reveals for today; returns the new status.
+
+    ``enforce_cap=True``: the count and the cap check are one transaction. When the new
+    count would pass today's cap the bump is rolled back and ``exposure_cap_reached``
+    (429) raised, so concurrent reveals cannot all slip past a check made earlier (the
+    counter's ``UPDATE ... + n`` serialises them; a concurrent first view of the day goes
+    through the same path after its unique-key conflict).
+    """
     if viewed < 0 or revealed < 0:
         raise ReviewError("counts must be >= 0", code="bad_count")
     now = now or utcnow()
@@ -255,7 +263,14 @@ def record_exposure(
                     _first_of_day(conn, user_id, day, viewed, revealed, now)
             except sa.exc.IntegrityError:  # a concurrent first view of the day
                 _bump(conn, key, viewed, revealed, now)
-        return _status(conn, user_id, now)
+        st = _status(conn, user_id, now)
+        if enforce_cap and st.cap is not None and st.items_viewed > st.cap:
+            raise ReviewError(  # leaving the block rolls the bump back
+                f"daily exposure cap of {st.cap} items reached; it resets at 00:00 UTC",
+                code="exposure_cap_reached",
+                status=429,
+            )
+        return st
 
 
 def take_break(

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -53,7 +54,9 @@ from ...service.state import ServiceState
 from .. import blur, labels
 from ..i18n import N_
 from ..security import (
+    LOGIN_BURST,
     LOGIN_CSRF_COOKIE,
+    LOGIN_RATE_PER_S,
     apply_security_headers,
     check_media,
     clear_session_cookie,
@@ -284,6 +287,21 @@ async def login_submit(
     if not csrf_ok(request, expected, csrf_token):
         err = SentinelleError("the login form expired; try again", code="csrf_failed")
         return _login_page(request, next_url=next_url, error=err, status_code=403)
+    # Per-address throttle before any password is checked: the per-account lockout alone
+    # lets one address try a common password on every account (spraying).
+    wait = state.limiter.take(
+        ("console-login", _client(request) or "unknown"), LOGIN_RATE_PER_S, LOGIN_BURST
+    )
+    if wait > 0:
+        err = SentinelleError(
+            f"too many login attempts from this address; try again in {math.ceil(wait)} s",
+            code="login_rate_limited",
+        )
+        response = _login_page(
+            request, next_url=next_url, error=err, username=username[:64], status_code=429
+        )
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     try:
         session = await run_in_threadpool(
             accounts.login,
@@ -560,6 +578,11 @@ def item_reveal(
         data, media_type = _load_media(state, viewer, item)
         settings = exposure.get_settings(state.engine, viewer.user.id)
         preview = blur.render_preview(data, blur_level=0, grayscale=settings.grayscale)
+        # counted against the cap atomically (concurrent reveals cannot all pass the
+        # check above), before the audit entry and before any pixel is sent
+        st = exposure.record_exposure(
+            state.engine, viewer.user.id, viewed=1, revealed=1, enforce_cap=True
+        )
         _record(
             state,
             actor=viewer.actor,
@@ -567,7 +590,6 @@ def item_reveal(
             target=f"item:{item.id}",
             details={"case_id": item.case_id, "blob_id": item.media_blob_id},
         )
-        st = exposure.record_exposure(state.engine, viewer.user.id, viewed=1, revealed=1)
     except SentinelleError as e:
         return error_page(request, e)
     is_video = preview.source_kind == "video"
