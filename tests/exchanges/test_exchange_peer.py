@@ -235,3 +235,48 @@ def Ed25519PrivateKey_generate():  # type: ignore[no-untyped-def]  # noqa: N802
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     return Ed25519PrivateKey.generate()
+
+
+def test_any_registered_signal_type_travels(xstore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Peer feeds carry whatever the signal-type registry knows (e.g. model hashes)."""
+    import os
+
+    from sentinelle.signals.signal_types import signal_type_names
+
+    names = [n for n in signal_type_names() if n not in ("pdq", "vpdq")]
+    pub_engine = open_engine(f"sqlite:///{tmp_path / 'pub.db'}")
+    try:
+        bs = ExchangeStore(pub_engine).banks
+        bs.create_bank("feed")
+        lengths = {"md5": 32, "sha1": 40}
+        want = {(n, hashlib_hex(n, lengths.get(n, 64))) for n in names}
+        bs.add_entries("feed", [EntryIn(n, h) for n, h in want])
+        pub = publish.Publisher(pub_engine)
+        pub.share_bank("feed")
+        for e in bs.iter_entries("feed"):
+            pub.on_confirmed(e.id)
+        key = Ed25519PrivateKey_generate()
+        with FakePeer(pub, key) as srv:
+            os.environ["H11_PEER_KEY3"] = "anything"
+            xstore.add(
+                "peer",
+                "sentinelle",
+                config={
+                    "base_url": srv.url,
+                    "feed": "feed",
+                    "public_key": publish.public_key_text(key.public_key()),
+                },
+                credential_ref=make_ref(env="H11_PEER_KEY3"),
+            )
+            out = fetch(xstore, "peer")
+        assert out.error is None and out.counts.unknown_types == 0
+        assert bank_hashes(xstore, "peer") == want
+    finally:
+        os.environ.pop("H11_PEER_KEY3", None)
+        pub_engine.dispose()
+
+
+def hashlib_hex(name: str, n: int) -> str:
+    import hashlib
+
+    return hashlib.sha512(name.encode()).hexdigest()[:n]

@@ -1,4 +1,4 @@
-"""ThreatExchange client against the local Graph API server: threat_updates, deletions, reactions."""
+"""ThreatExchange client against the local Graph API server: updates, deletions, reactions."""
 
 from __future__ import annotations
 
