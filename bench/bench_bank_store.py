@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import OUT_DIR, append_results  # noqa: E402
-from sentinelle.store.banks import BankStore  # noqa: E402
+from sentinelle.banks import BankStore  # noqa: E402
 from sentinelle.store.db import open_engine  # noqa: E402
 
 PG_URL = os.environ.get("SENTINELLE_TEST_POSTGRES_URL") or (

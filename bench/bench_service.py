@@ -156,8 +156,8 @@ def known_photo_hashes(limit: int = 500) -> list[str]:
 
 def build_database(db: Path) -> tuple[str, list[str]]:
     """The 1M bank (cached) and the known-photo bank; returns (url, known hashes)."""
+    from sentinelle.banks import BankStore
     from sentinelle.formats.entry import EntryIn
-    from sentinelle.store.banks import BankStore
     from sentinelle.store.db import open_engine
 
     url = f"sqlite:///{db}"

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from sentinelle.plugins import load_plugins
+
+# Job kinds, periodic tasks and hooks of the built-ins, registered as the service does at
+# start-up (tests run the worker's functions directly).
+load_plugins()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image
 
+from sentinelle.banks import BankStore
 from sentinelle.console.demo import attach_media, file_match_for_review
 from sentinelle.evidence import EvidenceStore, load_master_key
 from sentinelle.formats.enroll import entries_from_paths
@@ -34,7 +35,6 @@ from sentinelle.review import accounts
 from sentinelle.review.intake import record_signal
 from sentinelle.service.app import create_app
 from sentinelle.service.settings import Settings
-from sentinelle.store.banks import BankStore
 
 PASSWORD = "a long demo passphrase"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -1,6 +1,6 @@
 """Bank configuration changes are audited (issue 6): store, HTTP API, job worker, CLI.
 
-Every change goes through :class:`sentinelle.store.banks.BankStore`, which writes a
+Every change goes through :class:`sentinelle.banks.BankStore`, which writes a
 ``sentinelle.audit`` row in the same transaction. Real databases (SQLite file and
 PostgreSQL schema via ``db_url``), the real app through TestClient, the real job
 worker and the real Typer CLI. Hashes are random benign test values.
@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from sentinelle.audit import AuditError, AuditEvent, list_events, verify_chain
+from sentinelle.banks import BankStore
 from sentinelle.cli.bank_cmd import register
 from sentinelle.errors import BankImportError
 from sentinelle.formats.entry import EntryIn
@@ -25,7 +26,6 @@ from sentinelle.jobs import worker
 from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
 from sentinelle.service.settings import Settings
-from sentinelle.store.banks import BankStore
 from sentinelle.store.db import open_engine
 
 RNG = random.Random(61)

@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from sentinelle.banks import BankStore
 from sentinelle.cli.bank_cmd import register
-from sentinelle.store.banks import BankStore
 from sentinelle.store.db import open_engine
 
 RNG = np.random.default_rng(11)

@@ -29,8 +29,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from sentinelle.banks import BankStore
 from sentinelle.formats.entry import EntryIn
-from sentinelle.store.banks import BankStore
 from sentinelle.store.db import open_engine
 from sentinelle.store.models import ChangeLog
 

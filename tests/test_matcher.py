@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from sentinelle.banks import BankStore
 from sentinelle.formats.entry import EntryIn
 from sentinelle.index.matcher import Matcher
 from sentinelle.signals.types import HashResult, HashSignal, PDQVariant, VideoFrame, VPDQSignal
-from sentinelle.store.banks import BankStore
 from sentinelle.store.db import open_engine
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect
 
+from sentinelle.banks import BankStore
 from sentinelle.errors import BankError, BankImportError
 from sentinelle.formats import FORMATS, EntryIn
-from sentinelle.store.banks import BankStore
 from sentinelle.store.db import current_revision, head_revision, open_engine
 
 RNG = np.random.default_rng(3)

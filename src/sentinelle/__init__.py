@@ -28,16 +28,16 @@ _LAZY = {
     "enrollment_hashes": "sentinelle.signals.hasher",
     "PDQIndex": "sentinelle.index.pdq_index",
     "ExactIndex": "sentinelle.index.exact",
-    "BankStore": "sentinelle.store.banks",
+    "BankStore": "sentinelle.banks",
     "Matcher": "sentinelle.index.matcher",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .banks import BankStore
     from .index.exact import ExactIndex
     from .index.matcher import Matcher
     from .index.pdq_index import PDQIndex
     from .signals.hasher import enrollment_hashes, hash_bytes, hash_file
-    from .store.banks import BankStore
 
 
 def __getattr__(name: str) -> Any:

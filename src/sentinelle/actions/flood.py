@@ -402,7 +402,10 @@ def _resume(state: Any, job: queue.Job) -> dict:
     return {"resumed": True}
 
 
-worker.register_handler(RESUME_JOB, _resume)
-worker.register_periodic("flood_prune", lambda state: prune_counters(state.engine), 60.0)
-# Counts buffered by requests that were not followed by another request in time.
-worker.register_periodic("flood_flush", lambda state: guard_for(state.store).flush(), 1.0)
+def register() -> None:
+    """Register the ``flood_resume`` job and the counter housekeeping (see
+    :mod:`sentinelle.plugins`)."""
+    worker.register_handler(RESUME_JOB, _resume)
+    worker.register_periodic("flood_prune", lambda state: prune_counters(state.engine), 60.0)
+    # Counts buffered by requests that were not followed by another request in time.
+    worker.register_periodic("flood_flush", lambda state: guard_for(state.store).flush(), 1.0)

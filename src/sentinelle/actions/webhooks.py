@@ -186,4 +186,6 @@ def enqueue_webhooks(
     return ids
 
 
-worker.register_handler(JOB_KIND, _handle)
+def register() -> None:
+    """Register the webhook delivery job (see :mod:`sentinelle.plugins`)."""
+    worker.register_handler(JOB_KIND, _handle)

@@ -2,7 +2,7 @@
 
 Every command opens the database from ``$SENTINELLE_DATABASE_URL`` (default: a
 SQLite file ``./sentinelle.db``). Every change is written to the audit trail
-with actor ``cli`` (see :class:`sentinelle.store.banks.BankStore`). Errors print
+with actor ``cli`` (see :class:`sentinelle.banks.BankStore`). Errors print
 ``error [code]: message`` on stderr and exit with status 1 (2 for bad
 command-line usage, from Typer).
 """
@@ -50,7 +50,7 @@ CLI_ACTOR = "cli"  # the audit actor of every change made from the command line
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from ..store.banks import BankStore
+    from ..banks import BankStore
 
     return BankStore(db_engine())
 

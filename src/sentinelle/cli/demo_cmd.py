@@ -19,9 +19,9 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
     ) -> None:
         """Render benign scenes, bank half of them, scan altered copies, write the report."""
+        from ..banks import BankStore
         from ..errors import BankError
         from ..formats.enroll import entries_from_paths
-        from ..store.banks import BankStore
         from ..store.db import database_url, open_engine
         from .demo_media import DEMO_BANK, build_demo
         from .scan_cmd import _print_summary, run_scan

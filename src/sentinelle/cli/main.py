@@ -39,14 +39,8 @@ COMMAND_MODULES = (
 def _register() -> None:
     import importlib
 
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{name}":
-                raise
-            continue
-        mod.register(app)
+    for name in COMMAND_MODULES:  # a command module that fails to import stops the CLI
+        importlib.import_module(f"{__package__}.{name}").register(app)
 
 
 _register()

@@ -67,9 +67,9 @@ def _print_line(out: Console, d: dict[str, Any]) -> None:
 
 def _matcher(banks: list[str]) -> tuple[Any, Any]:
     """(Matcher, BankStore) over ``banks`` (all enabled when empty) from the database."""
+    from ..banks import BankStore
     from ..errors import BankError
     from ..index.matcher import Matcher
-    from ..store.banks import BankStore
     from ._common import db_engine
 
     store = BankStore(db_engine())

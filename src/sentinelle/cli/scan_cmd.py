@@ -48,12 +48,12 @@ def run_scan(
     detector: DetectorConfig | None = None,
 ):
     """Scan ``paths`` against ``banks``; used by the CLI and the demo."""
+    from ..banks import BankStore
     from ..errors import BankError
     from ..index.matcher import Matcher
     from ..scan.records import read_records
     from ..scan.report import write_report
     from ..scan.runner import ScanOptions, scan
-    from ..store.banks import BankStore
     from ..store.db import open_engine
 
     console = console or Console(stderr=True)

@@ -19,10 +19,10 @@ from rich.markup import escape
 
 def _demo_setup(console: Console, out: Path, engine) -> str:  # type: ignore[no-untyped-def]
     """Bank the demo scenes (idempotent) and return a new all-scopes key."""
+    from ..banks import BankStore
     from ..errors import BankError
     from ..formats.enroll import entries_from_paths
     from ..service.keys import create_key
-    from ..store.banks import BankStore
     from .demo_media import DEMO_BANK, build_demo
 
     originals, inbox = build_demo(out)

@@ -1,4 +1,4 @@
-"""Encrypted evidence, preservation holds and retention (issue 6, items 4 and 6).
+"""Encrypted evidence, preservation holds and retention.
 
     from sentinelle.evidence import EvidenceStore, load_master_key
     store = EvidenceStore(engine, load_master_key())

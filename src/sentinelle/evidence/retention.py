@@ -175,3 +175,6 @@ def register_periodic_task() -> None:
     from ..jobs.worker import register_periodic
 
     register_periodic("evidence.retention", _periodic, RUN_INTERVAL_S)
+
+
+register = register_periodic_task  # the plugin hook (see :mod:`sentinelle.plugins`)

@@ -31,8 +31,9 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ..errors import BankImportError, InvalidHashError, LineError
+from ..signals.signal_types import signal_type_names
 from ._io import DEFAULT_INPUT_LIMITS, InputLimits, iter_lines, reject_if, text_out
-from .entry import ENTRY_SIGNAL_TYPES, EntryIn, normalize_entry, parse_datetime
+from .entry import EntryIn, normalize_entry, parse_datetime
 
 NAME = "csv"
 
@@ -93,7 +94,7 @@ def parse(stream: IO[Any], limits: InputLimits = DEFAULT_INPUT_LIMITS) -> list[E
             type_col = idx.get("signal_type", idx.get("type"))
             hash_col = idx["hash"]
         else:
-            named = [c for c in cols if c in ENTRY_SIGNAL_TYPES]
+            named = [c for c in cols if c in signal_type_names()]
             if len(named) != 1:
                 raise BankImportError(
                     "CSV rejected",

@@ -12,18 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..errors import InvalidHashError
-from ..signals.hashcodec import normalize_hash
+from ..signals.signal_types import find_signal_type, signal_type_names
 
-#: Signal types a bank entry may have. ``vpdq`` entries are single video-frame
-#: PDQ hashes (same 64-hex form as ``pdq``) grouped by ``media_ref``.
-ENTRY_SIGNAL_TYPES = ("md5", "sha1", "sha256", "pdq", "vpdq")
-#: Signals compared by equality (threshold 0) rather than Hamming distance.
-EXACT_SIGNAL_TYPES = ("md5", "sha1", "sha256")
-#: Default per-bank match thresholds (max Hamming distance; 0 = exact).
-DEFAULT_THRESHOLDS = {"pdq": 31, "vpdq": 31, "md5": 0, "sha1": 0, "sha256": 0}
+# Which signal types a bank entry may have, their hex lengths, exactness and default
+# thresholds: the signal type registry (:mod:`sentinelle.signals.signal_types`). ``vpdq``
+# entries are single video-frame PDQ hashes grouped by ``media_ref``.
 
 LOWER_HEX = re.compile(r"[0-9a-f]+")
-HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "vpdq": 64}
 MAX_TEXT_FIELD = 4096  # metadata fields (note, category, ...) longer than this are rejected
 
 
@@ -61,12 +56,14 @@ def normalize_signal_hash(signal_type: str, value: str) -> tuple[str, str]:
 
     Raises :class:`InvalidHashError` for an unknown signal type or a bad hash.
     """
-    st = (signal_type or "").strip().lower()
-    if st not in ENTRY_SIGNAL_TYPES:
+    name = (signal_type or "").strip().lower()
+    st = find_signal_type(name)
+    if st is None:
         raise InvalidHashError(
-            f"unknown signal type {signal_type!r} (expected one of {', '.join(ENTRY_SIGNAL_TYPES)})"
+            f"unknown signal type {signal_type!r} "
+            f"(expected one of {', '.join(signal_type_names())})"
         )
-    return st, normalize_hash("pdq" if st == "vpdq" else st, value)
+    return name, st.validate(value)
 
 
 def to_utc(value: datetime | None) -> datetime | None:
@@ -90,9 +87,11 @@ def parse_datetime(text: str) -> datetime:
 
 def _already_normal(e: EntryIn) -> bool:
     """Fast path for the common bare entry (as list formats produce)."""
+    st = find_signal_type(e.signal_type)
     return (
-        type(e.hash) is str
-        and len(e.hash) == HEX_LENGTHS.get(e.signal_type, -1)
+        st is not None
+        and type(e.hash) is str
+        and len(e.hash) == st.hex_length
         and LOWER_HEX.fullmatch(e.hash) is not None
         and e.variant == "plain"
         and e.media_ref is None

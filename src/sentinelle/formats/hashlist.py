@@ -14,18 +14,24 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from ..errors import InvalidHashError, LineError
+from ..signals.signal_types import get_signal_type
 from ._io import DEFAULT_INPUT_LIMITS, InputLimits, iter_lines, reject_if, text_out
-from .entry import HEX_LENGTHS, LOWER_HEX, EntryIn, normalize_signal_hash
+from .entry import LOWER_HEX, EntryIn, normalize_signal_hash
 
 _SPLIT = re.compile(r"[,\t ]+")
 
 
 def parse_hash_list(
-    stream: IO[Any], signal_type: str, limits: InputLimits = DEFAULT_INPUT_LIMITS
+    stream: IO[Any],
+    signal_type: str,
+    limits: InputLimits = DEFAULT_INPUT_LIMITS,
+    *,
+    quality_column: bool = False,
 ) -> list[EntryIn]:
+    """One ``signal_type`` hash per line; ``quality_column``: ``<hash>,<quality>`` allowed."""
     bad: list[LineError] = []
     out: list[EntryIn] = []
-    want = HEX_LENGTHS[signal_type]
+    want = get_signal_type(signal_type).hex_length
     fullmatch = LOWER_HEX.fullmatch
     for no, line in iter_lines(stream, limits, bad):
         s = line.strip()
@@ -35,7 +41,7 @@ def parse_hash_list(
         if not s or s.startswith("#"):
             continue
         parts = _SPLIT.split(s)
-        if len(parts) > 2 or (len(parts) == 2 and signal_type != "pdq"):
+        if len(parts) > 2 or (len(parts) == 2 and not quality_column):
             bad.append(LineError(no, f"expected one {signal_type} hash per line"))
             continue
         if len(parts) == 2:

@@ -18,7 +18,7 @@ NAME = "pdq-list"
 
 
 def parse(stream: IO[Any], limits: InputLimits = DEFAULT_INPUT_LIMITS) -> list[EntryIn]:
-    return parse_hash_list(stream, "pdq", limits)
+    return parse_hash_list(stream, "pdq", limits, quality_column=True)
 
 
 def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:

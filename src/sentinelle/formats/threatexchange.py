@@ -32,20 +32,14 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from ..errors import InvalidHashError, LineError
+from ..signals.signal_types import by_threatexchange_name, find_signal_type
 from ._io import DEFAULT_INPUT_LIMITS, InputLimits, iter_lines, reject_if, text_out
 from .entry import EntryIn, normalize_signal_hash
 
 NAME = "threatexchange"
 
-TE_TO_OURS = {
-    "pdq": "pdq",
-    "video_md5": "md5",
-    "photo_md5": "md5",
-    "md5": "md5",
-    "video_sha256": "sha256",
-    "sha256": "sha256",
-}
-OURS_TO_TE = {"pdq": "pdq", "md5": "video_md5", "sha256": "video_sha256"}
+# ThreatExchange names of each signal type: ``SignalType.threatexchange_names`` (the
+# first is written; ``video_md5`` / ``photo_md5`` / ``md5`` all read as md5).
 
 
 def parse(stream: IO[Any], limits: InputLimits = DEFAULT_INPUT_LIMITS) -> list[EntryIn]:
@@ -60,12 +54,12 @@ def parse(stream: IO[Any], limits: InputLimits = DEFAULT_INPUT_LIMITS) -> list[E
             bad.append(LineError(no, "expected '<signal_type> <hash>'"))
             continue
         te_type = parts[0].lower()
-        ours = TE_TO_OURS.get(te_type)
+        ours = by_threatexchange_name(te_type)
         if ours is None:
             bad.append(LineError(no, f"unknown signal type {parts[0][:40]!r}"))
             continue
         try:
-            st, h = normalize_signal_hash(ours, parts[1])
+            st, h = normalize_signal_hash(ours.name, parts[1])
         except InvalidHashError as e:
             bad.append(LineError(no, e.message))
             continue
@@ -79,7 +73,8 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
     n = 0
     with text_out(stream) as out:
         for e in entries:
-            te = OURS_TO_TE.get(e.signal_type)
+            st = find_signal_type(e.signal_type)
+            te = st.threatexchange_names[0] if st is not None and st.threatexchange_names else None
             if te is None or (te, e.hash) in seen:
                 continue
             seen.add((te, e.hash))

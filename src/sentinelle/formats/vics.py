@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..errors import BankImportError, InvalidHashError, LineError
+from ..signals.signal_types import by_vics_name, find_signal_type, signal_types
 from ._io import DEFAULT_INPUT_LIMITS, InputLimits, read_all_bytes, text_out
 from .entry import EntryIn, normalize_signal_hash
 
 NAME = "vics"
 CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/CUSTOM/$metadata#Media"
-_FIELD_HASHES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256"}
-_ALT_HASHES = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha-1": "sha1", "pdq": "pdq"}
+# VICS names of each signal type: ``SignalType.vics_field`` (``MD5``, ``SHA1``, ``SHA256``)
+# and ``SignalType.vics_names`` (``AlternativeHashes`` ``HashName`` values, e.g. ``PDQ``).
 
 
 @dataclass
@@ -115,9 +116,9 @@ def parse(
             bad.append(LineError(n, f"Media #{n} is not an object"))
             continue
         found: list[tuple[str, Any]] = []
-        for field_name, st in _FIELD_HASHES.items():
-            if m.get(field_name) not in (None, ""):
-                found.append((st, m[field_name]))
+        for sig in signal_types():
+            if sig.vics_field is not None and m.get(sig.vics_field) not in (None, ""):
+                found.append((sig.name, m[sig.vics_field]))
         alts = m.get("AlternativeHashes") or []
         if not isinstance(alts, list):
             bad.append(LineError(n, f"Media #{n}: AlternativeHashes must be an array"))
@@ -128,11 +129,11 @@ def parse(
                 bad.append(LineError(n, f"Media #{n}: AlternativeHashes item needs a HashName"))
                 alt_ok = False
                 break
-            st = _ALT_HASHES.get(a["HashName"].strip().lower())
-            if st is None:
+            alt = by_vics_name(a["HashName"])
+            if alt is None:
                 stats.ignored_hashes += 1
                 continue
-            found.append((st, a.get("HashValue")))
+            found.append((alt.name, a.get("HashValue")))
         if not alt_ok:
             continue
         if not found:
@@ -172,7 +173,8 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
     groups: dict[str, dict[str, Any]] = {}
     n = 0
     for e in entries:
-        if e.signal_type == "vpdq" or e.variant != "plain":
+        sig = find_signal_type(e.signal_type)
+        if sig is None or not (sig.vics_field or sig.vics_names) or e.variant != "plain":
             continue
         key = e.media_ref or (f"ext:{e.external_id}" if e.external_id else f"hash:{e.hash}")
         m = groups.get(key)
@@ -185,7 +187,7 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
                 m["Category"] = e.category
             m["AlternativeHashes"] = []
             groups[key] = m
-        field_name = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}.get(e.signal_type)
+        field_name = sig.vics_field
         if field_name and field_name not in m:
             m[field_name] = e.hash
         else:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InvalidHashError
 from ..signals.hashcodec import normalize_hash
-from ..signals.types import CRYPTO_SIGNALS
+from ..signals.signal_types import exact_signal_types, find_signal_type
 from .pdq_index import IndexInputError
 
 __all__ = ["ExactIndex"]
@@ -39,7 +39,7 @@ def _check_id(value: object) -> int:
 
 
 class ExactIndex:
-    """Exact lookup of one crypto hash type (``md5``, ``sha1`` or ``sha256``).
+    """Exact lookup of one exact signal type (``md5``, ``sha1``, ``sha256``, ...).
 
     >>> idx = ExactIndex("md5")
     >>> idx.add([7], ["d41d8cd98f00b204e9800998ecf8427e"])
@@ -48,10 +48,10 @@ class ExactIndex:
     """
 
     def __init__(self, signal_type: str = "md5") -> None:
-        if signal_type not in CRYPTO_SIGNALS:
-            raise IndexInputError(
-                f"ExactIndex handles {', '.join(CRYPTO_SIGNALS)}, not {signal_type!r}"
-            )
+        st = find_signal_type(signal_type)
+        if st is None or not st.exact:
+            names = ", ".join(t.name for t in exact_signal_types())
+            raise IndexInputError(f"ExactIndex handles {names}, not {signal_type!r}")
         self.signal_type = signal_type
         self._by_digest: dict[bytes, int | list[int]] = {}
         self._by_id: dict[int, bytes] = {}

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..signals.hashcodec import pdq_bytes_to_hex, pdq_hexes_to_array
-from ..signals.types import CRYPTO_SIGNALS, HashResult, HashSignal, VPDQSignal
+from ..signals.signal_types import find_signal_type, get_signal_type, signal_types
+from ..signals.types import HashResult, HashSignal, VPDQSignal
 from .exact import ExactIndex
 from .pdq_index import PDQIndex
 
@@ -148,15 +149,22 @@ class Matcher:
         # changed since (and cached look-ups) live in the overlay.
         self._columns: list[_Columns] = []
         self._overlay: dict[int, _EntryMeta | None] = {}
-        self._exact: dict[str, ExactIndex] = {s: ExactIndex(s) for s in CRYPTO_SIGNALS}
+        # Which index serves a type is the type's ``index``: one ExactIndex per exact
+        # type, one PDQIndex for image PDQ and one for video frames.
+        self._exact: dict[str, ExactIndex] = {
+            st.name: ExactIndex(st.name) for st in signal_types() if st.index == "exact"
+        }
         self._pdq = PDQIndex()
         self._vpdq = PDQIndex()
         self._video_frames: dict[str, int] = defaultdict(int)  # media_ref -> frames
         self._load_banks()
-        for sig in (*CRYPTO_SIGNALS, "pdq", "vpdq"):
-            loaded = self.store.load_signal(sig, banks=self.banks)
+        for st in signal_types():
+            loaded = self.store.load_signal(st.name, banks=self.banks)
             self._bank_names.update(loaded.bank_names)
-            self._add_loaded(sig, loaded)
+            self._add_loaded(st.name, loaded)
+
+    def _fuzzy_index(self, index: str) -> PDQIndex:
+        return self._pdq if index == "pdq" else self._vpdq
 
     def _load_banks(self) -> None:
         for bank in self.store.list_banks():
@@ -170,11 +178,12 @@ class Matcher:
             return
         cols = _Columns(loaded)
         self._columns.append(cols)
-        if sig in CRYPTO_SIGNALS:
+        index = get_signal_type(sig).index
+        if index == "exact":
             self._exact[sig].add(cols.ids.tolist(), list(loaded.hashes))
         else:
-            (self._pdq if sig == "pdq" else self._vpdq).add(cols.ids, cols.hashes)
-        if sig == "vpdq":
+            self._fuzzy_index(index).add(cols.ids, cols.hashes)
+        if index == "vpdq":
             for ref in cols.media_refs:
                 if ref:
                     self._video_frames[ref] += 1
@@ -228,17 +237,15 @@ class Matcher:
             media_ref=getattr(entry, "media_ref", None),
             category=entry.category or "",
         )
-        sig = entry.signal_type
-        if sig in CRYPTO_SIGNALS:
-            self._exact[sig].add([entry_id], [entry.hash])
-        elif sig in ("pdq", "vpdq"):
-            (self._pdq if sig == "pdq" else self._vpdq).add(
-                [entry_id], pdq_hexes_to_array([entry.hash])
-            )
-            if sig == "vpdq" and meta.media_ref:
-                self._video_frames[meta.media_ref] += 1
-        else:
+        st = find_signal_type(entry.signal_type)
+        if st is None:
             return
+        if st.index == "exact":
+            self._exact[st.name].add([entry_id], [entry.hash])
+        else:
+            self._fuzzy_index(st.index).add([entry_id], pdq_hexes_to_array([entry.hash]))
+            if st.index == "vpdq" and meta.media_ref:
+                self._video_frames[meta.media_ref] += 1
         self._overlay[entry_id] = meta
 
     def _remove(self, entry_id: int, meta: _EntryMeta) -> None:
@@ -268,7 +275,7 @@ class Matcher:
         return meta.bank_id if meta is not None else -1
 
     def _threshold(self, bank_id: int, sig: str) -> int:
-        default = 31 if sig in ("pdq", "vpdq") else 0
+        default = get_signal_type(sig).default_threshold
         return self._thresholds.get(bank_id, {}).get(sig, default)
 
     def _max_threshold(self, sig: str) -> int:
@@ -327,7 +334,7 @@ class Matcher:
                 return None
             out: list[Match] = []
             for s in result.signals:
-                if isinstance(s, HashSignal) and s.type in CRYPTO_SIGNALS:
+                if isinstance(s, HashSignal) and s.type in self._exact:
                     out.extend(self.match_exact(s.type, s.hash))
             out.extend(pdq)
             vpdq = result.signal("vpdq")

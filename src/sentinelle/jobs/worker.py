@@ -5,6 +5,10 @@ job's ``result``. Raise :class:`PermanentJobError` for a failure that retrying
 cannot fix (the job goes straight to the dead-letter list); any other exception
 is retried with back-off (see :mod:`sentinelle.jobs.queue`).
 
+Job kinds and periodic tasks are registered by the modules that own them, collected
+at start-up from :data:`sentinelle.plugins.DEFAULT_PLUGINS`; this package imports
+nothing above it.
+
 Every instance of the service runs one worker thread (:func:`start_worker`).
 Claiming is exclusive across instances, so adding instances adds throughput and
 never runs a job twice. While a handler runs, a heartbeat thread extends the
@@ -70,17 +74,6 @@ def register_periodic(name: str, fn: Callable[[Any], None], interval_s: float) -
     keep such tasks idempotent."""
     with _registry_lock:
         _periodic[name] = _Periodic(fn, float(interval_s))
-
-
-def _load_builtin_handlers() -> None:
-    """Import the modules that register the built-in job kinds."""
-    from ..actions import flood, webhooks  # noqa: F401 - registration side effects
-    from ..evidence.retention import register_periodic_task
-
-    register_periodic_task()  # hourly scheduled deletion of evidence whose holds are over
-    from ..reports.scheduler import register_periodic_task as register_report_tick
-
-    register_report_tick()  # CyberTipline reports forward every minute, when configured
 
 
 def _worker_id(state: Any) -> str:
@@ -201,7 +194,6 @@ def start_worker(state: Any, poll_s: float = 0.5, threads: int = 2) -> Callable[
     Two threads by default, so one long bank import does not hold up webhook
     deliveries. The first thread also runs the periodic housekeeping tasks.
     """
-    _load_builtin_handlers()
     stop = threading.Event()
 
     def loop(housekeeping: bool) -> None:

@@ -214,10 +214,8 @@ def revealed_items(conn: Connection, item_ids: Sequence[int]) -> set[int]:
 
 def load_case(conn: Connection, case_id: int) -> dict[str, Any]:
     """Read a case, its items, their final decisions and reveals from the database."""
-    try:
-        from ..review.tables import case_items, cases, decisions
-    except ImportError:  # pragma: no cover - review package absent
-        raise ReportError("review tables are not available", "unknown_case") from None
+    from ..review.tables import case_items, cases, decisions
+
     case = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
     if case is None:
         raise ReportError(f"no case {case_id}", "unknown_case")
@@ -303,3 +301,11 @@ def create_draft(
         return run(conn_or_engine)
     with conn_or_engine.begin() as conn:
         return run(conn)
+
+
+def register() -> None:
+    """The plugin hook (:mod:`sentinelle.plugins`): a report draft for every case whose
+    first item a reviewer confirms (:func:`sentinelle.review.decisions.on_first_confirm`)."""
+    from ..review.decisions import on_first_confirm
+
+    on_first_confirm(create_draft)

@@ -151,11 +151,8 @@ def preservation_hook(engine: Engine, done: FinishedReport) -> None:
     The jurisdiction is ``$SENTINELLE_REPORT_JURISDICTION`` (default ``US``: a
     CyberTipline report is a US report; 18 U.S.C. 2258A(h) asks for one year).
     """
-    try:
-        from ..evidence.preservation import start_hold
-    except ImportError:  # pragma: no cover - evidence package not installed
-        log.warning("no preservation module: hold for report %s not started", done.report_id)
-        return
+    from ..evidence.preservation import start_hold
+
     if done.case_id is None:
         return
     start_hold(
@@ -919,10 +916,8 @@ class ReportManager:
         """Bytes from the encrypted evidence store (``blob_id``), if it is available."""
         if f.blob_id is None:
             return None
-        try:
-            from ..evidence import EvidenceStore, load_master_key  # type: ignore[attr-defined]
-        except ImportError:
-            return None
+        from ..evidence import EvidenceStore, load_master_key
+
         store = EvidenceStore(self.engine, load_master_key())
         data, _media_type = store.get(f.blob_id, actor=self.actor)
         return data

@@ -167,3 +167,8 @@ def register_periodic_task(env: Mapping[str, str] | None = None) -> bool:
         return False
     register_periodic(TASK_NAME, ReportTicker(env), interval)
     return True
+
+
+def register() -> None:
+    """The plugin hook (see :mod:`sentinelle.plugins`): the tick, when configured."""
+    register_periodic_task()

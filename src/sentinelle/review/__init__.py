@@ -1,4 +1,4 @@
-"""Review console service layer (issue 6): accounts, roles, cases, decisions, exposure.
+"""Review console service layer: accounts, roles, cases, decisions, exposure.
 
 Modules (each documents its API; the console UI and the HTTP routes call them):
 

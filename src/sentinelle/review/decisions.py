@@ -31,12 +31,14 @@ drafts, read exactly that). When a decision becomes final:
 2. for hash-match items, ``fp_stats`` counts a rejection or a confirmation for
    the bank entry (:func:`false_positive_stats` reads them back);
 3. the case closes when no item is left undecided;
-4. after commit, the matched bank's webhooks (issue 3) receive a ``decision``
+4. after commit, the matched bank's webhooks receive a ``decision``
    event (metadata only: case, item, verdict, category, bank, entry);
 5. the case's first confirmed item with media (a ``media_sha256``) opens a
-   CyberTipline report draft through
-   ``sentinelle.reports.drafts.create_draft(engine, case_id)`` when that module
-   is installed (the draft gathers every confirmed item of the case).
+   CyberTipline report draft through the first-confirmation hook
+   (:func:`on_first_confirm`), which :mod:`sentinelle.reports.drafts` registers
+   with ``create_draft(engine, case_id)`` at start-up (:mod:`sentinelle.plugins`);
+   the draft gathers every confirmed item of the case. The hook keeps this package
+   below ``reports`` in the layers.
 
 Each step after the commit is best effort: a failure is logged and listed in
 :attr:`DecisionResult.errors`, never undoing the decision.
@@ -47,6 +49,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,6 +69,30 @@ INDUSTRY_CATEGORIES = ("A1", "A2", "B1", "B2")
 VERDICTS = ("confirm", "reject")
 MAX_NOTES = 10_000
 _CUSTOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}")
+
+#: ``fn(engine, case_id) -> report id``: run after commit when a case's first item is
+#: confirmed (at most one; :func:`on_first_confirm`).
+FirstConfirmHook = Callable[[sa.Engine, int], int]
+_first_confirm: list[FirstConfirmHook] = []
+
+
+def on_first_confirm(fn: FirstConfirmHook) -> None:
+    """Set the hook run when a case's first item is confirmed (replaces any earlier one)."""
+    _first_confirm[:] = [fn]
+
+
+#: ``fn(engine, result, item)``: run after commit for every decision that became final,
+#: best effort (an exception is logged and listed in ``result.errors``). ``item`` is the
+#: decided case item row (``kind``, ``bank``, ``entry_id``, ...). Registered by the
+#: module that reacts (e.g. exchange feedback) from its ``register()``.
+FinalDecisionHook = Callable[[sa.Engine, "DecisionResult", Any], None]
+_final_hooks: list[FinalDecisionHook] = []
+
+
+def on_final_decision(fn: FinalDecisionHook) -> None:
+    """Add a hook run after every final decision (adding the same function again is a no-op)."""
+    if fn not in _final_hooks:
+        _final_hooks.append(fn)
 
 
 @dataclass
@@ -237,7 +264,7 @@ class _Effects:
 
 
 def _after_commit(engine: sa.Engine, fx: _Effects, result: DecisionResult) -> None:
-    """Webhooks and report draft for a decision that just became final."""
+    """Webhooks, decision hooks and report draft for a decision that just became final."""
     item = fx.item
     if item.bank:
         try:
@@ -245,13 +272,15 @@ def _after_commit(engine: sa.Engine, fx: _Effects, result: DecisionResult) -> No
         except Exception as e:  # noqa: BLE001 - best effort, the decision stands
             log.warning("decision webhooks not queued (%s)", type(e).__name__)
             result.errors.append("webhooks not queued")
-    if fx.verdict == "confirm" and fx.first_confirm:
+    for hook in list(_final_hooks):
         try:
-            from ..reports.drafts import create_draft  # owner R1
-        except ImportError:
-            return
+            hook(engine, result, item)
+        except Exception as e:  # noqa: BLE001 - best effort, the decision stands
+            log.warning("decision hook failed (%s)", type(e).__name__)
+            result.errors.append(f"decision hook failed: {getattr(hook, '__module__', '?')}")
+    if fx.verdict == "confirm" and fx.first_confirm and _first_confirm:
         try:
-            result.report_draft_id = int(create_draft(engine, int(item.case_id)))
+            result.report_draft_id = int(_first_confirm[0](engine, int(item.case_id)))
         except Exception as e:  # noqa: BLE001
             log.warning("report draft not created (%s)", type(e).__name__)
             code = getattr(e, "code", None) or type(e).__name__

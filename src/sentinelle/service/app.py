@@ -34,6 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__ as VERSION  # noqa: N812
 from ..errors import BankError, BankImportError, InvalidHashError, MediaError, SentinelleError
+from ..jobs.worker import start_worker
+from ..plugins import load_plugins
 from ..store.db import DatabaseError
 from .auth import api_error
 from .deps import body_limit_kind
@@ -268,10 +270,6 @@ def _include_routers(app: FastAPI) -> None:
 
 
 def _start_worker(state: ServiceState) -> None:
-    try:
-        from ..jobs.worker import start_worker
-    except ImportError:
-        return
     state.stoppers.append(start_worker(state))
 
 
@@ -290,10 +288,7 @@ def _warm_prompt_guard() -> threading.Thread | None:
     the environment on first use. Start-up does not wait for this, and a failure
     is only logged (the route reports its own error then). Nothing is recorded.
     """
-    try:
-        from ..guard import PromptGuard
-    except ImportError:
-        return None
+    from ..guard import PromptGuard
 
     def warm() -> None:
         started = time.perf_counter()
@@ -314,6 +309,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     """Build the service. Opens and migrates the database now (fails fast if unreachable)."""
     settings = settings or Settings.from_env()
     state = build_state(settings)
+    load_plugins()  # job kinds, periodic tasks and hooks of the built-ins
     state.keys = KeyVerifier(state.engine, ttl_s=settings.key_cache_s)
     state.limiter = RateLimiter()
     state.metrics = Metrics(state)

@@ -21,8 +21,8 @@ from typing import Any
 
 import sqlalchemy
 
+from ..banks import BankStore
 from ..index.matcher import Matcher
-from ..store.banks import BankStore
 from ..store.db import open_engine
 from .settings import Settings
 

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ..errors import InvalidHashError
-
-HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
-_HEX_RE = re.compile(r"^[0-9a-f]+$")
+from .signal_types import find_signal_type
 
 
 def normalize_hash(signal_type: str, value: str) -> str:
-    """Return the lowercase hex form of ``value`` or raise :class:`InvalidHashError`."""
-    if signal_type not in HEX_LENGTHS:
+    """Return the lowercase hex form of ``value`` or raise :class:`InvalidHashError`
+    (the rules are the signal type's: :meth:`SignalType.validate`)."""
+    st = find_signal_type(signal_type)
+    if st is None:
         raise InvalidHashError(f"unknown signal type {signal_type!r}")
-    v = value.strip().lower()
-    want = HEX_LENGTHS[signal_type]
-    if len(v) != want:
-        raise InvalidHashError(f"{signal_type} hash must be {want} hex characters, got {len(v)}")
-    if not _HEX_RE.match(v):
-        raise InvalidHashError(f"{signal_type} hash is not hexadecimal")
-    return v
+    return st.validate(value)
 
 
 def pdq_hex_to_bytes(hex_hash: str) -> np.ndarray:

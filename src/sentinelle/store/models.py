@@ -10,7 +10,8 @@ Tables:
 * ``banks`` -- a named hash bank, enabled or not.
 * ``bank_thresholds`` -- per-bank, per-signal max match distance (PDQ/vPDQ
   Hamming bits; 0 for exact hashes). Missing rows mean the defaults in
-  :data:`sentinelle.formats.entry.DEFAULT_THRESHOLDS`.
+  of the signal types (``SignalType.default_threshold``,
+  :mod:`sentinelle.signals.signal_types`).
 * ``bank_entries`` -- one hash of one signal type; ``variant`` distinguishes the
   plain hash from augmented enrollment views (e.g. ``crop10``) of the same media
   (shared ``media_ref``). Unique on (bank, signal, hash, variant).

@@ -181,10 +181,7 @@ def handle_bank_import(state: Any, job: Any) -> dict[str, Any]:
 
 
 def register() -> None:
-    """Register :func:`handle_bank_import` with the job worker (idempotent)."""
+    """Register :func:`handle_bank_import` with the job worker (see :mod:`sentinelle.plugins`)."""
     from ...jobs import worker
 
     worker.register_handler(JOB_KIND, handle_bank_import)
-
-
-register()

@@ -32,11 +32,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from ...banks import BankInfo, StoredEntry, check_threshold
 from ...errors import BankError, BankImportError, SentinelleError
 from ...formats import FORMATS
-from ...formats.entry import ENTRY_SIGNAL_TYPES, MAX_TEXT_FIELD, EntryIn, to_utc
+from ...formats.entry import MAX_TEXT_FIELD, EntryIn, to_utc
 from ...jobs import queue as jobs
-from ...store.banks import BankInfo, StoredEntry, _check_threshold
+from ...signals.signal_types import find_signal_type, signal_type_names
 from ...store.models import BankEntry
 from ..deps import ApiKeyInfo, StateDep, api_error, body_limit
 from ..deps import require_scope as _require_scope
@@ -172,7 +173,7 @@ class EntryBody(BaseModel):
     """One hash to add, with optional provenance metadata."""
 
     model_config = ConfigDict(extra="forbid")
-    signal_type: Annotated[str, Field(description=f"one of {', '.join(ENTRY_SIGNAL_TYPES)}")]
+    signal_type: Annotated[str, Field(description=f"one of {', '.join(signal_type_names())}")]
     hash: Annotated[str, Field(max_length=128)]
     variant: Annotated[str, Field(min_length=1, max_length=64)] = "plain"
     media_ref: Text | None = None
@@ -238,7 +239,7 @@ def patch_bank(name: str, body: BankPatch, state: State, who: Curate) -> dict[st
     store, actor = state.store, actor_of(who)
     try:
         for st, d in (body.thresholds or {}).items():
-            _check_threshold(st, d)
+            check_threshold(st, d)
         if body.description is not None and body.description != bank.description:
             store.set_bank_description(name, body.description, actor=actor)
         # Only real changes are written: each bank-level change makes every
@@ -313,12 +314,12 @@ def list_entries(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     bank = _bank_or_404(state, name)
-    if signal_type is not None and signal_type not in ENTRY_SIGNAL_TYPES:
+    if signal_type is not None and find_signal_type(signal_type) is None:
         raise api_error(
             400,
             "bad_signal_type",
             f"unknown signal type {signal_type!r} "
-            f"(expected one of {', '.join(ENTRY_SIGNAL_TYPES)})",
+            f"(expected one of {', '.join(signal_type_names())})",
         )
     out: list[dict[str, Any]] = []
     more = False
@@ -556,7 +557,7 @@ def export_bank(
 ) -> StreamingResponse:
     _check_format(format)
     _bank_or_404(state, name)
-    if signal_type is not None and signal_type not in ENTRY_SIGNAL_TYPES:
+    if signal_type is not None and find_signal_type(signal_type) is None:
         raise api_error(400, "bad_signal_type", f"unknown signal type {signal_type!r}")
     ext = {"vics": "json", "csv": "csv"}.get(format, "txt")
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80] or "bank"

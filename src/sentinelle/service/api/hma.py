@@ -49,12 +49,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
+from ...banks import StoredEntry
 from ...errors import BankError, BankImportError, InvalidHashError
 from ...formats.entry import EntryIn, normalize_signal_hash
 from ...index.matcher import Match
 from ...signals.hasher import hash_bytes
+from ...signals.signal_types import by_hma_name, find_signal_type, get_signal_type
 from ...signals.types import HashSignal
-from ...store.banks import StoredEntry
 from ...store.models import BankEntry
 from ..deps import ApiKeyInfo, StateDep, body_limit, require_scope
 from ..state import ServiceState
@@ -70,9 +71,10 @@ Curate = Annotated[ApiKeyInfo, Depends(require_scope("curate", allow_list=True))
 Admin = Annotated[ApiKeyInfo, Depends(require_scope("admin", allow_list=True))]
 State = StateDep
 
-#: HMA signal type name -> ours. Output uses the first HMA name of each of ours.
-SIGNAL_IN = {"pdq": "pdq", "video_md5": "md5", "md5": "md5", "sha1": "sha1", "sha256": "sha256"}
-SIGNAL_OUT = {"pdq": "pdq", "md5": "video_md5", "sha1": "sha1", "sha256": "sha256"}
+# HMA's names of each signal type are ``SignalType.hma_names`` (the first is written:
+# md5 is ``video_md5``); :func:`_ours` reads them.
+#: The signal types an HMA deployment enables by default (``/c/signal_type``).
+HMA_ENABLED = ("pdq", "video_md5")
 #: Signal types HMA computes per content type (its defaults).
 CONTENT_SIGNALS = {"photo": ("pdq",), "video": ("video_md5",)}
 MEDIA_TO_CONTENT = {"image": "photo", "video": "video"}  # our media type -> HMA content type
@@ -151,9 +153,20 @@ async def _json_object(request: Request, required: bool = True) -> dict[str, Any
 
 
 # ------------------------------------------------------------------- signals
+def _ours(hma_type: str) -> str | None:
+    """Our name of the signal type HMA calls ``hma_type`` (None: HMA has no such type)."""
+    st = by_hma_name(hma_type)
+    return None if st is None else st.name
+
+
+def _hma_name(signal_type: str) -> str | None:
+    st = find_signal_type(signal_type)
+    return st.hma_names[0] if st is not None and st.hma_names else None
+
+
 def _normalize(hma_type: str, value: Any) -> tuple[str, str]:
     """HMA ``(signal_type, signal)`` -> our normalized ``(signal_type, hex)``; 400 if bad."""
-    ours = SIGNAL_IN.get(str(hma_type))
+    ours = _ours(str(hma_type))
     if ours is None:
         raise hma_error(400, f"No such SignalType '{hma_type}'", "bad_signal_type")
     if not isinstance(value, str):
@@ -165,7 +178,7 @@ def _normalize(hma_type: str, value: Any) -> tuple[str, str]:
 
 
 def _matches(state: ServiceState, sig: str, hexhash: str) -> list[Match]:
-    if sig == "pdq":
+    if get_signal_type(sig).index == "pdq":
         return state.matcher.match_pdq([hexhash])[0]
     return state.matcher.match_exact(sig, hexhash)
 
@@ -231,7 +244,7 @@ async def _hash_media(
     got = {s.type: s.hash for s in r.signals if isinstance(s, HashSignal)}
     out: dict[str, str] = {}
     for t in wanted:
-        ours = SIGNAL_IN[t]
+        ours = _ours(t)
         if ours in got:
             out[t] = got[ours]
     if not out:
@@ -415,9 +428,9 @@ async def m_lookup_post(request: Request, state: State, who: Scan) -> dict[str, 
 def m_index_status(
     state: State, who: Scan, signal_type: str | None = None
 ) -> dict[str, dict[str, Any]]:
-    names = ["pdq", "video_md5"]
+    names = list(HMA_ENABLED)
     if signal_type is not None:
-        if signal_type not in SIGNAL_IN:
+        if _ours(signal_type) is None:
             raise hma_error(400, f"No such signal type '{signal_type}'", "bad_signal_type")
         names = [signal_type]
     sizes: dict[str, int] = {}
@@ -428,7 +441,7 @@ def m_index_status(
     lag = state.sync.lag_s()
     built_to = -1 if lag is None else int(time.time() - lag)
     return {
-        n: {"present": lag is not None, "built_to": built_to, "size": sizes.get(SIGNAL_IN[n], 0)}
+        n: {"present": lag is not None, "built_to": built_to, "size": sizes.get(_ours(n) or n, 0)}
         for n in names
     }
 
@@ -552,7 +565,9 @@ def _content_json(
         "note": first.note,
     }
     if signals:
-        d["signals"] = {SIGNAL_OUT[e.signal_type]: e.hash for e in entries}
+        d["signals"] = {
+            name: e.hash for e in entries if (name := _hma_name(e.signal_type)) is not None
+        }
     return d
 
 
@@ -585,7 +600,7 @@ def _add_signals(
         raise hma_error(400, "No signals given", "bad_parameter")
     norm: dict[str, tuple[str, str]] = {}
     for name, val in signals.items():
-        if name not in SIGNAL_IN:
+        if _ours(name) is None:
             raise hma_error(400, f"No such signal type {name}", "bad_signal_type")
         try:
             norm[name] = _normalize(name, val)
@@ -737,7 +752,7 @@ def c_content_delete(bank_name: str, content_id: int, state: State, who: Curate)
 # ---- static configuration HMA clients read
 @router.get("/c/signal_type", summary="HMA: signal types")
 def c_signal_types(who: Curate) -> list[dict[str, Any]]:
-    return [{"name": n, "enabled_ratio": 1.0} for n in ("pdq", "video_md5")]
+    return [{"name": n, "enabled_ratio": 1.0} for n in HMA_ENABLED]
 
 
 @router.get("/c/content_type", summary="HMA: content types")

@@ -33,6 +33,7 @@ from ...errors import InvalidHashError
 from ...index.matcher import Match
 from ...signals.hashcodec import normalize_hash
 from ...signals.hasher import DEFAULT_SIGNALS, hash_bytes
+from ...signals.signal_types import get_signal_type, signal_types
 from ...signals.types import CRYPTO_SIGNALS, SIGNAL_TYPES, HashResult, HashSignal
 from ..auth import ApiKeyInfo, api_error
 from ..deps import StateDep, body_limit, require_scope
@@ -47,7 +48,13 @@ for _p in ("/v1/hash", "/v1/match", "/v1/scan"):
     body_limit(_p, "upload")
 
 MAX_HASHES = 10_000
-MATCH_HASH_TYPES = ("pdq", *CRYPTO_SIGNALS)
+
+
+def match_hash_types() -> tuple[str, ...]:
+    """Types ``/v1/match/hashes`` takes: every type matched hash by hash (not vPDQ frames,
+    which only match as a whole video)."""
+    return tuple(st.name for st in signal_types() if st.index != "vpdq")
+
 
 Scan = Annotated[ApiKeyInfo, Depends(require_scope("scan"))]
 
@@ -123,10 +130,8 @@ def _match(state: ServiceState, r: HashResult, fast: bool) -> list[Match] | None
 
 def _provenance(data: bytes) -> dict[str, Any] | None:
     """The provenance record (``/v1/provenance`` body) of a scanned upload, or None."""
-    try:
-        from .provenance import provenance_body
-    except ImportError:  # pragma: no cover - provenance extras not installed
-        return None
+    from .provenance import provenance_body
+
     try:
         return provenance_body(data)
     except Exception:  # noqa: BLE001 - provenance must never break a scan
@@ -158,10 +163,8 @@ def _file_for_review(
     """File the matches in the account's review case, with the upload encrypted
     (:func:`sentinelle.review.filing.file_scan`). Never fails the scan: problems
     are reported in ``review.error`` / ``review.media_error``."""
-    try:
-        from ...review.filing import file_scan, mime_type
-    except ImportError:  # pragma: no cover - review package absent
-        return {"case_id": None, "item_ids": [], "error": "review_unavailable"}
+    from ...review.filing import file_scan, mime_type
+
     return file_scan(
         state.engine,
         account_id=account_id,
@@ -181,10 +184,8 @@ GUARD_DESCRIPTION = (
 
 def _guard_wanted(request: Request, query_flag: bool) -> bool:
     """``guard=true`` as a query parameter or form field (422 ``bad_guard_flag``)."""
-    try:
-        from ..routes_guard import scan_guard_wanted
-    except ImportError:  # pragma: no cover - guard package absent
-        return False
+    from ..routes_guard import scan_guard_wanted
+
     return scan_guard_wanted(request, query_flag)
 
 
@@ -211,17 +212,15 @@ def _match_body(r: HashResult, matches: list[Match]) -> dict[str, Any]:
 
 
 def _actions(state: ServiceState, matches: list[Match], context: dict[str, Any]) -> dict[str, Any]:
-    """Run the per-bank actions (S3's dispatcher) when there are matches.
+    """Run the per-bank actions (:func:`sentinelle.actions.dispatch.on_matches`) on matches.
 
     If the dispatcher fails, the scan still answers; ``quarantine`` is then true
     whenever there was a match (fail closed), with ``actions.error`` set.
     """
     if not matches:
         return {"quarantine": False, "actions": None}
-    try:
-        from ...actions.dispatch import on_matches
-    except ImportError:
-        return {"quarantine": False, "actions": None}
+    from ...actions.dispatch import on_matches
+
     try:
         out = on_matches(state, matches, context=context)
     except Exception as e:  # noqa: BLE001 - the match result must still reach the caller
@@ -375,7 +374,7 @@ async def scan_url(
 
 
 class HashQuery(BaseModel):
-    type: str = Field(max_length=16, description=f"one of {', '.join(MATCH_HASH_TYPES)}")
+    type: str = Field(max_length=16, description=f"one of {', '.join(match_hash_types())}")
     hash: str = Field(max_length=128, description="lowercase or uppercase hex")
 
 
@@ -385,13 +384,13 @@ class HashListRequest(BaseModel):
 
 def _match_hash_list(state: ServiceState, items: list[tuple[str, str]]) -> list[list[Match]]:
     out: list[list[Match]] = [[] for _ in items]
-    pdq_pos = [i for i, (t, _) in enumerate(items) if t == "pdq"]
+    pdq_pos = [i for i, (t, _) in enumerate(items) if get_signal_type(t).index == "pdq"]
     if pdq_pos:
         res = state.matcher.match_pdq([items[i][1] for i in pdq_pos])
         for i, ms in zip(pdq_pos, res, strict=True):
             out[i] = ms
     for i, (t, h) in enumerate(items):
-        if t != "pdq":
+        if get_signal_type(t).index == "exact":
             out[i] = state.matcher.match_exact(t, h)
     for ms in out:
         state.metrics.count_matches(ms)
@@ -406,8 +405,9 @@ async def match_hashes(body: HashListRequest, state: StateDep, who: Scan) -> dic
     errors: list[dict[str, Any]] = []
     for i, q in enumerate(body.hashes):
         t = q.type.strip().lower()
-        if t not in MATCH_HASH_TYPES:
-            errors.append({"index": i, "message": f"type must be one of {list(MATCH_HASH_TYPES)}"})
+        allowed = match_hash_types()
+        if t not in allowed:
+            errors.append({"index": i, "message": f"type must be one of {list(allowed)}"})
             continue
         try:
             items.append((t, normalize_hash(t, q.hash)))

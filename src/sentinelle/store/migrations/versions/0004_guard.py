@@ -1,4 +1,4 @@
-"""Guard attempt log and account escalation (issue 4).
+"""Guard attempt log and account escalation.
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""Review console: users, sessions, cases, items, decisions, exposure, FP stats (issue 6).
+"""Review console: users, sessions, cases, items, decisions, exposure, FP stats.
 
 Revision ID: 0005
 Revises: 0004

@@ -1,4 +1,4 @@
-"""Encrypted evidence, preservation holds, deletion log, audit trail (issue 6).
+"""Encrypted evidence, preservation holds, deletion log, audit trail.
 
 Revision ID: 0006
 Revises: 0005

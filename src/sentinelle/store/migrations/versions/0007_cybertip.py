@@ -1,4 +1,4 @@
-"""CyberTipline reports, requests and receipts (issue 6).
+"""CyberTipline reports, requests and receipts.
 
 Revision ID: 0007
 Revises: 0006

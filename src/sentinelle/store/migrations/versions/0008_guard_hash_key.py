@@ -1,4 +1,4 @@
-"""Per-installation key of the guard's prompt HMACs (issue 4).
+"""Per-installation key of the guard's prompt HMACs.
 
 Revision ID: 0008
 Revises: 0007

@@ -1,4 +1,4 @@
-"""Forced password change for console accounts (issue 6).
+"""Forced password change for console accounts.
 
 Revision ID: 0009
 Revises: 0008
