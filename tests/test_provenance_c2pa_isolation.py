@@ -50,6 +50,9 @@ def read(data, pem):
             time.sleep(3600)
     if data.startswith(b"DIE"):
         os._exit(7)          # the native library aborting the process
+    if data.startswith(b"ENV"):
+        import json
+        return json.dumps({"env": sorted(os.environ)})
     return read_store_json(data, pem)
 """
 
@@ -175,3 +178,12 @@ def test_service_request_with_a_hanging_reader_returns_in_bounded_time(
             "/v1/provenance", content=OCSP.read_bytes(), headers={"Authorization": f"Bearer {key}"}
         )
         assert r.status_code == 200 and r.json()["verdict"] == "ai_edited"
+
+
+def test_workers_inherit_no_secrets(hostile: ReaderPool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The worker parses hostile bytes: it must not hold the master key or database URL."""
+    monkeypatch.setenv("SENTINELLE_MASTER_KEY", "c2VjcmV0")
+    monkeypatch.setenv("SENTINELLE_DATABASE_URL", "postgresql://u:p@db/prod")
+    env = _store(hostile.read(b"ENV"))["env"]
+    assert not [k for k in env if k.startswith("SENTINELLE_")], env
+    assert "PYTHONPATH" in env and "PATH" in env

@@ -65,6 +65,18 @@ class ReaderFailed(Exception):
         self.is_c2pa = is_c2pa
 
 
+#: The only variables a worker inherits: it parses hostile bytes, so it gets no secrets
+#: (master key, database URL, API keys...) to leak if the parser were ever exploited.
+WORKER_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SYSTEMROOT")
+
+
+def worker_env(extra_path: Iterable[str | Path] = ()) -> dict[str, str]:
+    """The environment a C2PA worker starts with (see :data:`WORKER_ENV_KEYS`)."""
+    env = {k: os.environ[k] for k in WORKER_ENV_KEYS if k in os.environ}
+    env["PYTHONPATH"] = _python_path(extra_path)
+    return env
+
+
 def _python_path(extra: Iterable[str | Path]) -> str:
     here = Path(__file__).resolve().parents[2]  # the directory holding the package
     parts = [str(p) for p in extra] + [str(here)]
@@ -86,7 +98,7 @@ class _Worker:
     """One child process speaking :mod:`.c2pa_worker`'s protocol."""
 
     def __init__(self, reader: str, extra_path: tuple[str, ...]) -> None:
-        env = dict(os.environ, PYTHONPATH=_python_path(extra_path))
+        env = worker_env(extra_path)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sentinelle.provenance.c2pa_worker", "--reader", reader],
