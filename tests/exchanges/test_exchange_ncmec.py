@@ -259,3 +259,21 @@ def test_feedback_is_sent_to_the_entry(xstore, tmp_path) -> None:  # type: ignor
         ][0]
         feedback.send(xstore.engine, job.payload)
         assert srv.feedback[-1]["kind"] == "affirmative" and srv.feedback[-1]["type"] == "MD5"
+
+
+def test_lost_checkpoint_resumes_near_progress_not_from_scratch(xstore, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    from sentinelle.exchanges.tables import exchanges
+
+    with NCMECServer(ListSource(events(300)), page_size=50) as srv:
+        add(xstore, srv, tmp_path)
+        fetch(xstore)
+        clock["now"] += 40 * 86400  # weeks later, many empty windows behind us
+        fetch(xstore)
+        before = srv.entry_requests
+        with xstore.engine.begin() as conn:  # the checkpoint is lost (unreadable)
+            conn.execute(exchanges.update().values(checkpoint="{not json"))
+        out = fetch(xstore)
+        assert out.error is None and out.counts.entries_added == 0
+        # an hour of overlap re-read, not the ~15 windows from the start
+        assert srv.entry_requests - before <= 3
+        assert len(bank_hashes(xstore, "ncmec")) == 600

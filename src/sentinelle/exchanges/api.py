@@ -40,6 +40,8 @@ from typing import Any, ClassVar
 
 from ..errors import SentinelleError
 
+#: How much a resume from a lost checkpoint re-reads before the known progress.
+RESUME_OVERLAP_S = 3600
 #: Review verdicts an exchange can be told about.
 VERDICTS = ("confirm", "reject")
 
@@ -194,6 +196,12 @@ class ExchangeAPI(ABC):
     @abstractmethod
     def fetch(self, checkpoint: dict[str, Any] | None) -> Iterator[FetchPage]:
         """Pages after ``checkpoint`` (None: from the start), oldest first."""
+
+    def checkpoint_from_progress(self, progress_at: float) -> dict[str, Any] | None:
+        """A checkpoint that resumes near ``progress_at`` (unix time the data was
+        current to) when the stored one is lost; None: the API cannot (start over).
+        Re-reading an overlap is harmless: applying a page is idempotent."""
+        return None
 
     def send_feedback(self, record: StoredRecord, verdict: str) -> None:
         """Tell the remote a reviewer confirmed or rejected a match on ``record``."""

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import xmlsafe
 from .api import (
+    RESUME_OVERLAP_S,
     AuthError,
     ExchangeAPI,
     ExchangeConfig,
@@ -284,6 +285,9 @@ class NCMECExchange(ExchangeAPI):
             tags=(kind,),
             extra={"member": (member.text or "").strip()[:200] if member is not None else ""},
         )
+
+    def checkpoint_from_progress(self, progress_at: float) -> dict[str, Any] | None:
+        return {"from": max(float(self.config.start_time), progress_at - RESUME_OVERLAP_S)}
 
     # ------------------------------------------------------------- feedback
     def feedback_reasons(self, fp_type: str) -> list[dict[str, str]]:

@@ -132,6 +132,10 @@ def run_fetch(
     failures = 0
     try:
         api = build_api(info, transport, env)
+        if info.checkpoint is None and info.progress_at is not None:
+            # checkpoint lost (unreadable) but we know how far the data went: resume
+            # near there rather than re-reading everything, where the API allows it
+            info.checkpoint = api.checkpoint_from_progress(info.progress_at.timestamp())
         while True:
             try:
                 stopped = False

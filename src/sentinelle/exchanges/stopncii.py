@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .api import (
+    RESUME_OVERLAP_S,
     AuthError,
     ExchangeAPI,
     ExchangeConfig,
@@ -212,6 +213,12 @@ class StopNCIIExchange(ExchangeAPI):
             category=status if isinstance(status, str) else None,
             tags=tuple(sorted(tags)),
         )
+
+    def checkpoint_from_progress(self, progress_at: float) -> dict[str, Any] | None:
+        return {
+            "start": max(int(self.config.start_timestamp), int(progress_at) - RESUME_OVERLAP_S),
+            "token": None,
+        }
 
     # ------------------------------------------------------ feedback, submit
     def _post(self, endpoint: str, payload: dict[str, Any]) -> None:

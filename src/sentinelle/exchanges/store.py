@@ -150,7 +150,7 @@ def _info(r: Any) -> ExchangeInfo:
         credential_ref=credentials.load_ref(r.credential_ref),
         enabled=bool(r.enabled),
         interval_s=int(r.interval_s),
-        checkpoint=json.loads(r.checkpoint) if r.checkpoint else None,
+        checkpoint=_load_checkpoint(r.checkpoint),
         checkpoint_version=int(r.checkpoint_version),
         progress_at=r.progress_at,
         state=r.state,
@@ -163,6 +163,18 @@ def _info(r: Any) -> ExchangeInfo:
         consecutive_failures=int(r.consecutive_failures),
         counts={c: int(getattr(r, c)) for c in COUNTERS},
     )
+
+
+def _load_checkpoint(text: str | None) -> dict[str, Any] | None:
+    """The stored checkpoint; None when absent or unreadable (the runner then resumes
+    from ``progress_at`` where the API allows it, instead of from scratch)."""
+    if not text:
+        return None
+    try:
+        cp = json.loads(text)
+    except ValueError:
+        return None
+    return cp if isinstance(cp, dict) else None
 
 
 def _excerpt(body: bytes) -> str | None:
@@ -304,7 +316,11 @@ class ExchangeStore:
             conn.execute(
                 X.update()
                 .where(X.c.id == info.id)
-                .values(checkpoint=None, checkpoint_version=X.c.checkpoint_version + 1)
+                .values(
+                    checkpoint=None,
+                    progress_at=None,
+                    checkpoint_version=X.c.checkpoint_version + 1,
+                )
             )
             record_event(
                 conn, actor=actor, action="exchange.reset", target=f"exchange:{name}", details={}

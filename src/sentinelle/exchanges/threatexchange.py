@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .api import (
+    RESUME_OVERLAP_S,
     AuthError,
     ExchangeAPI,
     ExchangeConfig,
@@ -219,6 +220,9 @@ class ThreatExchangeExchange(ExchangeAPI):
             category=category,
             tags=tuple(sorted(tags)),
         )
+
+    def checkpoint_from_progress(self, progress_at: float) -> dict[str, Any] | None:
+        return {"update_time": int(progress_at) - RESUME_OVERLAP_S, "fetched_at": time.time()}
 
     # ------------------------------------------------------------- feedback
     def send_feedback(self, record: StoredRecord, verdict: str) -> None:
