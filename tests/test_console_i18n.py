@@ -263,6 +263,25 @@ def test_the_catalog_holds_exactly_what_the_sources_mark() -> None:
         assert set(group.values()) <= extracted
 
 
+def test_every_error_code_raised_by_the_console_has_a_french_text() -> None:
+    """Codes the console's own modules raise are shown in French, not as a generic sentence
+    (codes of the service layers fall back to it, next to the code itself)."""
+    raised = set()
+    for path in (SRC / "console").rglob("*.py"):
+        raised |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
+    assert "csrf_failed" in raised and "bad_assignee" in raised
+    assert sorted(raised - set(labels.ERROR_MESSAGES)) == []
+    with i18n.use_locale("fr"):
+        assert labels.error_message("bad_verdict", "verdict must be ...") == (
+            "Choisissez une décision\u00a0: confirmer ou rejeter."
+        )
+        assert labels.error_message("no_such_code", "x") == "L'action n'a pas pu aboutir."
+    with i18n.use_locale("en"):  # English pages show the precise message itself
+        assert labels.error_message("bad_verdict", "verdict must be one of") == (
+            "verdict must be one of"
+        )
+
+
 def test_the_compiled_catalog_translates_at_run_time() -> None:
     with i18n.use_locale("fr"):
         assert i18n.gettext("Queue") == "File d'attente"
