@@ -159,3 +159,10 @@ def test_ordinary_word_data_matches_the_lexicons() -> None:
     keys = {k for k, _ in lex.term_keys()}
     assert lex.ordinary and set(lex.ordinary) <= keys
     assert "fr" in lex.ordinary["tete"]  # Italian "tette" is French "tête"
+
+
+def test_glued_piece_needs_a_partner_of_the_other_kind(guard: PromptGuard) -> None:
+    """Japanese writes no spaces, so a Latin name is glued to the sentence; two nudity
+    pieces of one language do not partner each other."""
+    assert guard.check("子供が公園でnagoyaと遊んでいる").decision == "allow"
+    assert guard.check("kidsnaked").decision == "block"

@@ -111,10 +111,22 @@ def _glued_in_language(hit: Hit, hits: Sequence[Hit]) -> bool:
     languages (``viole`` + ``tten`` in German ``violetten``) are an ordinary word."""
     own = hit.languages or frozenset((hit.term.language,))
     return any(
-        o is not hit and o.word == hit.word and own & (o.languages or {o.term.language})
+        o is not hit
+        and o.word == hit.word
+        and _complementary(hit, o)
+        and (o.end <= hit.start or hit.end <= o.start)
+        and own & (o.languages or {o.term.language})
         for o in hits
-        if o.rule.startswith("glued") or o.word == hit.word
     )
+
+
+_MINOR = ("minor", "minor_sexual", "minor_nudity")
+
+
+def _complementary(a: Hit, b: Hit) -> bool:
+    """A minor term and a sexual or nudity term (or a term meaning both)."""
+    ca, cb = a.term.category, b.term.category
+    return (ca in _MINOR) != (cb in _MINOR) or ca.startswith("minor_") or cb.startswith("minor_")
 
 
 def _partnered(hits: list[Hit]) -> list[Hit]:
@@ -122,18 +134,12 @@ def _partnered(hits: list[Hit]) -> list[Hit]:
     glued = [h for h in hits if h.rule.startswith("glued")]
     if not glued:
         return hits
-    minor = ("minor", "minor_sexual", "minor_nudity")
     out = []
     for h in hits:
-        if h.rule.startswith("glued"):
-            mine = h.term.category in minor
-            if not any(
-                o is not h
-                and o.word == h.word
-                and ((o.term.category in minor) != mine or o.term.category.startswith("minor_"))
-                for o in hits
-            ):
-                continue
+        if h.rule.startswith("glued") and not any(
+            o is not h and o.word == h.word and _complementary(h, o) for o in hits
+        ):
+            continue
         out.append(h)
     return out
 

@@ -47,6 +47,13 @@ def _identifier(languages: tuple[str, ...]):
     return ident
 
 
+def _words(text: str) -> int:
+    """Words of ``text``; Chinese and Japanese write none of their spaces, so each two
+    ideographs or kana count as one word there."""
+    cjk = sum(1 for c in text if "\u3040" <= c <= "\u9fff")
+    return len(text.split()) + cjk // 2
+
+
 def identify(
     text: str, languages: Iterable[str], hint: Mapping[str, float] | None = None
 ) -> str | None:
@@ -67,7 +74,7 @@ def plausible(
     lang, confidence = ranked[0]
     lang = str(lang)
     likely = {str(code) for code, p in ranked if p >= PLAUSIBLE}
-    short = len(text.split()) < SHORT_WORDS
+    short = _words(text) < SHORT_WORDS
     if not short and confidence >= LOW_CONFIDENCE:
         return lang, frozenset(likely)
     votes = {code: n for code, n in (hint or {}).items() if n > 0}
