@@ -14,7 +14,8 @@ Administration (service API key with the ``curate`` scope; ``admin`` for actions
   false-positive and confirmed counts.
 
 HMA mirror (as ``/c/exchanges`` in OpenMediaMatch's curation blueprint):
-``GET /c/exchanges``, ``GET /c/exchange/{name}``, ``GET /c/exchange/{name}/status``.
+``GET /c/exchanges``, ``GET /c/exchanges/apis``, ``GET /c/exchange/{name}``,
+``GET /c/exchange/{name}/status``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from ...exchanges import publish
 from ...exchanges.api import ExchangeError
+from ...exchanges.registry import type_names
 from ...exchanges.runner import FETCH_JOB
 from ...exchanges.store import ExchangeInfo, ExchangeStore
 from ...jobs import queue
 from ..auth import presented_token
 from ..deps import ApiKeyInfo, StateDep, api_error
 from ..deps import require_scope as _require_scope
+from .hma import hma_error
 
 router = APIRouter(tags=["exchanges"])
 Curate = Annotated[ApiKeyInfo, Depends(_require_scope("curate"))]
@@ -128,9 +131,21 @@ def hma_exchanges(state: StateDep, who: Curate) -> list[str]:
     return [i.name for i in ExchangeStore(state.store).list()]
 
 
+@router.get("/c/exchanges/apis", summary="HMA: exchange APIs (types) this instance supports")
+def hma_exchange_apis(who: Curate) -> list[str]:
+    return type_names()
+
+
+def _hma_get(state: Any, name: str) -> ExchangeInfo:
+    try:
+        return ExchangeStore(state.store).get(name)
+    except ExchangeError:
+        raise hma_error(404, f"Exchange '{name}' not found", "unknown_exchange") from None
+
+
 @router.get("/c/exchange/{name}", summary="HMA: one exchange")
 def hma_exchange(name: str, state: StateDep, who: Curate) -> dict[str, Any]:
-    i = _get(state, name)
+    i = _hma_get(state, name)
     return {
         "name": i.name,
         "api": i.type,
@@ -142,7 +157,7 @@ def hma_exchange(name: str, state: StateDep, who: Curate) -> dict[str, Any]:
 
 @router.get("/c/exchange/{name}/status", summary="HMA: fetch status of one exchange")
 def hma_exchange_status(name: str, state: StateDep, who: Curate) -> dict[str, Any]:
-    i = _get(state, name)
+    i = _hma_get(state, name)
 
     def ts(d: Any) -> int | None:
         return None if d is None else int(d.timestamp())

@@ -11,7 +11,7 @@ Covered (see ``docs/HMA_COMPAT.md`` for the differences)::
                                         -> {"id", "signals": {type: hash}}
     POST /c/bank/<name>/signal          {"pdq": "<hex>", ...} -> {"id", "signals"}
     GET|PUT|DELETE /c/bank/<name>/content/<id>
-    GET  /c/signal_type, /c/content_type, /c/exchanges, /c/exchanges/apis
+    GET  /c/signal_type, /c/content_type (the /c/exchanges routes live in api/exchanges.py)
     GET  /h/hash?url=  POST /h/hash     {"pdq": "<hex>"} or {"video_md5": "<hex>"}
     GET  /m/raw_lookup?signal=&signal_type=[&include_distance=&banks=]
                                         {"matches": [id, ...]} or
@@ -758,18 +758,3 @@ def c_signal_types(who: Curate) -> list[dict[str, Any]]:
 @router.get("/c/content_type", summary="HMA: content types")
 def c_content_types(who: Curate) -> list[dict[str, Any]]:
     return [{"name": n, "enabled": True} for n in CONTENT_SIGNALS]
-
-
-@router.get("/c/exchanges", summary="HMA: exchanges (none: Sentinelle imports files)")
-def c_exchanges(who: Curate) -> list[str]:
-    return []
-
-
-@router.get("/c/exchanges/apis", summary="HMA: exchange APIs (none)")
-def c_exchange_apis(who: Curate) -> list[str]:
-    return []
-
-
-@router.get("/c/exchange/{exchange_name}", summary="HMA: one exchange (none exist)")
-def c_exchange(exchange_name: str, who: Curate) -> dict[str, Any]:
-    raise hma_error(404, f"Exchange '{exchange_name}' not found", "unknown_exchange")
