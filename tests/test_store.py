@@ -110,7 +110,10 @@ def test_unreachable_or_bad_database_is_a_clean_error(tmp_path) -> None:
 def test_bank_lifecycle_and_thresholds(store: BankStore) -> None:
     info = store.create_bank("ncmec", "industry list", thresholds={"pdq": 28})
     assert info.name == "ncmec" and info.enabled and info.total == 0
-    assert store.thresholds("ncmec") == {"pdq": 28, "vpdq": 31, "md5": 0, "sha1": 0, "sha256": 0}
+    assert store.thresholds("ncmec") == {
+        "pdq": 28, "vpdq": 31, "md5": 0, "sha1": 0, "sha256": 0,
+        "file_sha256": 0, "tensor_sha256": 0, "tensor_part_sha": 0,
+    }  # fmt: skip
     store.create_bank("other")
     with pytest.raises(BankError) as exc:
         store.create_bank("ncmec")

@@ -16,10 +16,13 @@ import threading
 
 from ...errors import InvalidHashError
 from .base import CryptoSignalType, SignalType
+from .file_sha256 import FileSHA256Type
 from .md5 import MD5Type
 from .pdq import PDQType
 from .sha1 import SHA1Type
 from .sha256 import SHA256Type
+from .tensor_part_sha import TensorPartSHAType
+from .tensor_sha256 import TensorSHA256Type
 from .vpdq import VPDQType
 
 #: The built-in signal types, in the order they are listed and computed.
@@ -29,6 +32,9 @@ BUILTIN_SIGNAL_TYPES: tuple[type[SignalType], ...] = (
     SHA256Type,
     PDQType,
     VPDQType,
+    FileSHA256Type,
+    TensorSHA256Type,
+    TensorPartSHAType,
 )
 
 _registry: dict[str, SignalType] = {}
