@@ -124,13 +124,17 @@ def _trimmed(media: SharedImage, decoded: DecodedImage, exact: bool) -> Image.Im
     Trimming runs on the decode that was hashed. On the fast path that may be very
     small (a 12 MP JPEG decodes at 1/8, 500 px): a border's edge is known only to a
     reduced pixel (8 original ones), and the crop of that small decode hashes up to
-    ~15 bits away from the exact path's (measured on 12 MP screenshots,
-    ``bench/bench_robustness.py``), enough to lose matches. So when a border is found
-    on a decode coarser than the exact path's trimming copy (the image box-reduced to
-    a longer side of at most ``WORK_MAX_SIDE``), it is cut again on a decode at least
-    that fine: a JPEG at the DCT scale that reaches it (1/4 for 12 MP), any other
-    format on its full decode (already in memory). Images without borders, the vast
-    majority, pay for one walk on the small decode.
+    ~20 bits away from the exact path's trimmed hash (12 MP screenshots of
+    ``bench/bench_robustness.py``; 1/4 still drifted up to 20, 1/2 about 2-4), enough
+    to lose matches. So when a border is found on a decode coarser than the exact
+    path's trimming copy (the image box-reduced to a longer side of at most
+    ``WORK_MAX_SIDE``), it is cut again on a decode twice that fine: a JPEG at the DCT
+    scale that reaches it (1/2 for 12 MP, full size for 4 MP), any other format on its
+    full decode (already in memory), the walk running on a working copy of the exact
+    path's size (the walk is resolution-sensitive: on 706 or 530 px copies of a 12 MP
+    screenshot it stopped at other lines than on the exact path's 848 px one). Images
+    without borders, the vast majority, pay for one walk on the small decode; bordered
+    ones for one finer decode.
     """
     from .trim import WORK_MAX_SIDE, trim_box  # lazy: optional heavier module
 
@@ -142,11 +146,13 @@ def _trimmed(media: SharedImage, decoded: DecodedImage, exact: bool) -> Image.Im
     exact_work = long_side // -(-long_side // WORK_MAX_SIDE)  # the exact path's copy
     if not exact and max(im.size) < exact_work:
         if media.format == "jpeg":
-            finer = media.decode(min_side_for_long_side(decoded.width, decoded.height, exact_work))
+            fine_side = min(long_side, 2 * exact_work)
+            finer = media.decode(min_side_for_long_side(decoded.width, decoded.height, fine_side))
         else:
             finer = media.decode(None)
         if max(finer.image.size) > max(im.size):
-            out = _crop(finer.image, trim_box(finer.image))
+            # walk the exact path's working copy: same size, so the same lines
+            out = _crop(finer.image, trim_box(finer.image, exact_work))
             if out is not None and media.format != "jpeg":
                 out = reduce_for_pdq(out, FAST_MIN_SIDE)
             return out

@@ -139,13 +139,27 @@ def trim_uniform_borders(img: Image.Image) -> Image.Image | None:
     return img.crop(box)
 
 
-def trim_box(img: Image.Image) -> tuple[int, int, int, int] | None:
-    """The ``(left, top, right, bottom)`` box :func:`trim_uniform_borders` keeps, or None."""
+def trim_box(
+    img: Image.Image, work_long_side: int | None = None
+) -> tuple[int, int, int, int] | None:
+    """The ``(left, top, right, bottom)`` box :func:`trim_uniform_borders` keeps, or None.
+
+    ``work_long_side``: walk on a working copy of exactly this longer side (a box
+    resize) instead of the integer reduction to at most ``WORK_MAX_SIDE``. The fast
+    scan path passes the exact path's working size when it trims a reduced decode, so
+    both walk the same pixels: the walk's thresholds are in working pixels, and on
+    other sizes it can stop at other lines.
+    """
     width, height = img.size
     if width < 8 or height < 8:
         return None
-    factor = max(1, math.ceil(max(width, height) / WORK_MAX_SIDE))
-    arr = _work_array(img, factor)
+    if work_long_side and work_long_side < max(width, height):
+        factor: float = max(width, height) / work_long_side
+        size = (max(1, round(width / factor)), max(1, round(height / factor)))
+        arr = _work_array(img, 1, size)
+    else:
+        factor = max(1, math.ceil(max(width, height) / WORK_MAX_SIDE))
+        arr = _work_array(img, factor)
     h, w = arr.shape[:2]
 
     x0, y0, x1, y1 = 0, 0, w, h
@@ -176,10 +190,10 @@ def trim_box(img: Image.Image) -> tuple[int, int, int, int] | None:
             break
 
     # Map back to full resolution (work pixel i covers full pixels [i*f, (i+1)*f)).
-    left = min(x0 * factor, width)
-    top = min(y0 * factor, height)
-    right = min(x1 * factor, width)
-    bottom = min(y1 * factor, height)
+    left = min(round(x0 * factor), width)
+    top = min(round(y0 * factor), height)
+    right = min(round(x1 * factor), width)
+    bottom = min(round(y1 * factor), height)
     if right - left < MIN_KEEP_FRACTION * width or bottom - top < MIN_KEEP_FRACTION * height:
         return None
     significant = (
@@ -191,13 +205,17 @@ def trim_box(img: Image.Image) -> tuple[int, int, int, int] | None:
     return left, top, right, bottom
 
 
-def _work_array(img: Image.Image, factor: int) -> np.ndarray:
-    """Box-reduced float32 copy of shape (h, w, c), c = 1 (grey) or 3 (RGB)."""
+def _work_array(img: Image.Image, factor: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Box-reduced float32 copy of shape (h, w, c), c = 1 (grey) or 3 (RGB).
+
+    Reduced by the integer ``factor``, or box-resized to ``size`` when given."""
     try:
         im = img
         if im.mode not in ("L", "RGB"):
             im = im.convert("RGB")
-        if factor > 1:
+        if size is not None:
+            im = im.resize(size, Image.Resampling.BOX)
+        elif factor > 1:
             im = im.reduce(factor)
         arr = np.asarray(im, dtype=np.float32)
     except (OSError, ValueError, SyntaxError) as exc:  # lazy decode of a damaged file
