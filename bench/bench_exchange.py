@@ -61,9 +61,10 @@ def page(r):
         print("first", first[0], flush=True)
 out = run_fetch(store, "ncmec", on_page=page, lease_s=2)
 dt = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({{"seconds": dt, "records": out.counts.records_seen, "error": out.error,
-                   "added": out.counts.entries_added, "peak_mb": rss}}), flush=True)
+                   "added": out.counts.entries_added, "peak_mb": ru.ru_maxrss / 1024,
+                   "cpu": ru.ru_utime + ru.ru_stime}}), flush=True)
 """
 PYTX = """
 import json, resource, sys, time
@@ -88,8 +89,9 @@ for delta in x.fetch_iter(types, None):
     merged.update(delta.updates)
     x.naive_convert_to_signal_type(types, collab, delta.updates)
 dt = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"seconds": dt, "records": n, "error": None, "peak_mb": rss}}), flush=True)
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": dt, "records": n, "error": None, "peak_mb": ru.ru_maxrss / 1024,
+                   "cpu": ru.ru_utime + ru.ru_stime}}), flush=True)
 """
 
 
