@@ -41,6 +41,7 @@ from .normalize import normalize, skeleton
 
 _MIN_PREFIX_STEM = 5  # a prefix term cut down by its ending keeps at least this many letters
 _MIN_ROMAN = 4  # shortest romanised variant (shorter ones collide with everyday words)
+_MIN_KANA = 3  # shortest generated kana reading (katakana folds to hiragana)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,9 @@ def _japanese(text: str) -> set[str]:
         if kks is None:
             return out
         parts = kks.convert(text)
-        out.add("".join(p["hira"] for p in parts))
+        hira = "".join(p["hira"] for p in parts)
+        if len(hira) >= _MIN_KANA:  # "いん" (淫) is inside katakana loanwords: デザイン
+            out.add(hira)
         roman = "".join(p["hepburn"] for p in parts)
         if roman.isascii() and roman.isalpha():
             # long vowels are written several ways: shoujo, shojo, shōjo
