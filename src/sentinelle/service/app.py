@@ -64,6 +64,7 @@ ROUTER_MODULES = (
     "sentinelle.console.routes.review",
     "sentinelle.console.routes.admin",
     "sentinelle.console.routes.password",
+    "sentinelle.console.routes.guard_phrases",
     "sentinelle.service.api.modelguard",
 )
 
