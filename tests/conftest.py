@@ -85,3 +85,13 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """A fresh isolated database URL: SQLite file, then PostgreSQL schema."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture()
+def engine(db_url: str):
+    """An engine on the migrated ``db_url`` database (SQLite and PostgreSQL), disposed after."""
+    from sentinelle.store.db import open_engine
+
+    eng = open_engine(db_url)
+    yield eng
+    eng.dispose()

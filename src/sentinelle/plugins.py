@@ -30,6 +30,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sentinelle.reports.scheduler",  # periodic: CyberTipline tick (when configured)
     "sentinelle.reports.drafts",  # hook: report draft on a case's first confirmed item
     "sentinelle.service.api.bank_import",  # job: bank_import
+    "sentinelle.exchanges.runner",  # jobs: exchange_fetch, exchange_feedback; periodic:
+    # exchanges.schedule; hook: review decisions -> exchange feedback and peer feed
 )
 
 

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "audit_cmd",
     "retention_cmd",
     "model_cmd",
+    "exchange_cmd",
 )
 
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables of the review console (issue 6, migration ``0005``).
+"""SQLAlchemy Core tables of the review console (migration ``0005``).
 
 The Alembic migration ``0005_review.py`` is the source of truth; these ``Table``
 objects mirror it so the service layer can build queries. Keep both in sync.

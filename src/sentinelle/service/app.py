@@ -66,6 +66,7 @@ ROUTER_MODULES = (
     "sentinelle.console.routes.password",
     "sentinelle.console.routes.guard_phrases",
     "sentinelle.service.api.modelguard",
+    "sentinelle.service.api.exchanges",
 )
 
 DESCRIPTION = """Match media against hash banks of known child-abuse material.
@@ -309,8 +310,8 @@ def _warm_prompt_guard() -> threading.Thread | None:
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> FastAPI:
     """Build the service. Opens and migrates the database now (fails fast if unreachable)."""
     settings = settings or Settings.from_env()
-    state = build_state(settings)
     load_plugins()  # job kinds, periodic tasks and hooks of the built-ins
+    state = build_state(settings)
     state.keys = KeyVerifier(state.engine, ttl_s=settings.key_cache_s)
     state.limiter = RateLimiter()
     state.metrics = Metrics(state)

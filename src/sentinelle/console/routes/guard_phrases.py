@@ -1,4 +1,4 @@
-"""The console's page for the prompt guard's deployment phrase lists (issue 10).
+"""The console's page for the prompt guard's deployment phrase lists.
 
 =============================================  ==========================================
 route                                          does (permission ``config.change``: admin)
