@@ -70,7 +70,7 @@ def test_browser_tests_skip_with_the_reason(tmp_path: Path) -> None:
     }
     res = _run(
         env, sys.executable, "-m", "pytest", "-q", "-n", "0", "-rs", "-p", "no:cacheprovider",
-        str(REPO / "tests" / "browser"),
+        str(REPO / "tests" / "console" / "test_console_browser.py"),
     )  # fmt: skip
     assert res.returncode == 0, res.stdout[-2000:]
     assert "passed" not in res.stdout and "skipped" in res.stdout
