@@ -127,9 +127,8 @@ def bench_strips(rounds: int) -> str:
 
 
 def bench_http(n: int) -> str:
-    from fastapi.testclient import TestClient
-
     from console_support import PASSWORD, build_console, login_csrf, page_csrf
+    from fastapi.testclient import TestClient
 
     os.environ["SENTINELLE_MASTER_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
     os.environ["SENTINELLE_REPORTER_EMAIL"] = "reports@example.org"

@@ -31,10 +31,10 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
+from console_support import PASSWORD, build_console, console_env, login_csrf, page_csrf
 from fastapi.testclient import TestClient
 from jinja2 import nodes
 
-from console_support import PASSWORD, build_console, console_env, login_csrf, page_csrf
 from sentinelle.console import i18n, labels
 from sentinelle.console.views import TEMPLATES
 from sentinelle.review import config, exposure

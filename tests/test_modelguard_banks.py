@@ -6,10 +6,10 @@ import io
 import json
 
 import numpy as np
+from modelguard_files import lora_tensors, write_lora, write_ordered
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
-from modelguard_files import lora_tensors, write_lora, write_ordered
 from sentinelle.banks import BankStore
 from sentinelle.cli.main import app as cli_app
 from sentinelle.formats import get_format

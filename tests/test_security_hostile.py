@@ -282,9 +282,9 @@ def test_login_attempts_are_throttled_per_address(world, monkeypatch) -> None:  
     # the refill (one attempt per 6 s) made slower, so a slow CI machine cannot earn a token
     monkeypatch.setattr(review_routes, "LOGIN_RATE_PER_S", 1e-6)
 
+    from console_support import login_csrf
     from fastapi.testclient import TestClient
 
-    from console_support import login_csrf
     from sentinelle.console.security import LOGIN_BURST
 
     statuses = []

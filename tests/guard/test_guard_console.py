@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from console_support import PASSWORD, build_console, console_env, login_csrf, page_csrf
 from fastapi.testclient import TestClient
 
-from console_support import PASSWORD, build_console, console_env, login_csrf, page_csrf
 from sentinelle.audit import list_events
 from sentinelle.guard import phrases as pl
 
