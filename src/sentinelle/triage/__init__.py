@@ -1,0 +1,1 @@
+"""Investigator triage (issue 12): seized media -> known vs new, series, priority."""
