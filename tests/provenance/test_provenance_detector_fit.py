@@ -99,6 +99,11 @@ def test_threshold_and_table_keep_their_promise() -> None:
             rates(fit.oof_scores, y, row["threshold"]), abs=1e-4
         )
     assert threshold_at(np.array([0.1, 0.2, 0.3, 0.4]), 0.25) > 0.3  # one of four allowed
+    # with AI scores the threshold sits in the middle of the gap (logit space), same rates
+    t = threshold_at(np.array([0.1, 0.2]), 0.0, np.array([0.15, 0.9]))
+    assert 0.2 < t < 0.9 and math.isclose(
+        math.log(t / (1 - t)), 0.5 * (math.log(0.2 / 0.8) + math.log(0.9 / 0.1)), rel_tol=1e-9
+    )
 
 
 def test_fitting_is_deterministic_and_folds_are_stratified() -> None:

@@ -170,14 +170,29 @@ def out_of_fold(
     return scores
 
 
-def threshold_at(real_scores: np.ndarray, max_fpr: float) -> float:
-    """Lowest threshold at which at most ``max_fpr`` of the real scores are >= it."""
+def threshold_at(
+    real_scores: np.ndarray, max_fpr: float, ai_scores: np.ndarray | None = None
+) -> float:
+    """A threshold at which at most ``max_fpr`` of the real scores are >= it.
+
+    Without ``ai_scores``: the lowest such threshold. With them: the middle (in logit space)
+    of the gap between the first real score not allowed and the lowest AI score above it,
+    so the out-of-fold false-positive rate and recall are the same as at the lowest
+    threshold, but a new real image scoring a little above every training one is not
+    flagged: the refitted head's scores never fall exactly where the out-of-fold ones did.
+    """
     s = np.sort(np.asarray(real_scores, dtype=np.float64))[::-1]
     allowed = int(np.floor(max_fpr * len(s) + 1e-9))  # real images allowed at or above
     if allowed >= len(s):
         t = float(np.nextafter(s[-1], -np.inf))
     else:
         t = float(np.nextafter(s[allowed], np.inf))  # just above the first real not allowed
+        above = np.asarray(ai_scores if ai_scores is not None else [], dtype=np.float64)
+        above = above[above > s[allowed]]
+        if len(above):
+            lo, hi = (min(max(v, 1e-9), 1.0 - 1e-9) for v in (s[allowed], float(above.min())))
+            mid = 0.5 * (np.log(lo / (1 - lo)) + np.log(hi / (1 - hi)))
+            t = max(t, float(sigmoid(np.array(mid))))
     return min(max(t, 1e-6), 1.0 - 1e-6)
 
 
@@ -242,10 +257,10 @@ def fit_head(
     by_lam = {lam: auc(oof[lam], y) for lam in PENALTIES}
     best = max(PENALTIES, key=lambda lam: (round(by_lam[lam], 6), lam))
     scores = oof[best]
-    threshold = threshold_at(scores[y == 0], max_fpr)
+    threshold = threshold_at(scores[y == 0], max_fpr, scores[y == 1])
     table = []
     for target in TARGET_FPRS:
-        t = threshold_at(scores[y == 0], target)
+        t = threshold_at(scores[y == 0], target, scores[y == 1])
         fpr, rec = rates(scores, y, t)
         table.append(
             {
