@@ -51,7 +51,7 @@ def lines_of(exc: pytest.ExceptionInfo[BankImportError]) -> list[int]:
 
 
 def test_registry_has_every_format() -> None:
-    assert set(FORMATS) == {"csv", "vics", "pdq-list", "md5-list", "threatexchange"}
+    assert set(FORMATS) == {"csv", "vics", "icse", "pdq-list", "md5-list", "threatexchange"}
     for mod in FORMATS.values():
         assert callable(mod.parse) and callable(mod.write)
     with pytest.raises(BankImportError, match="unknown format"):

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 
 from ..errors import BankImportError, InvalidHashError, LineError
-from ..formats import FORMATS, get_format
+from ..formats import get_format
 from ..formats._io import DEFAULT_INPUT_LIMITS, InputLimits
 from ..formats.entry import (
     EntryIn,
@@ -203,7 +203,7 @@ class BankImports(StoreBase):
         self.get_bank(name)  # fail fast on an unknown bank
         kwargs: dict[str, Any] = {"limits": limits}
         stats = None
-        if fmt is FORMATS["vics"]:
+        if hasattr(fmt, "ParseStats"):  # vics, icse: count hashes they do not store
             stats = fmt.ParseStats()
             kwargs["stats"] = stats
         if isinstance(path_or_stream, str | Path):

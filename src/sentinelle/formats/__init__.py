@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import IO, Any, Protocol
 
 from ..errors import BankImportError
-from . import csv_format, md5_list, pdq_list, threatexchange, vics
+from . import csv_format, icse, md5_list, pdq_list, threatexchange, vics
 from ._io import DEFAULT_INPUT_LIMITS, InputLimits
 from .entry import EntryIn, normalize_entry
 
@@ -35,7 +35,14 @@ class BankFormat(Protocol):
 
 
 #: The built-in formats, in the order ``--help`` lists them.
-BUILTIN_FORMATS: tuple[BankFormat, ...] = (csv_format, vics, pdq_list, md5_list, threatexchange)
+BUILTIN_FORMATS: tuple[BankFormat, ...] = (
+    csv_format,
+    vics,
+    icse,
+    pdq_list,
+    md5_list,
+    threatexchange,
+)
 
 FORMATS: dict[str, BankFormat] = {}
 

@@ -8,7 +8,9 @@ Columns (header names are case-insensitive, surrounding spaces ignored):
 * optional metadata: ``variant`` (default ``plain``), ``media_ref``,
   ``source_org``, ``external_id``, ``category``, ``note``, ``added_at`` and
   ``disabled_until`` (ISO-8601; naive = UTC), ``enabled`` (true/false/1/0/yes/no;
-  default true).
+  default true); ``series`` (a VICS/ICSE series name, verbatim) and the flags
+  ``victim_identified``, ``offender_identified``, ``is_distributed``
+  (true/false; empty = not stated).
 
 Unknown columns are **ignored** (vendor exports often carry extra columns such as
 file names or sizes), but a header that names neither the hash columns nor a
@@ -33,13 +35,23 @@ from typing import IO, Any
 from ..errors import BankImportError, InvalidHashError, LineError
 from ..signals.signal_types import signal_type_names
 from ._io import DEFAULT_INPUT_LIMITS, InputLimits, iter_lines, reject_if, text_out
-from .entry import EntryIn, normalize_entry, parse_datetime
+from .entry import FLAG_FIELDS, EntryIn, normalize_entry, parse_datetime, parse_flag
 
 NAME = "csv"
 
 TEXT_COLUMNS = ("variant", "media_ref", "source_org", "external_id", "category", "note")
 DATE_COLUMNS = ("added_at", "disabled_until")
-WRITE_COLUMNS = ("signal_type", "hash", *TEXT_COLUMNS, "added_at", "enabled", "disabled_until")
+#: Victim-identification facts (from VICS / ICSE data): ``series`` and three flags.
+FACT_COLUMNS = ("series", *FLAG_FIELDS)
+WRITE_COLUMNS = (
+    "signal_type",
+    "hash",
+    *TEXT_COLUMNS,
+    "added_at",
+    "enabled",
+    "disabled_until",
+    *FACT_COLUMNS,
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
@@ -155,7 +167,16 @@ def _row_to_entry(
                 raise ValueError(f"{c} is not an ISO-8601 date: {row[idx[c]][:40]!r}") from None
     if "enabled" in idx and row[idx["enabled"]].strip():
         kw["enabled"] = _parse_bool(row[idx["enabled"]])
+    if "series" in idx and row[idx["series"]].strip():
+        kw["series"] = _unescape(row[idx["series"]])
+    for c in FLAG_FIELDS:
+        if c in idx:
+            kw[c] = parse_flag(row[idx[c]], c)
     return normalize_entry(EntryIn(signal_type=st, hash=row[hash_col], line=no, **kw))
+
+
+def _flag_text(v: bool | None) -> str:
+    return "" if v is None else ("true" if v else "false")
 
 
 def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
@@ -172,6 +193,8 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
                     e.added_at.isoformat() if e.added_at else "",
                     "true" if e.enabled else "false",
                     e.disabled_until.isoformat() if e.disabled_until else "",
+                    _escape(e.series or ""),
+                    *[_flag_text(getattr(e, c)) for c in FLAG_FIELDS],
                 ]
             )
             n += 1

@@ -20,6 +20,10 @@ from ..signals.signal_types import find_signal_type, signal_type_names
 
 LOWER_HEX = re.compile(r"[0-9a-f]+")
 MAX_TEXT_FIELD = 4096  # metadata fields (note, category, ...) longer than this are rejected
+#: Victim-identification flags of VICS / ICSE data (``None`` = the source did not say).
+FLAG_FIELDS = ("victim_identified", "offender_identified", "is_distributed")
+_TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -43,6 +47,11 @@ class EntryIn:
     added_at: datetime | None = None
     enabled: bool = True
     disabled_until: datetime | None = None
+    # victim-identification facts of VICS / INTERPOL ICSE data (None = not stated)
+    series: str | None = None
+    victim_identified: bool | None = None
+    offender_identified: bool | None = None
+    is_distributed: bool | None = None
     line: int | None = field(default=None, compare=False)
 
     @property
@@ -85,6 +94,28 @@ def parse_datetime(text: str) -> datetime:
     return dt
 
 
+def parse_flag(value: object, name: str) -> bool | None:
+    """A VICS/ICSE yes/no value -> bool; ``None``/empty -> None; ValueError otherwise.
+
+    Accepts JSON booleans, 0/1, and the words IPED maps (y/yes/t/true, n/no/f/false,
+    any case).
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        w = value.strip().lower()
+        if w == "":
+            return None
+        if w in _TRUE_WORDS:
+            return True
+        if w in _FALSE_WORDS:
+            return False
+        raise ValueError(f"{name} must be true or false, got {value[:20]!r}")
+    raise ValueError(f"{name} must be true or false, got a {type(value).__name__}")
+
+
 def _already_normal(e: EntryIn) -> bool:
     """Fast path for the common bare entry (as list formats produce)."""
     st = find_signal_type(e.signal_type)
@@ -102,6 +133,10 @@ def _already_normal(e: EntryIn) -> bool:
         and e.added_at is None
         and e.disabled_until is None
         and e.enabled is True
+        and e.series is None
+        and e.victim_identified is None
+        and e.offender_identified is None
+        and e.is_distributed is None
     )
 
 
@@ -119,7 +154,7 @@ def normalize_entry(entry: EntryIn) -> EntryIn:
     if not variant or len(variant) > 64:
         raise ValueError("variant must be 1-64 characters")
     texts = {}
-    for name in ("media_ref", "source_org", "external_id", "category", "note"):
+    for name in ("media_ref", "source_org", "external_id", "category", "note", "series"):
         v = getattr(entry, name)
         if v is not None:
             if not isinstance(v, str):
@@ -130,6 +165,12 @@ def normalize_entry(entry: EntryIn) -> EntryIn:
                 raise ValueError(f"{name} contains a NUL character")
             v = v if v != "" else None
         texts[name] = v
+    flags: dict[str, bool | None] = {}
+    for name in FLAG_FIELDS:
+        v = getattr(entry, name)
+        if v is not None and not isinstance(v, bool):
+            raise ValueError(f"{name} must be true, false or absent")
+        flags[name] = v
     return EntryIn(
         signal_type=st,
         hash=h,
@@ -139,4 +180,5 @@ def normalize_entry(entry: EntryIn) -> EntryIn:
         disabled_until=to_utc(entry.disabled_until),
         line=entry.line,
         **texts,
+        **flags,
     )

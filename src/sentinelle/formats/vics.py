@@ -35,7 +35,7 @@ from typing import IO, Any
 from ..errors import BankImportError, InvalidHashError, LineError
 from ..signals.signal_types import by_vics_name, find_signal_type, signal_types
 from ._io import DEFAULT_INPUT_LIMITS, InputLimits, read_all_bytes, text_out
-from .entry import EntryIn, normalize_signal_hash
+from .entry import EntryIn, normalize_signal_hash, parse_flag
 
 NAME = "vics"
 CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/CUSTOM/$metadata#Media"
@@ -99,6 +99,39 @@ def _text(v: Any) -> str | None:
     return s if s else None
 
 
+#: VICS Media field -> :class:`EntryIn` field, for the victim-identification facts.
+FACT_FIELDS = {
+    "VictimIdentified": "victim_identified",
+    "OffenderIdentified": "offender_identified",
+    "IsDistributed": "is_distributed",
+}
+MAX_SERIES = 512
+
+
+def media_facts(m: dict[str, Any]) -> dict[str, Any]:
+    """``series`` and the three flags of one VICS Media (absent ones omitted).
+
+    ``Series`` is kept verbatim (a string; a number is taken as its text); flags
+    are booleans (or the yes/no words and 0/1 other tools write). ValueError
+    names the field on a wrong type.
+    """
+    out: dict[str, Any] = {}
+    series = m.get("Series")
+    if series is not None:
+        if isinstance(series, bool) or not isinstance(series, str | int):
+            raise ValueError(f"Series must be a string, got a {type(series).__name__}")
+        text = str(series)
+        if len(text) > MAX_SERIES or "\x00" in text:
+            raise ValueError(f"Series must be at most {MAX_SERIES} characters, without NUL")
+        if text.strip():
+            out["series"] = text
+    for vics_name, field_name in FACT_FIELDS.items():
+        flag = parse_flag(m.get(vics_name), vics_name)
+        if flag is not None:
+            out[field_name] = flag
+    return out
+
+
 def parse(
     stream: IO[Any],
     limits: InputLimits = DEFAULT_INPUT_LIMITS,
@@ -141,6 +174,11 @@ def parse(
             continue
         media_id = _text(m.get("MediaID"))
         category = _text(m.get("Category"))
+        try:
+            facts = media_facts(m)
+        except ValueError as e:
+            bad.append(LineError(n, f"Media #{n}: {e}"))
+            continue
         seen: set[tuple[str, str]] = set()
         for st, value in found:
             if not isinstance(value, str):
@@ -162,11 +200,17 @@ def parse(
                     external_id=media_id,
                     category=category,
                     line=n,
+                    **facts,
                 )
             )
     if bad:
         raise BankImportError(f"VICS JSON rejected: {len(bad)} bad Media", bad)
     return out
+
+
+def _category_out(category: str) -> int | str:
+    """VICS categories are integers; bank categories that are not (``A1``) stay text."""
+    return int(category) if category.isdigit() and len(category) < 10 else category
 
 
 def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
@@ -184,7 +228,12 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
                 mid = e.media_ref[5:]
             m = {"MediaID": mid if mid is not None else str(len(groups) + 1)}
             if e.category is not None:
-                m["Category"] = e.category
+                m["Category"] = _category_out(e.category)
+            if e.series is not None:
+                m["Series"] = e.series
+            for vics_name, field_name in FACT_FIELDS.items():
+                if getattr(e, field_name) is not None:
+                    m[vics_name] = getattr(e, field_name)
             m["AlternativeHashes"] = []
             groups[key] = m
         field_name = sig.vics_field

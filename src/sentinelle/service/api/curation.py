@@ -55,6 +55,7 @@ MAX_PAGE = 1000
 EXPORT_CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "vics": "application/json",
+    "icse": "text/csv; charset=utf-8",
     "pdq-list": "text/plain; charset=utf-8",
     "md5-list": "text/plain; charset=utf-8",
     "threatexchange": "text/plain; charset=utf-8",
@@ -559,7 +560,7 @@ def export_bank(
     _bank_or_404(state, name)
     if signal_type is not None and find_signal_type(signal_type) is None:
         raise api_error(400, "bad_signal_type", f"unknown signal type {signal_type!r}")
-    ext = {"vics": "json", "csv": "csv"}.get(format, "txt")
+    ext = {"vics": "json", "csv": "csv", "icse": "csv"}.get(format, "txt")
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80] or "bank"
     return StreamingResponse(
         _stream_export(state, name, format, signal_type),
