@@ -67,6 +67,7 @@ def test_read_api_round_trip(db_url: str) -> None:
                     sa.insert(triage_files).values(
                         case_id=case.id,
                         path_key=p.ljust(64, "0")[:64],
+                        kind="member" if "!/" in p else "file",
                         path=p,
                         source_path=p.split("!/")[0],
                         member_path=p.split("!/")[1] if "!/" in p else None,

@@ -104,6 +104,7 @@ class Media:
 class File:
     id: int
     case_id: int
+    kind: str  # file | member | archive
     path: str  # display path; archive members: outer.zip!/inner.tar!/a/b.jpg
     source_path: str  # the file on disk
     member_path: str | None  # the chain inside it ("inner.tar!/a/b.jpg"), None for plain files
@@ -189,6 +190,7 @@ def _file(r: Any) -> File:
     return File(
         r.id,
         r.case_id,
+        r.kind,
         r.path,
         r.source_path,
         r.member_path,

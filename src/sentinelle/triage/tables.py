@@ -9,7 +9,9 @@ The Alembic migration is the source of truth; keep these in sync with it.
   serial, capture time, GPS, quantisation-table digest), its provenance verdict and the
   near-duplicate group it belongs to. Exact copies share one row.
 * ``triage_files`` -- one physical copy: its display ``path`` (an archive member is
-  ``archive.zip!/dir/member.jpg``, nested archives chain ``!/``), the file on disk it
+  ``archive.zip!/dir/member.jpg``, nested archives chain ``!/``), ``kind`` (``file``,
+  ``member`` of an archive, or ``archive``: the archive itself, written once all its
+  members are done, so a rerun skips it whole), the file on disk it
   came from (``source_path``) and the member path inside it (``member_path``), size and
   mtime (resume), and a per-file error (``error_code``/``error_message``) when it could
   not be read or hashed. ``path_key`` (SHA-256 of ``path``) is the unique key.
@@ -31,6 +33,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -78,6 +81,7 @@ triage_media = Table(
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
     Column("group_id", BigInteger, nullable=True),
+    Column("embedding", LargeBinary, nullable=True),  # scene embedding (float16), new only
     UniqueConstraint("case_id", "sha256", name="uq_triage_media_sha256"),
     sqlite_autoincrement=True,
 )
@@ -90,6 +94,7 @@ triage_files = Table(
     Column("id", BigId, primary_key=True),
     Column("case_id", BigInteger, nullable=False),
     Column("path_key", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # file | member | archive (done marker)
     Column("path", Text, nullable=False),
     Column("source_path", Text, nullable=False),
     Column("member_path", Text, nullable=True),

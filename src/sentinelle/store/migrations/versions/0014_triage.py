@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(64), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("group_id", sa.BigInteger(), nullable=True),
+        sa.Column("embedding", sa.LargeBinary(), nullable=True),
         sa.UniqueConstraint("case_id", "sha256", name="uq_triage_media_sha256"),
         sqlite_autoincrement=True,
     )
@@ -69,6 +70,7 @@ def upgrade() -> None:
         sa.Column("id", BigId, primary_key=True),
         sa.Column("case_id", sa.BigInteger(), nullable=False),
         sa.Column("path_key", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("source_path", sa.Text(), nullable=False),
         sa.Column("member_path", sa.Text(), nullable=True),
