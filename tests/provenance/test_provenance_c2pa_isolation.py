@@ -30,7 +30,7 @@ from sentinelle.service.app import create_app
 from sentinelle.service.keys import create_key
 from sentinelle.service.settings import Settings
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "provenance" / "c2pa-rs-fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "provenance" / "c2pa-rs-fixtures"
 OCSP = FIXTURES / "sdk_tests_fixtures_ocsp.jpg"
 PLAIN = FIXTURES / "sdk_tests_fixtures_no_manifest.jpg"
 
