@@ -13,7 +13,7 @@ right, black), resize to 320 x 320 (bilinear), scale to ``[0, 1]``, NCHW, channe
 **BGR** order -- NudeNet's reader converts ``RGBA2BGR`` on an already-BGR image and
 then lets ``blobFromImage`` swap again, so its model is fed BGR; we feed the same, and
 our detections equal ``NudeDetector.detect``'s on the same pixels (checked on 200
-BSDS500 photos, identical labels and scores; see ``tests/test_guard_image.py``). The
+BSDS500 photos, identical labels and scores; see ``tests/guard/test_guard_image.py``). The
 output ``[1, 4 + 18, 2100]`` holds per candidate a centre-format box and 18 class
 scores; candidates scoring >= 0.2 go through non-maximum suppression (IoU 0.45).
 
