@@ -35,6 +35,10 @@ UPDATABLE_FIELDS = (
     "note",
     "enabled",
     "disabled_until",
+    "series",
+    "victim_identified",
+    "offender_identified",
+    "is_distributed",
 )
 
 _ENTRY_COLS = (
@@ -50,6 +54,10 @@ _ENTRY_COLS = (
     "enabled",
     "disabled_until",
     "note",
+    "series",
+    "victim_identified",
+    "offender_identified",
+    "is_distributed",
 )
 
 

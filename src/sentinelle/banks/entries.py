@@ -18,6 +18,7 @@ from sqlalchemy import (
 
 from ..errors import BankError
 from ..formats.entry import (
+    FLAG_FIELDS,
     MAX_TEXT_FIELD,
     to_utc,
 )
@@ -117,6 +118,10 @@ class BankEntries(StoreBase):
                 if v is not None and not isinstance(v, datetime):
                     raise BankError("disabled_until must be a datetime or None", "bad_field")
                 values[k] = to_utc(v)
+            elif k in FLAG_FIELDS:
+                if v is not None and not isinstance(v, bool):
+                    raise BankError(f"{k} must be true, false or None", "bad_field")
+                values[k] = v
             else:
                 if v is not None and (not isinstance(v, str) or len(v) > MAX_TEXT_FIELD):
                     raise BankError(f"{k} must be text of at most {MAX_TEXT_FIELD}", "bad_field")

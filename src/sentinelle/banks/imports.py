@@ -104,6 +104,10 @@ class BankImports(StoreBase):
                         e.enabled,
                         e.disabled_until,
                         e.note,
+                        e.series,
+                        e.victim_identified,
+                        e.offender_identified,
+                        e.is_distributed,
                     )
                 )
             # key order makes unique-index inserts nearly sequential (~2x faster
@@ -143,12 +147,14 @@ class BankImports(StoreBase):
                     "CREATE TEMP TABLE _entry_import (ord bigint, bank_id integer, "
                     "signal_type varchar(16), hash varchar(64), variant varchar(64), "
                     "media_ref text, source_org text, external_id text, category text, "
-                    "added_at timestamp, enabled boolean, disabled_until timestamp, note text) "
+                    "added_at timestamp, enabled boolean, disabled_until timestamp, note text, "
+                    "series text, victim_identified boolean, offender_identified boolean, "
+                    "is_distributed boolean) "
                     "ON COMMIT DROP"
                 )
                 with cur.copy(f"COPY _entry_import (ord, {cols}) FROM STDIN") as cp:
                     for i, r in enumerate(rows):
-                        cp.write_row((i, *r[:8], to_naive(r[8]), r[9], to_naive(r[10]), r[11]))
+                        cp.write_row((i, *r[:8], to_naive(r[8]), r[9], to_naive(r[10]), *r[11:]))
                 cur.execute(
                     f"INSERT INTO bank_entries ({cols}) SELECT {cols} FROM _entry_import "
                     "ORDER BY ord ON CONFLICT (bank_id, signal_type, hash, variant) DO NOTHING"
@@ -171,7 +177,7 @@ class BankImports(StoreBase):
                     f"INSERT INTO bank_entries ({cols}) VALUES ({marks}) "
                     "ON CONFLICT (bank_id, signal_type, hash, variant) DO NOTHING",
                     (
-                        (*r[:8], to_text(r[8]), 1 if r[9] else 0, to_text(r[10]), r[11])
+                        (*r[:8], to_text(r[8]), 1 if r[9] else 0, to_text(r[10]), *r[11:])
                         for r in rows
                     ),
                 )

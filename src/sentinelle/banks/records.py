@@ -53,6 +53,10 @@ class StoredEntry:
     enabled: bool
     disabled_until: datetime | None
     note: str | None
+    series: str | None = None
+    victim_identified: bool | None = None
+    offender_identified: bool | None = None
+    is_distributed: bool | None = None
 
     def is_active(self, now: datetime | None = None) -> bool:
         """Enabled and not temporarily disabled (bank state not considered)."""
@@ -72,6 +76,10 @@ class StoredEntry:
             added_at=self.added_at,
             enabled=self.enabled,
             disabled_until=self.disabled_until,
+            series=self.series,
+            victim_identified=self.victim_identified,
+            offender_identified=self.offender_identified,
+            is_distributed=self.is_distributed,
         )
 
 
@@ -183,4 +191,12 @@ def row_to_entry(r: Any) -> StoredEntry:
         enabled=bool(r.enabled),
         disabled_until=r.disabled_until,
         note=r.note,
+        series=r.series,
+        victim_identified=_flag(r.victim_identified),
+        offender_identified=_flag(r.offender_identified),
+        is_distributed=_flag(r.is_distributed),
     )
+
+
+def _flag(v: Any) -> bool | None:
+    return None if v is None else bool(v)

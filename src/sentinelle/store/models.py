@@ -123,6 +123,11 @@ class BankEntry(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # VICS / INTERPOL ICSE victim-identification facts (migration 0014); NULL = not stated
+    series: Mapped[str | None] = mapped_column(Text, nullable=True)
+    victim_identified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    offender_identified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    is_distributed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Tombstone(Base):

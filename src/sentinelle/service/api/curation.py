@@ -126,6 +126,10 @@ def entry_view(e: StoredEntry, bank_name: str | None = None) -> dict[str, Any]:
         "enabled": e.enabled,
         "disabled_until": _iso(e.disabled_until),
         "active": e.is_active(),
+        "series": e.series,
+        "victim_identified": e.victim_identified,
+        "offender_identified": e.offender_identified,
+        "is_distributed": e.is_distributed,
     }
 
 
@@ -184,6 +188,10 @@ class EntryBody(BaseModel):
     note: Text | None = None
     enabled: bool = True
     disabled_until: datetime | None = None
+    series: Text | None = None
+    victim_identified: bool | None = None
+    offender_identified: bool | None = None
+    is_distributed: bool | None = None
 
     def to_entry(self, line: int) -> EntryIn:
         # The body's fields are a subset of EntryIn's (extra="forbid" keeps it so).
@@ -204,6 +212,10 @@ class EntryPatch(BaseModel):
     note: Text | None = None
     enabled: bool | None = None
     disabled_until: datetime | None = None
+    series: Text | None = None
+    victim_identified: bool | None = None
+    offender_identified: bool | None = None
+    is_distributed: bool | None = None
 
 
 class DisableBody(BaseModel):
