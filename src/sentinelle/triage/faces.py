@@ -34,6 +34,7 @@ import hashlib
 import io
 import json
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -354,8 +355,10 @@ def load_rgb(
             raise MediaError("not an image format this decoder reads", "unsupported_type")
         min_side = None
         try:  # header only: lets a large JPEG decode at 1/2..1/8 scale
-            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as probe:
-                min_side = min_side_for_long_side(*probe.size, max_side)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # open_image applies the pixel limit
+                with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as probe:
+                    min_side = min_side_for_long_side(*probe.size, max_side)
         except Exception:  # noqa: BLE001 - open_image below reports the real error
             pass
         dec = open_image(src, kind[1], limits, min_side=min_side)
