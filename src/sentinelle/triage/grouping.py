@@ -121,6 +121,7 @@ def _match_all(
     if matcher is None:
         return out
     last = 0
+    batch_ids: list[int] = []
     while True:
         with engine.connect() as c:
             rows = c.execute(
@@ -153,6 +154,27 @@ def _match_all(
                             "variant": m.variant,
                         }
                 out[r.id] = sorted(seen.values(), key=lambda d: (d["distance"], d["entry_id"]))[:20]
+                batch_ids.append(r.id)
+        _entry_facts(matcher, [out[i] for i in batch_ids])
+        batch_ids = []
+
+
+FACTS = ("series", "victim_identified", "offender_identified", "is_distributed")
+
+
+def _entry_facts(matcher: Any, lists: list[list[dict[str, Any]]]) -> None:
+    """Add the VICS/ICSE facts of each matched bank entry (series, victim identified...)."""
+    get = getattr(getattr(matcher, "store", None), "get_entries", None)
+    if get is None or not lists:
+        return
+    entries = get({m["entry_id"] for ms in lists for m in ms})
+    for ms in lists:
+        for m in ms:
+            e = entries.get(m["entry_id"])
+            for k in FACTS:
+                v = getattr(e, k, None) if e is not None else None
+                if v is not None:
+                    m[k] = v
 
 
 def _verify(engine: Engine, row: Any, matcher: Any, reader: Any) -> list[Any] | None:

@@ -16,6 +16,8 @@ time_burst       0.5    capture times within ``burst_s`` seconds
 gps              0.6    capture places within ``gps_m`` metres
 scene            1.0    same scene (CLIP cosine >= threshold, or ORB inliers)
 face             0.5    the face hook links a face in both (a lead, never identity)
+imported         1.0    both in a series named by imported VICS/ICSE data (kept, even
+                        for known groups)
 ===============  =====  ==========================================================
 
 So one strong cue links; weak ones only together (same phone model + its tables + a
@@ -61,6 +63,7 @@ SCORES = {
     "gps": 0.6,
     "scene": 1.0,
     "face": 0.5,
+    "imported": 1.0,
 }
 LINK_AT = 1.0
 CUES = tuple(SCORES)
@@ -341,7 +344,11 @@ def snapshot(engine: Engine, case_id: int) -> dict[str, Any]:
             if sid in series:
                 members[gkey] = series[sid][0]
     names = {k: (n, imp) for k, n, imp in series.values()}
-    return {"members": members, "names": names}
+    imported: dict[str, list[str]] = defaultdict(list)
+    for gkey, skey in members.items():
+        if names.get(skey, (None, False))[1]:
+            imported[skey].append(gkey)
+    return {"members": members, "names": names, "imported": dict(imported)}
 
 
 @dataclass
@@ -371,6 +378,7 @@ def build_series(
     res = SeriesResult()
     groups = _load(engine, case_id)
     extra: dict[tuple[int, int], dict[str, tuple[float, str]]] = defaultdict(dict)
+    kept = _imported_links(engine, case_id, groups, previous or {}, extra)
     for k, v in _pdq_links(groups, o).items():
         extra[k]["near_duplicate"] = v
     for k, v in _scene_links(engine, groups, o, reader).items():
@@ -407,7 +415,11 @@ def build_series(
     comps: dict[int, list[int]] = defaultdict(list)
     for i, r in enumerate(roots):
         comps[int(r)].append(ids[i])
-    comps_list = [sorted(m, key=lambda g: groups[g].key) for m in comps.values() if len(m) > 1]
+    comps_list = [
+        sorted(m, key=lambda g: groups[g].key)
+        for m in comps.values()
+        if len(m) > 1 or kept & set(m)
+    ]
     keys = _stable_keys(comps_list, groups, previous or {"members": {}, "names": {}})
     names = (previous or {}).get("names", {})
     with engine.begin() as c:
@@ -474,6 +486,43 @@ def build_series(
     res.grouped = sum(len(m) for m in comps_list)
     res.links = len(linked)
     return res
+
+
+def _imported_links(
+    engine: Engine,
+    case_id: int,
+    groups: dict[int, _G],
+    previous: dict[str, Any],
+    extra: dict[tuple[int, int], dict[str, tuple[float, str]]],
+) -> set[int]:
+    """Series named by imported data keep their groups (known ones too) across reruns;
+    returns the ids of those groups."""
+    imported: dict[str, list[str]] = previous.get("imported") or {}
+    if not imported:
+        return set()
+    kept: set[int] = set()
+    wanted = {k for ks in imported.values() for k in ks}
+    with engine.connect() as c:
+        by_key = {
+            r.key: r
+            for r in c.execute(
+                select(
+                    triage_groups.c.id, triage_groups.c.key, triage_groups.c.representative_media_id
+                ).where(triage_groups.c.case_id == case_id, triage_groups.c.key.in_(list(wanted)))
+            )
+        }
+    names = previous.get("names", {})
+    for skey, gkeys in imported.items():
+        present = sorted(by_key[k].id for k in gkeys if k in by_key)
+        kept.update(present)
+        for gid in present:
+            if gid not in groups:
+                r = next(v for v in by_key.values() if v.id == gid)
+                groups[gid] = _G(gid, r.key, r.representative_media_id)
+        name = names.get(skey, (None, True))[0] or skey
+        for a, b in zip(present, present[1:], strict=False):
+            extra[(a, b)]["imported"] = (SCORES["imported"], f"series {name!r} from imported data")
+    return kept
 
 
 def _stable_keys(

@@ -20,6 +20,8 @@ The Alembic migration is the source of truth; keep these in sync with it.
   ``priority`` with their ``reasons`` (JSON list); ``series_id`` for new material.
 * ``triage_series`` -- new groups that belong together; ``key`` is the stable id
   (kept across reruns), ``name`` a series name (imported VICS/ICSE names are kept).
+* ``triage_reviews`` -- the latest reviewer (console) or VICS-import decision per group
+  (read and written by :mod:`sentinelle.triage.reviews`).
 * ``triage_links`` -- why two groups are in one series: one row per (pair, cue) with a
   score and a short detail.
 """
@@ -163,7 +165,25 @@ triage_links = Table(
 )
 Index("ix_triage_links_series", triage_links.c.case_id, triage_links.c.series_id)
 
+triage_reviews = Table(
+    "triage_reviews",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("case_id", BigInteger, nullable=False),
+    Column("group_id", BigInteger, nullable=False),
+    Column("decision", String(32), nullable=False),  # confirmed_new | not_pertinent | ...
+    Column("category", String(64), nullable=True),
+    Column("bank", String(200), nullable=True),
+    Column("source", String(16), nullable=False),  # console | vics
+    Column("actor", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("note", Text, nullable=True),
+    UniqueConstraint("case_id", "group_id", name="uq_triage_reviews_group"),
+    sqlite_autoincrement=True,
+)
+
 ALL_TABLES = (
+    triage_reviews,
     triage_links,
     triage_series,
     triage_groups,

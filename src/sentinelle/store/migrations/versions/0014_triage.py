@@ -132,6 +132,21 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_triage_links_series", "triage_links", ["case_id", "series_id"])
+    op.create_table(
+        "triage_reviews",
+        sa.Column("id", BigId, primary_key=True),
+        sa.Column("case_id", sa.BigInteger(), nullable=False),
+        sa.Column("group_id", sa.BigInteger(), nullable=False),
+        sa.Column("decision", sa.String(32), nullable=False),
+        sa.Column("category", sa.String(64), nullable=True),
+        sa.Column("bank", sa.String(200), nullable=True),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        _ts("at"),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.UniqueConstraint("case_id", "group_id", name="uq_triage_reviews_group"),
+        sqlite_autoincrement=True,
+    )
     with op.batch_alter_table("bank_entries") as b:
         b.add_column(sa.Column("series", sa.Text(), nullable=True))
         b.add_column(sa.Column("victim_identified", sa.Boolean(), nullable=True))
@@ -145,6 +160,7 @@ def downgrade() -> None:
         b.drop_column("offender_identified")
         b.drop_column("victim_identified")
         b.drop_column("series")
+    op.drop_table("triage_reviews")
     op.drop_index("ix_triage_links_series", table_name="triage_links")
     op.drop_table("triage_links")
     op.drop_table("triage_series")
