@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "retention_cmd",
     "model_cmd",
     "exchange_cmd",
+    "triage_cmd",
 )
 
 
