@@ -50,9 +50,12 @@ from ..media.video import VideoInfo
 from .crypto import crypto_hashes_bytes, crypto_hashes_stream
 from .pdq import (
     DIHEDRAL_NAMES,
+    FAST_JPEG_MIN_SIDE,
     FAST_MIN_SIDE,
+    REDUCED_MIN_SIDE,
     dihedral_from_array,
     pdq_from_array,
+    pdq_from_reduced,
 )
 from .types import (
     CRYPTO_SIGNALS,
@@ -86,14 +89,37 @@ def _check_options(signals: Collection[str], query_variants: Collection[str]) ->
 # --------------------------------------------------------------------------- images
 
 
+def _fast_min_side(fmt: str) -> int:
+    """Shorter side the fast path decodes ``fmt`` to (JPEG: DCT scaling, down to 1/8)."""
+    return FAST_JPEG_MIN_SIDE if fmt == "jpeg" else FAST_MIN_SIDE
+
+
 def _decode_for_pdq(source: _Source, fmt: str, exact: bool, limits: Limits):
+    # enrollment: its augmented crops are hashed by the reference code, so the decode
+    # keeps FAST_MIN_SIDE
     return open_image(source, fmt, limits, min_side=None if exact else FAST_MIN_SIDE)
 
 
 def _hash_views(
-    im: Image.Image, prefix: str, dihedral: bool
+    im: Image.Image,
+    prefix: str,
+    dihedral: bool,
+    full_size: tuple[int, int] | None = None,
 ) -> tuple[PDQVariant, tuple[PDQVariant, ...]]:
-    """PDQ of ``im`` (named ``prefix`` or ``plain``) and, if asked, its 8 orientations."""
+    """PDQ of ``im`` (named ``prefix`` or ``plain``) and, if asked, its 8 orientations.
+
+    ``full_size``: ``im`` is a reduced decode of an image of that size; its plain hash
+    is then computed as the reference would compute it on the full image
+    (:func:`~sentinelle.signals.pdq.pdq_from_reduced`).
+    """
+    if (
+        full_size is not None
+        and not dihedral
+        and full_size != im.size
+        and min(im.size) >= REDUCED_MIN_SIDE
+    ):
+        h, q = pdq_from_reduced(im, *full_size)
+        return PDQVariant(prefix or "plain", h, q), ()
     rgb = to_pdq_rgb(im)
     if dihedral:
         views = dihedral_from_array(rgb)
@@ -118,8 +144,11 @@ def _crop(im: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image
     return out
 
 
-def _trimmed(media: SharedImage, decoded: DecodedImage, exact: bool) -> Image.Image | None:
-    """The trimmed view (borders, bars, screenshot padding cut away), or ``None``.
+def _trimmed(
+    media: SharedImage, decoded: DecodedImage, exact: bool
+) -> tuple[Image.Image, float] | None:
+    """The trimmed view (borders, bars, screenshot padding cut away) and how many
+    original pixels one of its pixels spans, or ``None``.
 
     Trimming runs on the decode that was hashed. On the fast path that may be very
     small (a 12 MP JPEG decodes at 1/8, 500 px): a border's edge is known only to a
@@ -153,10 +182,16 @@ def _trimmed(media: SharedImage, decoded: DecodedImage, exact: bool) -> Image.Im
         if max(finer.image.size) > max(im.size):
             # walk the exact path's working copy: same size, so the same lines
             out = _crop(finer.image, trim_box(finer.image, exact_work))
-            if out is not None and media.format != "jpeg":
-                out = reduce_for_pdq(out, FAST_MIN_SIDE)
-            return out
-    return _crop(im, box)
+            if out is None:
+                return None
+            scale = decoded.width / finer.image.size[0]
+            if media.format != "jpeg":
+                reduced = reduce_for_pdq(out, FAST_MIN_SIDE)
+                scale *= out.size[0] / reduced.size[0]
+                out = reduced
+            return out, scale
+    out = _crop(im, box)
+    return None if out is None else (out, decoded.width / im.size[0])
 
 
 def _image_signals(
@@ -170,10 +205,14 @@ def _image_signals(
     want_q = bool(query_variants)
     if not ("pdq" in signals or want_dihedral_signal or want_q):
         return []
-    decoded = media.decode(None if exact else FAST_MIN_SIDE)
+    decoded = media.decode(None if exact else _fast_min_side(media.format))
     result.width, result.height = decoded.width, decoded.height
     need_dihedral = want_dihedral_signal or "dihedral" in query_variants
-    plain, views = _hash_views(decoded.image, "", need_dihedral)
+    full_size = None if exact else (decoded.width, decoded.height)
+    if need_dihedral:  # one DCT gives all 8 orientations, the plain one among them
+        plain, views = _hash_views(decoded.image, "", True)
+    else:
+        plain, views = _hash_views(decoded.image, "", False, full_size)
     out: list[Signal] = []
     if "pdq" in signals:
         out.append(HashSignal("pdq", plain.hash, plain.quality))
@@ -184,9 +223,15 @@ def _image_signals(
         if "dihedral" in query_variants:
             qv.extend(views[1:])
         if "trimmed" in query_variants:
-            trimmed = _trimmed(media, decoded, exact)
-            if trimmed is not None:
-                t_plain, t_views = _hash_views(trimmed, "trimmed", "dihedral" in query_variants)
+            cut = _trimmed(media, decoded, exact)
+            if cut is not None:
+                trimmed, scale = cut
+                t_full = None
+                if not exact and scale > 1.0:
+                    t_full = (round(trimmed.size[0] * scale), round(trimmed.size[1] * scale))
+                t_plain, t_views = _hash_views(
+                    trimmed, "trimmed", "dihedral" in query_variants, t_full
+                )
                 qv.extend(t_views if t_views else (t_plain,))
         result.query_variants = qv
     return out
