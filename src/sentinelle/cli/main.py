@@ -34,7 +34,9 @@ COMMAND_MODULES = (
     "retention_cmd",
     "model_cmd",
     "exchange_cmd",
+    "backfill_cmd",
     "triage_cmd",
+    "triage_vics_cmd",
 )
 
 
