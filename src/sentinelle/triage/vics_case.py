@@ -211,6 +211,8 @@ def _media_object(
         meta.append(("SentinelleSeries", series.key))
     if m.provenance_verdict:
         meta.append(("Provenance", m.provenance_verdict))
+    if m.error_code:  # hashed but not decodable: still a file of the seizure
+        meta.append(("SentinelleError", m.error_code))
     if review is not None:
         meta.append(("ReviewDecision", review.decision))
     obj["MediaMetadata"] = [
