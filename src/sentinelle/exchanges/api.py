@@ -36,7 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ..errors import SentinelleError
 
@@ -79,10 +79,10 @@ class NotSupported(ExchangeError):
     code = "not_supported"
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
+class Signal(NamedTuple):
     """One hash of a record. ``signal_type`` is Sentinelle's name (``pdq``, ``md5``,
-    ``vpdq``...) or None when the remote type is not one we bank."""
+    ``vpdq``...) or None when the remote type is not one we bank. (A named tuple:
+    a million-entry fetch builds millions of them.)"""
 
     raw_type: str
     signal_type: str | None

@@ -67,6 +67,16 @@ FINGERPRINTS: dict[str, str | None] = {
 FEEDBACK_TYPES = {"md5": "MD5", "sha1": "SHA1", "pdq": "PDQ"}
 BUSY_WINDOW_PAGES = 20  # a window that needed this many pages is halved next time
 ENTRY_TAGS = {"image": "image", "video": "video", "deletedImage": "image", "deletedVideo": "video"}
+_KIND_TAGS = {"image": ("image",), "video": ("video",)}
+
+
+def _tag_names() -> dict[Any, str]:
+    """Qualified tag -> local name (shared with :mod:`.xmlsafe`'s bounded cache)."""
+    return xmlsafe.LOCAL_NAMES
+
+
+def _name(tag: Any) -> str:
+    return xmlsafe.local(tag)
 
 
 def now() -> float:
@@ -228,16 +238,24 @@ class NCMECExchange(ExchangeAPI):
             )
 
     def _records(self, root: Any) -> tuple[list[ExchangeRecord], int]:
+        """Every entry of a page. The hot loop of a million-entry fetch: tag names are
+        resolved through one dict (no per-element function calls) and each entry is
+        read in a single pass over its children."""
         out: list[ExchangeRecord] = []
         bad = 0
+        names = _tag_names()
+        record = self._record
         for group in root:
-            if xmlsafe.local(group.tag) not in ("images", "videos"):
+            tag = group.tag
+            if (names.get(tag) or _name(tag)) not in ("images", "videos"):
                 continue
             for el in group:
-                kind = ENTRY_TAGS.get(xmlsafe.local(el.tag))
+                tag = el.tag
+                name = names.get(tag) or _name(tag)
+                kind = ENTRY_TAGS.get(name)
                 if kind is None:
                     continue
-                rec = self._record(el, kind)
+                rec = record(el, kind, name[0] == "d", names)
                 if rec is None:
                     bad += 1
                 else:
@@ -245,45 +263,56 @@ class NCMECExchange(ExchangeAPI):
         return out, bad
 
     @staticmethod
-    def _record(el: Any, kind: str) -> ExchangeRecord | None:
-        """One entry element -> record; None when it lacks a member or id. One pass over
-        the children (the hot loop of a million-entry fetch)."""
-        local = xmlsafe.local
-        member = entry_id = category = None
-        fps = None
+    def _record(
+        el: Any, kind: str, deleted: bool = False, names: dict[Any, str] | None = None
+    ) -> ExchangeRecord | None:
+        """One entry element -> record; None when it lacks a member or id (the first
+        of repeated children wins)."""
+        names = names if names is not None else _tag_names()
+        member = entry_id = category = fps = None
         for c in el:
-            name = local(c.tag)
+            tag = c.tag
+            name = names.get(tag) or _name(tag)
             if name == "member":
-                member = c
+                if member is None:
+                    member = c
             elif name == "id":
-                entry_id = (c.text or "").strip()
+                if entry_id is None:
+                    entry_id = (c.text or "").strip()
             elif name == "fingerprints":
-                fps = c
-            elif name == "classification":
-                category = (c.text or "").strip() or None
+                if fps is None:
+                    fps = c
+            elif name == "classification" and category is None:
+                category = (c.text or "").strip()
         member_id = None if member is None else (member.get("id") or "").strip()
         if not entry_id or not member_id or len(entry_id) > 200 or len(member_id) > 40:
             return None
         key = f"{member_id}-{entry_id}"
-        owner = f"member {member_id}"
-        if local(el.tag).startswith("deleted"):
-            return ExchangeRecord(key=key, deleted=True, owner=owner, tags=(kind,))
+        owner = "member " + member_id
+        tags = _KIND_TAGS[kind]
+        if deleted:
+            return ExchangeRecord(key, (), True, owner, None, tags)
         signals = []
         if fps is not None:
+            get = FINGERPRINTS.get
             for fp in fps:
-                name = local(fp.tag).lower()
+                tag = fp.tag
+                name = names.get(tag) or _name(tag)
                 if not name:
                     continue
-                value = (fp.text or "").strip()
-                st = FINGERPRINTS.get(name)
-                signals.append(Signal(name, st if value else None, value))
+                value = fp.text
+                value = value.strip() if value else ""
+                name = name.lower()
+                signals.append(Signal(name, get(name) if value else None, value))
+        mname = member.text  # type: ignore[union-attr]
         return ExchangeRecord(
-            key=key,
-            signals=tuple(signals),
-            owner=owner,
-            category=category,
-            tags=(kind,),
-            extra={"member": (member.text or "").strip()[:200] if member is not None else ""},
+            key,
+            tuple(signals),
+            False,
+            owner,
+            category or None,
+            tags,
+            {"member": mname.strip()[:200] if mname else ""},
         )
 
     def checkpoint_from_progress(self, progress_at: float) -> dict[str, Any] | None:

@@ -39,7 +39,10 @@ def parse(body: bytes, where: str) -> etree._Element:
     return root
 
 
-_LOCAL: dict[str, str] = {}
+#: Qualified tag -> local name, filled by :func:`local` (bounded); hot loops read it
+#: directly and call :func:`local` only on a miss.
+LOCAL_NAMES: dict[object, str] = {}
+_LOCAL = LOCAL_NAMES
 
 
 def local(tag: object) -> str:
