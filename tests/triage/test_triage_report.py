@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import update
+from triage_cases import CASE, TriageWorld, build_case
 
 from sentinelle.store.db import open_engine
 from sentinelle.triage import store
 from sentinelle.triage.report_html import SCRIPT_FILE, render_report, write_report
 from sentinelle.triage.tables import triage_files
-from support.triage_cases import CASE, TriageWorld, build_case
 
 
 @pytest.fixture()

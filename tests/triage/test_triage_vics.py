@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from triage_cases import CASE, TriageWorld, build_case
 
 from sentinelle.errors import BankImportError
 from sentinelle.formats import vics
@@ -21,7 +22,6 @@ from sentinelle.triage.vics_case import (
     series_key,
     write_case,
 )
-from support.triage_cases import CASE, TriageWorld, build_case
 
 
 @pytest.fixture()

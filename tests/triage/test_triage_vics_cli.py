@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from triage_cases import PHOTOS
 from typer.testing import CliRunner
 
 from sentinelle.cli.main import app
 from sentinelle.store.db import open_engine
 from sentinelle.triage import store
-from support.triage_cases import PHOTOS
 
 CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Media"
 

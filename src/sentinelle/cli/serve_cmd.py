@@ -56,6 +56,14 @@ def _demo_console(console: Console, demo_dir: Path, state, base: str) -> None:  
         f"  demo case (a benign bank match, stored encrypted): {case}\n",
         soft_wrap=True,
     )
+    from .triage_demo import setup_triage_demo
+
+    triage_id = setup_triage_demo(state.engine, state.matcher, demo_dir)
+    if triage_id is not None:
+        console.print(
+            f"  demo triage case (benign rendered scenes): {base}/console/triage/{triage_id}\n",
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,17 +35,22 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image
+from PIL import Image, ImageFilter, ImageOps
 from sqlalchemy import Engine
 
 from .. import __version__
-from ..console.blur import DEFAULT_BLUR_LEVEL, PREVIEW_LIMITS, encode_jpeg, media_kind, protect
 from ..errors import MediaError
+from ..media.detect import HEAD_BYTES, detect
 from ..media.image import open_image
+from ..media.limits import Limits
 from . import store
 from .vics_case import _fill_match_facts, _reviews
 
 THUMB_SIDE = 160
+DEFAULT_BLUR_LEVEL = 24  # as the console's default (sentinelle.console.blur)
+MIN_BLUR_LEVEL = 8  # the console's lightest preview blur: a shown thumbnail is never sharp
+THUMB_LIMITS = Limits(max_file_bytes=512 * 1024**2, max_pixels=100_000_000, decode_timeout_s=20)
+VIDEO_FRAME = 10  # a video's thumbnail is its 10th frame (or its last, if shorter)
 REVEAL_SECONDS = 20
 DEFAULT_MAX_THUMBNAILS = 2000
 DEFAULT_MAX_PATHS = 50
@@ -105,29 +111,63 @@ def _data_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
+def protect(im: Image.Image, *, blur_level: int, grayscale: bool) -> Image.Image:
+    """Scale down to :data:`THUMB_SIDE`, then grayscale and blur (the console's method,
+    :func:`sentinelle.console.blur.protect`: blur a reduced copy and scale back up, so
+    fine detail never reaches the output)."""
+    im = ImageOps.exif_transpose(im).convert("RGB")
+    im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    if grayscale:
+        im = ImageOps.grayscale(im)
+    radius = min(im.size) * max(0, min(100, blur_level)) / 1000.0
+    if radius > 0:
+        factor = max(1.0, radius / 2.0)
+        small = im.resize(
+            (max(1, round(im.width / factor)), max(1, round(im.height / factor))),
+            Image.Resampling.BOX,
+        )
+        small = small.filter(ImageFilter.GaussianBlur(2.0))
+        im = small.resize(im.size, Image.Resampling.BICUBIC)
+        im = im.filter(ImageFilter.GaussianBlur(radius / 4.0))
+    return im
+
+
+def _jpeg(im: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality, optimize=True)
+    return buf.getvalue()
+
+
+def _picture(data: bytes) -> Image.Image:
+    """The image, or a frame of the video, in ``data`` (MediaError if neither)."""
+    if not data:
+        raise MediaError("empty file", "empty_file")
+    found = detect(data[:HEAD_BYTES])
+    if found is None:
+        raise MediaError("not a supported image or video", "unsupported_type")
+    kind, fmt = found
+    if kind == "image":
+        return open_image(data, fmt, THUMB_LIMITS, min_side=THUMB_SIDE).image
+    from ..media.video import iter_frames
+
+    last = None
+    for frame in iter_frames(data, fmt, THUMB_LIMITS, max_side=THUMB_SIDE * 2):
+        last = frame
+        if frame.index >= VIDEO_FRAME:
+            break
+    if last is None:
+        raise MediaError("the video has no decodable frame", "no_frames")
+    return Image.fromarray(last.pixels)
+
+
 def make_thumb(
     data: bytes, *, blur_level: int = DEFAULT_BLUR_LEVEL, revealable: bool = True
 ) -> Thumb:
     """Blurred-grayscale and (if ``revealable``) sharp thumbnails of an image or video."""
-    kind, fmt = media_kind(data)
-    if kind == "video":
-        from ..console.blur import render_preview
-
-        blurred = render_preview(
-            data, blur_level=blur_level, grayscale=True, max_side=THUMB_SIDE * 2
-        )
-        sharp = (
-            render_preview(data, blur_level=0, grayscale=False, max_side=THUMB_SIDE * 2)
-            if revealable
-            else None
-        )
-        return Thumb(_data_uri(blurred.data), _data_uri(sharp.data) if sharp else None)
-    im: Image.Image = open_image(data, fmt, PREVIEW_LIMITS, min_side=THUMB_SIDE).image
-    b = protect(im, blur_level=max(blur_level, 8), grayscale=True, max_side=THUMB_SIDE)
-    s = protect(im, blur_level=0, grayscale=False, max_side=THUMB_SIDE) if revealable else None
-    return Thumb(
-        _data_uri(encode_jpeg(b, quality=70)), _data_uri(encode_jpeg(s, quality=80)) if s else None
-    )
+    im = _picture(data)
+    b = protect(im, blur_level=max(blur_level, MIN_BLUR_LEVEL), grayscale=True)
+    s = protect(im, blur_level=0, grayscale=False) if revealable else None
+    return Thumb(_data_uri(_jpeg(b, 70)), _data_uri(_jpeg(s, 80)) if s is not None else None)
 
 
 def _group_thumb(
