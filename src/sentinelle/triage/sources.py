@@ -140,6 +140,10 @@ class _Over(Exception):
 def _read_capped(fh: IO[bytes], compressed: int, budget: _Budget) -> bytes:
     """Read a member whole, within the member and archive budgets."""
     lim = budget.limits
+    if budget.bytes_left <= 0:
+        raise _Over(
+            "archive_too_large", f"the archive's members inflate past {lim.max_total_bytes} bytes"
+        )
     cap = min(lim.max_member_bytes, budget.bytes_left)
     buf = bytearray()
     while True:
@@ -149,7 +153,7 @@ def _read_capped(fh: IO[bytes], compressed: int, budget: _Budget) -> bytes:
         buf += chunk
         if len(buf) > cap:
             ratio = len(buf) / max(1, compressed)
-            budget.bytes_left -= len(buf)
+            budget.bytes_left = max(0, budget.bytes_left - len(buf))
             if compressed and ratio > lim.max_ratio:
                 raise _Over(
                     "zip_bomb",
@@ -310,6 +314,10 @@ def _tar_items(
             except _Over as e:
                 yield _err(source_path, mp, m.size, mtime_ns, e.code, e.message)
                 continue
+            except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+                msg = f"archive ends inside this member: {type(e).__name__}: {e}"[:300]
+                yield _err(source_path, mp, m.size, mtime_ns, "corrupt_archive", msg)
+                return
             if len(data) != m.size:
                 msg = f"member truncated ({len(data)} of {m.size} bytes)"
                 yield _err(source_path, mp, m.size, mtime_ns, "corrupt_archive", msg)
