@@ -25,8 +25,8 @@ from sentinelle.triage.vics_case import (
 
 
 @pytest.fixture()
-def world(sqlite_url: str, tmp_path: Path) -> TriageWorld:
-    eng = open_engine(sqlite_url)
+def world(db_url: str, tmp_path: Path) -> TriageWorld:
+    eng = open_engine(db_url)  # SQLite file and PostgreSQL schema
     yield build_case(eng, tmp_path)
     eng.dispose()
 
