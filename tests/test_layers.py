@@ -36,6 +36,7 @@ LAYERS = (
     "reports",
     "guard",
     "scan",
+    "spark",
     "modelguard",
     "exchanges",
     "plugins",
