@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
@@ -75,6 +76,24 @@ IN_MEMORY_MAX_BYTES = 256 * 1024**2
 share the bytes); bigger files are streamed for the hashes and decoded from disk."""
 
 _Source = Path | bytes
+
+CRYPTO_THREAD_MIN_BYTES = 256 * 1024
+"""Files from this size have their crypto hashes computed in a helper thread while the
+image is decoded and hashed (hashlib and Pillow's decoder release the GIL): on a
+second core the MD5/SHA-1/SHA-256 of a 12 MP JPEG (about 11 ms for 3.8 MB) then costs
+no wall time. Smaller files hash in line (the hand-over would cost more)."""
+
+_CRYPTO_POOL: ThreadPoolExecutor | None = None
+_CRYPTO_POOL_PID = 0
+
+
+def _crypto_pool() -> ThreadPoolExecutor:
+    """The process's crypto-hash thread (made again in a forked child)."""
+    global _CRYPTO_POOL, _CRYPTO_POOL_PID
+    if _CRYPTO_POOL is None or os.getpid() != _CRYPTO_POOL_PID:
+        _CRYPTO_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentinelle-crypto")
+        _CRYPTO_POOL_PID = os.getpid()
+    return _CRYPTO_POOL
 
 
 def _check_options(signals: Collection[str], query_variants: Collection[str]) -> None:
@@ -336,6 +355,7 @@ def hash_file_shared(
     p = Path(path)
     result = HashResult(path=str(path), size=0)
     crypto_names = [s for s in CRYPTO_SIGNALS if s in signals]
+    crypto_later: Future[list[HashSignal]] | None = None
     try:
         st = p.stat()
         if not p.is_file():
@@ -360,7 +380,11 @@ def hash_file_shared(
                 # One read: the bytes feed both the crypto hashes and the decoder.
                 data = head + fh.read(limits.max_file_bytes + 1 - len(head))
                 source: _Source = data
-                crypto = crypto_hashes_bytes(data, crypto_names)
+                if len(data) >= CRYPTO_THREAD_MIN_BYTES and crypto_names:
+                    crypto_later = _crypto_pool().submit(crypto_hashes_bytes, data, crypto_names)
+                    crypto = []
+                else:
+                    crypto = crypto_hashes_bytes(data, crypto_names)
                 size = len(data)
             else:
                 fh.seek(0)
@@ -383,9 +407,13 @@ def hash_file_shared(
     media = None
     if detected is not None and detected[0] == "image":
         media = SharedImage(source, detected[1], limits)
-    perceptual = _perceptual(
-        result, source, detected, signals, exact, query_variants, limits, media
-    )
+    try:
+        perceptual = _perceptual(
+            result, source, detected, signals, exact, query_variants, limits, media
+        )
+    finally:
+        if crypto_later is not None:
+            crypto = crypto_later.result()
     result.signals = [*perceptual, *crypto]
     return result, media
 
