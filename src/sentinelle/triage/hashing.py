@@ -180,6 +180,28 @@ def read_cues(data: bytes) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+CROP_PERCENTS = (6, 12)
+"""Central crops hashed for near-duplicate grouping: PDQ drifts past 31 bits for crops
+of a few percent, so each image also offers the hashes of its central 94% and 88%
+(a cropped copy lands near one of them; see :mod:`sentinelle.signals.augment`)."""
+
+
+def _crop_variants(media: SharedImage, exact: bool) -> list[list[Any]]:
+    from ..media.image import to_pdq_rgb
+    from ..signals.augment import central_crops
+    from ..signals.pdq import FAST_MIN_SIDE, pdq_from_array
+
+    try:
+        im = media.decode(None if exact else FAST_MIN_SIDE).image
+        out = []
+        for name, crop in central_crops(im, CROP_PERCENTS):
+            h, q = pdq_from_array(to_pdq_rgb(crop))
+            out.append([name, h, q])
+        return out
+    except Exception:  # noqa: BLE001 - extra views only: never lose the record
+        return []
+
+
 def hash_item(
     path: str | None, data: bytes | None, name: str, options: HashOptions
 ) -> dict[str, Any]:
@@ -218,6 +240,8 @@ def _hash_item(path: str | None, data: bytes | None, name: str, o: HashOptions) 
     rec["variants"] = [
         [v.variant, v.hash, v.quality] for v in result.query_variants if v.variant != "plain"
     ]
+    if media is not None and result.error is None and result.media_type == "image":
+        rec["variants"] += _crop_variants(media, o.exact)
     raw = media.data if media is not None else data
     rec["meta"] = read_cues(raw) if raw is not None and result.media_type == "image" else {}
     if o.provenance and result.media_type is not None:
