@@ -100,7 +100,7 @@ def main() -> int:
             files[fid] = fs
             series_of[fid] = p.stem
     refs = [
-        FaceRef(fid, i, f.embedding, series_id=series_of[fid])
+        FaceRef(fid, i, f.embedding, series_id=series_of[fid], apparent_age=f.apparent_age)
         for fid, fs in files.items()
         for i, f in enumerate(fs)
         if f.embedding is not None
@@ -109,19 +109,26 @@ def main() -> int:
     same = {(a, b) for a, b in combinations(has_face, 2) if series_of[a] == series_of[b]}
     n_diff = len(has_face) * (len(has_face) - 1) // 2 - len(same)
     quality = {}
-    for thr in (0.4, 0.5, 0.6):
+    young = {
+        r.key for r in refs if r.apparent_age is not None and r.apparent_age < F.AGE_RAISE_BELOW
+    }
+    for thr in (0.4, 0.45, 0.5, 0.55, 0.6):
         t = time.perf_counter()
         res = cluster_faces(refs, thr)
         t_cluster = time.perf_counter() - t
         linked = {(fl.file_a, fl.file_b) for fl in res.file_links}
         tp = len(linked & same)
         false = sorted(linked - same)
+        false_faces = [lk for lk in res.links if series_of[lk.a.file_id] != series_of[lk.b.file_id]]
+        false_young = sum(1 for lk in false_faces if lk.a.key in young or lk.b.key in young)
         quality[thr] = {
             "recall_same_series_file_pairs": round(tp / max(1, len(same)), 4),
             "false_links_between_photos": len(false),
             "pairs_between_photos": n_diff,
             "false_link_rate": round(len(false) / max(1, n_diff), 6),
             "series_links_between_photos": len(res.series_links),
+            "false_face_links": len(false_faces),
+            "false_face_links_with_a_young_looking_face": false_young,
             "clusters": len(res.clusters),
             "cluster_seconds": round(t_cluster, 4),
             "false_examples": [f"{a} ~ {b}" for a, b in false[:6]],
@@ -165,7 +172,8 @@ def main() -> int:
         "detect_ms_p90": round(1000 * float(np.percentile(t_all, 90)), 1),
         "derived_files": len(files),
         "faces_embedded": len(refs),
-        "ms_per_face_median": round(1000 * statistics.median(t_face), 1),
+        "faces_young_looking": len(young),
+        "ms_per_face_in_files_with_faces_median": round(1000 * statistics.median(t_face), 1),
         "same_series_file_pairs": len(same),
         "quality": quality,
         "cluster_10k_synthetic_s": round(t_syn, 2),

@@ -44,10 +44,10 @@ def test_links_files_and_series_with_reasons() -> None:
         FaceRef("a.jpg", 0, person, series_id="S-1"),
         FaceRef("b.jpg", 0, _near(person, rng, 0.35), series_id="S-2"),
         FaceRef("b.jpg", 1, other, series_id="S-2"),
-        FaceRef("c.jpg", 0, _near(other, rng, 0.55), series_id="S-3"),  # only under dlib's 0.6
+        FaceRef("c.jpg", 0, _near(other, rng, 0.55), series_id="S-3"),  # only under 0.6
     ]
     res = cluster_faces(refs)
-    assert res.threshold == DEFAULT_THRESHOLD == 0.5
+    assert res.threshold == DEFAULT_THRESHOLD == 0.4
     assert [(fl.file_a, fl.file_b) for fl in res.file_links] == [("a.jpg", "b.jpg")]
     fl = res.file_links[0]
     assert fl.distance == pytest.approx(0.35, abs=1e-5)
@@ -88,7 +88,7 @@ def test_chaining_is_visible_in_the_diameter() -> None:
     step -= step.dot(a) * a
     step /= np.linalg.norm(step)
     chain = [FaceRef(f"f{i}.jpg", 0, (a + 0.45 * i * step).astype(np.float32)) for i in range(4)]
-    res = cluster_faces(chain)
+    res = cluster_faces(chain, 0.5)
     assert len(res.clusters) == 1
     assert res.clusters[0].diameter == pytest.approx(1.35, abs=1e-4)  # far above 0.5
     assert len(res.file_links) == 3  # only the direct neighbours are links

@@ -3,11 +3,15 @@
 Two faces are **linked** when the Euclidean distance between their 128-d dlib
 embeddings is below ``threshold``; clusters are the connected components of those
 links (single linkage). dlib's own rule is "same person below 0.6" (99.38 % on LFW
-pairs); the default here is stricter, :data:`DEFAULT_THRESHOLD` = 0.5, because a case
-holds many faces (false links grow with the number of pairs: face clustering accuracy
-around 0.87 on LFW falls to about 0.27 once millions of distractors are added). A link
-is a **lead** for an investigator to look at, never an identification, and nothing is
-ever compared with faces outside the case.
+pairs, adults); the default here is stricter, :data:`DEFAULT_THRESHOLD` = 0.4, because a
+case compares every face with every other and, measured on BSDS500 portraits
+(``bench/bench_triage_faces.py``, docs/TRIAGE_FACES.md), distinct photos link far too
+often at 0.5-0.6 (0.67 % and 5 % of file pairs), mostly through young-looking faces,
+which dlib's embedding packs closer together. At 0.4 copies of a photo still link (97 %
+of pairs) and distinct photos almost never do (0.009 %). A link is a **lead** for an
+investigator to look at, never an identification (face clustering accuracy around 0.87
+on LFW falls to about 0.27 with millions of distractors), and nothing is ever compared
+with faces outside the case.
 
 Rules that keep the leads honest:
 
@@ -37,7 +41,7 @@ import numpy as np
 #: dlib's published same-person distance.
 DLIB_THRESHOLD = 0.6
 #: Stricter default for a case (see module docstring).
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.4
 EMBEDDING_DIM = 128
 _BLOCK = 1024
 
