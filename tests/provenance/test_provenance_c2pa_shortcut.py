@@ -59,3 +59,17 @@ def test_random_bytes_with_a_stray_mark_still_go_to_the_reader() -> None:
     body = bytes(rnd.randrange(256) for _ in range(4096))
     assert not reader._surely_unsigned(body + b"jumb" + body, "image/jpeg")
     assert reader._surely_unsigned(body.replace(b"c2pa", b"").replace(b"jumb", b""), "image/png")
+
+
+def test_a_jpeg_is_searched_up_to_its_scan_data_only_when_it_has_one_scan() -> None:
+    base = _rendered("JPEG", 5)
+    end = reader._jpeg_header_end(base)
+    assert end is not None and base[end - 14 : end - 12] == b"\xff\xda"
+    header_mark = base[:2] + b"\xff\xeb\x00\x06jumb" + base[2:]  # an APP11 JUMBF segment
+    assert reader._jpeg_header_end(header_mark) is not None
+    assert not reader._surely_unsigned(header_mark, "image/jpeg")
+    prog = io.BytesIO()
+    render_scene(5, (640, 480)).save(prog, "JPEG", quality=90, progressive=True)
+    data = prog.getvalue()
+    assert reader._jpeg_header_end(data) is None  # progressive: searched everywhere
+    assert not reader._surely_unsigned(data[:-2] + b"jumb" + data[-2:], "image/jpeg")
