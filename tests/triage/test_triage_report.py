@@ -132,6 +132,12 @@ def test_missing_media_file_gives_a_note_not_a_crash(world: TriageWorld) -> None
 def test_thumbnail_limit_and_atomic_write(world: TriageWorld, tmp_path: Path) -> None:
     html = render_report(world.engine, CASE, max_thumbnails=1)
     assert len(sharp_map(html)) == 1 and "over the 1 thumbnail limit" in html
+    html = render_report(world.engine, CASE, max_rows=2)
+    assert len(re.findall(r'<tr id="g-', html)) == 2 and "3 more groups" in html
+    # the victim counts still cover every known group
+    assert re.search(
+        r'<div class="n">1</div><div class="l">known groups, victim not identified', html
+    )
     out = write_report(world.engine, CASE, tmp_path / "out" / "report.html")
     assert out.read_text().startswith("<!doctype html>")
     assert not list((tmp_path / "out").glob(".*.tmp"))

@@ -36,7 +36,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageFilter, ImageOps
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from .. import __version__
 from ..errors import MediaError
@@ -44,6 +44,7 @@ from ..media.detect import HEAD_BYTES, detect
 from ..media.image import open_image
 from ..media.limits import Limits
 from . import store
+from .tables import triage_files, triage_media
 from .vics_case import _fill_match_facts, _reviews
 
 THUMB_SIDE = 160
@@ -55,6 +56,7 @@ REVEAL_SECONDS = 20
 DEFAULT_MAX_THUMBNAILS = 2000
 DEFAULT_MAX_PATHS = 50
 DEFAULT_MAX_ERRORS = 1000
+DEFAULT_MAX_ROWS = 5000  # groups listed in the queue (the VICS export and CSV list them all)
 TIER_LABELS = {
     "camera_new": "New, camera evidence: possible real victim",
     "unknown_new": "New, origin unknown",
@@ -105,6 +107,7 @@ class ReportData:
     error_codes: list[tuple[str, int]] = field(default_factory=list)
     victims: dict[str, int] = field(default_factory=dict)
     sharp: dict[str, str] = field(default_factory=dict)
+    more_rows: int = 0  # groups beyond max_rows, counted but not listed
 
 
 def _data_uri(jpeg: bytes) -> str:
@@ -188,6 +191,30 @@ def _group_thumb(
     return None, "no preview (file not readable)"
 
 
+def _files_by_group(
+    engine: Engine, case_id: int, group_ids: list[int], batch: int = 500
+) -> dict[int, list[store.File]]:
+    """Every copy of each group, by group, in a few indexed queries (case, group)."""
+    out: dict[int, list[store.File]] = {}
+    j = triage_files.join(triage_media, triage_files.c.media_id == triage_media.c.id)
+    with engine.connect() as c:
+        for k in range(0, len(group_ids), batch):
+            chunk = group_ids[k : k + batch]
+            rows = c.execute(
+                select(triage_files, triage_media.c.group_id.label("gid"))
+                .select_from(j)
+                .where(
+                    triage_media.c.case_id == case_id,
+                    triage_media.c.group_id.in_(chunk),
+                    triage_files.c.case_id == case_id,
+                )
+                .order_by(triage_files.c.path)
+            )
+            for r in rows:
+                out.setdefault(int(r.gid), []).append(store._file(r))
+    return out
+
+
 def collect(
     engine: Engine,
     case_name: str,
@@ -199,6 +226,7 @@ def collect(
     max_thumbnails: int = DEFAULT_MAX_THUMBNAILS,
     max_paths: int = DEFAULT_MAX_PATHS,
     max_errors: int = DEFAULT_MAX_ERRORS,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> ReportData:
     case = store.get_case(engine, case_name)
     if case is None:
@@ -215,7 +243,15 @@ def collect(
     views: dict[int, GroupView] = {}
     n_thumbs = 0
     victims: Counter[str] = Counter()
-    for g in groups:
+    shown_files = _files_by_group(engine, case.id, [g.id for g in groups[:max_rows]])
+    for i, g in enumerate(groups):
+        f = facts.get(g.id, {})
+        if g.status == "known":
+            v = f.get("victim_identified")
+            victims["identified" if v is True else "unidentified" if v is False else "unknown"] += 1
+        if i >= max_rows:
+            data.more_rows += 1
+            continue
         thumb, note = None, None
         want = thumbnails and (g.status != "known" or known_thumbnails)
         if want and n_thumbs < max_thumbnails:
@@ -225,12 +261,8 @@ def collect(
             note = f"no preview (over the {max_thumbnails} thumbnail limit)"
         elif g.status == "known":
             note = "known: not shown"
-        files = store.group_files(engine, g.id)
+        files = shown_files.get(g.id, [])
         s = series.get(g.series_id) if g.series_id is not None else None
-        f = facts.get(g.id, {})
-        if g.status == "known":
-            v = f.get("victim_identified")
-            victims["identified" if v is True else "unidentified" if v is False else "unknown"] += 1
         media_type = g.media_type
         view = GroupView(
             group=g,
