@@ -107,6 +107,10 @@ def test_decode_hex_handles_sliced_and_large_strings() -> None:
     assert present.tolist() == [True, False, True, True]
     assert valid.tolist() == [True, False, False, False]
     assert dig[0].tolist() == [0xAB, 0xCD]
+    # spaces are not hex (bytes.fromhex would skip them): the cell is invalid
+    dig, present, valid = decode_hex(pa.array(["aabb", "cc d", " eef", "0011"]), 2)
+    assert valid.tolist() == [True, False, False, True]
+    assert dig[[0, 3]].tolist() == [[0xAA, 0xBB], [0x00, 0x11]]
 
 
 def test_match_hashes_on_spark_equals_direct(spark, banks) -> None:

@@ -88,37 +88,71 @@ def decode_hex(arr: pa.Array, nbytes: int) -> tuple[np.ndarray, np.ndarray, np.n
     offsets = np.frombuffer(arr.buffers()[1], dtype=off_t)[arr.offset : arr.offset + n + 1]
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
     start = int(offsets[0])
-    chars = data[start : start + n * width].reshape(n, width)
-    nib = _LUT[chars]
-    bad = (nib == 255).any(axis=1)
-    out[:] = (nib[:, 0::2] << 4) | (nib[:, 1::2] & 0x0F)
-    valid = ok_len & ~bad
+    chars = data[start : start + n * width]
+    try:  # C speed when every cell is clean hex (the usual case)
+        raw = bytes.fromhex(chars.tobytes().decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raw = b""
+    if len(raw) == n * nbytes:  # (fromhex skips spaces: a short result is not clean)
+        out[:] = np.frombuffer(raw, dtype=np.uint8).reshape(n, nbytes)
+        valid = ok_len.copy()
+    else:
+        nib = _LUT[chars.reshape(n, width)]
+        bad = (nib == 255).any(axis=1)
+        out[:] = (nib[:, 0::2] << 4) | (nib[:, 1::2] & 0x0F)
+        valid = ok_len & ~bad
     out[~valid] = 0
     return out, present, valid
 
 
 class _Exact:
-    """One exact signal type: digests sorted, with the entry and bank of each."""
+    """One exact signal type: digests sorted by their first 8 bytes (a uint64, so the
+    binary search compares integers), with the entry and bank of each."""
 
     def __init__(self, nbytes: int, hexes: list[str], ids: np.ndarray, bank_pos: np.ndarray):
         self.nbytes = nbytes
         dig, _, valid = decode_hex(pa.array(hexes, pa.string()), nbytes)
         dig, ids, bank_pos = dig[valid], ids[valid], bank_pos[valid]
-        keys = dig.view(f"S{nbytes}").ravel()
-        order = np.argsort(keys, kind="stable")
-        self.keys = keys[order]
+        pfx = _prefix(dig)
+        order = np.argsort(pfx, kind="stable")
+        self.pfx = pfx[order]
+        self.dig = dig[order]
         self.ids = ids[order]
         self.bank_pos = bank_pos[order]
+        # run_end[i]: one past the last position sharing pfx[i] (saves a second search)
+        n = len(self.pfx)
+        starts = np.flatnonzero(np.r_[True, self.pfx[1:] != self.pfx[:-1]]) if n else starts_empty()
+        ends = np.r_[starts[1:], n].astype(np.int64)
+        self.run_end = np.repeat(ends, np.diff(np.r_[starts, n]))
 
     def lookup(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(query row, position)`` of every equal digest."""
-        keys = np.ascontiguousarray(q).view(f"S{self.nbytes}").ravel()
-        lo = np.searchsorted(self.keys, keys, "left")
-        hi = np.searchsorted(self.keys, keys, "right")
-        cnt = hi - lo
-        rows = np.repeat(np.arange(len(keys)), cnt)
+        qp = _prefix(q)
+        n = len(self.pfx)
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        order = np.argsort(qp)  # sorted needles: the search walks the array in order
+        lo = np.empty(len(qp), dtype=np.int64)
+        lo[order] = np.searchsorted(self.pfx, qp[order], "left")
+        lo = np.minimum(lo, n - 1)
+        hit = self.pfx[lo] == qp
+        cnt = np.where(hit, self.run_end[lo] - lo, 0)
+        rows = np.repeat(np.arange(len(qp)), cnt)
         pos = _ranges(lo, cnt)
-        return rows, pos
+        same = (self.dig[pos] == q[rows]).all(axis=1)  # the prefix matched: check the rest
+        return rows[same], pos[same]
+
+
+def starts_empty() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+def _prefix(dig: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each digest as one integer (order-preserving)."""
+    head = np.zeros((len(dig), 8), dtype=np.uint8)
+    w = min(8, dig.shape[1])
+    head[:, :w] = dig[:, :w]
+    return head.view(">u8").ravel().astype(np.uint64)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
