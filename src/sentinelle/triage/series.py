@@ -74,10 +74,13 @@ class SeriesOptions:
     series_pdq: int = 47  # <= 47: the MIH index answers exactly
     burst_s: float = 600.0
     gps_m: float = 100.0
-    scene: str = "clip"  # clip | orb | none
-    clip_threshold: float = 0.90
+    scene: str = "clip+orb"  # clip+orb | clip | orb | none
+    clip_threshold: float = 0.95  # "clip" alone
+    clip_candidate: float = 0.80  # "clip+orb": CLIP neighbours at or above this ...
+    clip_top_k: int = 8  # ... at most this many per group, verified by ORB
     orb_min_inliers: int = 25
     cues: tuple[str, ...] = CUES  # which cues may link (bench: one at a time)
+    link_at: float = LINK_AT  # the bench lowers it to let one weak cue decide alone
     threads: int = 1
 
 
@@ -274,7 +277,7 @@ def _scene_links(
     from . import scene
 
     rep_of = {g.rep: g.id for g in groups.values() if g.rep is not None}
-    if o.scene == "clip":
+    if o.scene in ("clip", "clip+orb"):
         from ..provenance.clip_encoder import available
 
         if not available():
@@ -286,20 +289,38 @@ def _scene_links(
         )
         _store_embeddings(engine, fresh)
         emb.update(fresh)
-        for ma, mb, cos in scene.clip_pairs(emb, o.clip_threshold):
-            a, b = rep_of[ma], rep_of[mb]
-            out[(a, b) if a < b else (b, a)] = (SCORES["scene"], f"CLIP cosine {cos:.3f}")
+        if o.scene == "clip":
+            for ma, mb, cos in scene.clip_pairs(emb, o.clip_threshold):
+                a, b = rep_of[ma], rep_of[mb]
+                out[(a, b) if a < b else (b, a)] = (SCORES["scene"], f"CLIP cosine {cos:.3f}")
+            return out
+        # CLIP proposes (its nearest neighbours), ORB keypoints decide
+        cand = scene.clip_pairs(emb, o.clip_candidate, top_k=o.clip_top_k)
+        feats: dict[int, Any] = {}
+        for ma, mb, cos in cand:
+            for m in (ma, mb):
+                if m not in feats:
+                    feats[m] = _orb(scene, reader, m)
+            inl = scene.orb_inliers(feats[ma], feats[mb])
+            if inl >= o.orb_min_inliers:
+                a, b = rep_of[ma], rep_of[mb]
+                out[(a, b) if a < b else (b, a)] = (
+                    SCORES["scene"],
+                    f"{inl} ORB inliers (CLIP cosine {cos:.3f})",
+                )
     elif o.scene == "orb":
-        feats = {}
-        for m in rep_of:
-            try:
-                feats[m] = scene.orb_features(reader(m))
-            except Exception:  # noqa: BLE001 - unreadable: no cue
-                feats[m] = None
+        feats = {m: _orb(scene, reader, m) for m in rep_of}
         for ma, mb, inl in scene.orb_pairs(feats, o.orb_min_inliers):
             a, b = rep_of[ma], rep_of[mb]
             out[(a, b) if a < b else (b, a)] = (SCORES["scene"], f"{inl:.0f} ORB inliers")
     return out
+
+
+def _orb(scene: Any, reader: Callable[[int], bytes], media_id: int) -> Any:
+    try:
+        return scene.orb_features(reader(media_id))
+    except Exception:  # noqa: BLE001 - unreadable: no cue
+        return None
 
 
 def _stored_embeddings(engine: Engine, media_ids: list[int]) -> dict[int, np.ndarray]:
@@ -404,7 +425,7 @@ def build_series(
     linked: list[tuple[int, int, list[tuple[str, float, str]]]] = []
     for a, b in sorted(cand):
         cues = _pair_cues(groups[a], groups[b], o, extra.get((a, b), {}))
-        if sum(s for _c, s, _d in cues) >= LINK_AT - 1e-9:
+        if cues and sum(s for _c, s, _d in cues) >= o.link_at - 1e-9:
             uf.union(pos[a], pos[b])
             linked.append((a, b, cues))
             for cue, _s, _d in cues:
