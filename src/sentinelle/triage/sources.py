@@ -415,6 +415,25 @@ def _oserr(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+def _zip_direct(fh: IO[bytes], chain: str, budget: _Budget) -> bytes | None:
+    """A zip member (through nested zips) by name, without reading the others."""
+    name, _, rest = chain.partition(SEP)
+    with zipfile.ZipFile(fh) as zf:
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            return None
+        if info.file_size > budget.limits.max_member_bytes or info.flag_bits & 0x1:
+            return None
+        with zf.open(info) as mf:
+            data = _read_capped(mf, info.compress_size, budget)
+    if not rest:
+        return data
+    if archive_kind(data[:HEAD]) != "zip":
+        return None
+    return _zip_direct(io.BytesIO(data), rest, budget)
+
+
 def read_bytes(
     source_path: str,
     member_path: str | None,
@@ -429,7 +448,16 @@ def read_bytes(
         if p.stat().st_size > DEFAULT_LIMITS.max_file_bytes:
             raise ValueError("file over the size limit")
         return p.read_bytes()
-    st = os.stat(source_path)
+    with open(source_path, "rb") as fh:
+        if archive_kind(fh.read(HEAD)) == "zip":
+            fh.seek(0)
+            try:
+                got = _zip_direct(fh, member_path, _Budget(limits))
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, _Over):
+                got = None
+            if got is not None:
+                return got
+    st = os.stat(source_path)  # tar streams, defanged names: walk the archive again
     for item in _disk_items(source_path, st.st_size, st.st_mtime_ns, limits, None):
         if item.member_path == member_path:
             if item.data is None:
