@@ -119,6 +119,11 @@ class FetchPage:
     #: The page is the remote's whole current list (a file feed): records of the
     #: exchange that are not on it are deleted.
     replace_all: bool = False
+    #: More records of the same page, produced lazily in bounded lists (a snapshot
+    #: of a large file is streamed: the store applies them one list at a time,
+    #: inside the page's single transaction). An exception raised while producing
+    #: them rolls the whole page back.
+    chunks: Iterable[list[ExchangeRecord]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

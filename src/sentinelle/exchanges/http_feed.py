@@ -5,10 +5,13 @@ The feed is a whole file (``csv``, ``vics``, ``pdq-list``, ``md5-list``,
 its owner from time to time. Each fetch sends ``If-None-Match`` (the last
 ``ETag``) and ``If-Modified-Since`` (the last ``Last-Modified``); ``304 Not
 Modified`` costs nothing. A new file is streamed to a temporary file (bounded by
-``max_bytes``), parsed and validated **as a whole** by the format's parser, and
-applied as a *snapshot*: hashes no longer in the file are deleted (and
-tombstoned), which is what HMA's file and full-dump exchanges never do (#1668).
-A file that does not parse is quarantined and nothing of it is applied.
+``max_bytes``), then parsed **while it is applied**, ``CHUNK_LINES`` lines at a
+time by the format's own parser, inside one database transaction, as a
+*snapshot*: hashes no longer in the file are deleted (and tombstoned), which is
+what HMA's file and full-dump exchanges never do (#1668). Memory stays flat for
+any file size (VICS JSON, one document, is the exception: parsed whole). A file
+with a bad line anywhere is quarantined and the transaction rolls back: nothing
+of it is applied.
 
 Credentials are optional: ``user:password`` is sent as HTTP Basic, anything else
 as ``Authorization: Bearer <secret>``.
@@ -16,11 +19,12 @@ as ``Authorization: Bearer <secret>``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
-from ..errors import BankImportError
+from ..errors import BankImportError, LineError
 from ..formats import FORMATS, get_format
 from ..formats._io import InputLimits
 from .api import (
@@ -86,41 +90,90 @@ class HttpFeedExchange(ExchangeAPI):
             resp, body = self.http.download(url, headers=headers, ok=(200, 304), **auth)
         finally:
             self.http.max_bytes = old_limit
-        with body:
-            if resp.status == 304:
-                return
-            if resp.content_type in ("text/html", "application/xhtml+xml"):
+        if resp.status == 304:
+            body.close()
+            return
+        if resp.content_type in ("text/html", "application/xhtml+xml"):
+            with body:
                 raise MalformedPage(
                     f"{safe_url(url)}: got an HTML page, not a hash list",
                     body.read(4096),
                     "wrong_content_type",
                 )
-            try:
-                entries = get_format(self.config.format).parse(
-                    body, limits=InputLimits(max_bytes=self.config.max_bytes)
-                )
-            except BankImportError as e:
-                body.seek(0)
-                detail = "; ".join(str(x) for x in e.errors[:3])
-                raise MalformedPage(
-                    f"{safe_url(url)}: {e.message}" + (f" ({detail})" if detail else ""),
-                    body.read(4096),
-                    "bad_feed_file",
-                ) from None
-        owner = self.config.owner or None
-        category = self.config.category or None
-        records = [
-            ExchangeRecord(
-                key=f"{e.signal_type}:{e.hash}:{e.variant}",
-                signals=(Signal(e.signal_type, e.signal_type, e.hash),),
-                owner=e.source_org or owner,
-                category=e.category or category,
-            )
-            for e in entries
-        ]
         cp = {
             "etag": resp.headers.get("etag"),
             "last_modified": resp.headers.get("last-modified"),
-            "entries": len(records),
         }
-        yield FetchPage(records, cp, replace_all=True)
+        # the file is parsed while the store applies it, a chunk at a time, inside the
+        # page's one transaction: memory stays flat however large the list; a bad line
+        # anywhere rolls the whole snapshot back (nothing partial is written)
+        yield FetchPage([], cp, replace_all=True, chunks=self._chunks(body, url))
+
+    def _chunks(self, body: IO[bytes], url: str) -> Iterator[list[ExchangeRecord]]:
+        """Records of the downloaded file, ``CHUNK_LINES`` lines at a time (the format's
+        own parser on each slice; a CSV slice gets the header again, and is never cut
+        inside a quoted field). VICS JSON is one document: parsed whole (bounded by
+        ``max_bytes``). Closes ``body`` when done."""
+        fmt = get_format(self.config.format)
+        limits = InputLimits(max_bytes=self.config.max_bytes)
+        owner = self.config.owner or None
+        category = self.config.category or None
+        with body:
+            for first_line, piece in _slices(body, self.config.format, CHUNK_LINES):
+                try:
+                    entries = fmt.parse(piece, limits=limits)
+                except BankImportError as e:
+                    shift = first_line - (2 if self.config.format in _HEADED else 1)
+                    errors = [LineError(x.line + shift, x.message) for x in e.errors]
+                    detail = "; ".join(str(x) for x in errors[:3])
+                    head = e.message.split(":", 1)[0]
+                    raise MalformedPage(
+                        f"{safe_url(url)}: {head}" + (f" ({detail})" if detail else ""),
+                        piece.getvalue()[:4096],
+                        "bad_feed_file",
+                    ) from None
+                yield [
+                    ExchangeRecord(
+                        key=f"{e.signal_type}:{e.hash}:{e.variant}",
+                        signals=(Signal(e.signal_type, e.signal_type, e.hash),),
+                        owner=e.source_org or owner,
+                        category=e.category or category,
+                    )
+                    for e in entries
+                ]
+
+
+#: Lines parsed and applied at a time from a feed file.
+CHUNK_LINES = 20_000
+#: Formats whose first line is a header repeated on each slice.
+_HEADED = ("csv", "icse")
+#: Formats that are one document (not line-oriented): parsed whole.
+_WHOLE = ("vics",)
+
+
+def _slices(body: IO[bytes], format_name: str, n: int) -> Iterator[tuple[int, io.BytesIO]]:
+    """``(line number of the slice's first data line, slice)`` for ``body``: up to ``n``
+    lines each; headed formats repeat line 1 at the top of every slice."""
+    if format_name in _WHOLE:
+        yield 1, io.BytesIO(body.read())
+        return
+    header = b""
+    line_no = 1
+    if format_name in _HEADED:
+        header = body.readline()
+        line_no = 2
+    buf: list[bytes] = []
+    start = line_no
+    quoted = False
+    emitted = False
+    for line in body:
+        buf.append(line)
+        if format_name in _HEADED and line.count(b'"') % 2:
+            quoted = not quoted  # inside a quoted field that spans lines
+        if len(buf) >= n and not quoted:
+            yield start, io.BytesIO(header + b"".join(buf))
+            emitted = True
+            start += len(buf)
+            buf = []
+    if buf or not emitted:
+        yield start, io.BytesIO(header + b"".join(buf))

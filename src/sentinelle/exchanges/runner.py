@@ -30,12 +30,16 @@ attempt a no-op.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -45,7 +49,7 @@ from sqlalchemy import Engine
 from ..banks import BankStore
 from ..store.models import utcnow
 from . import credentials
-from .api import ExchangeAPI, ExchangeError, MalformedPage
+from .api import ExchangeAPI, ExchangeError, FetchPage, MalformedPage
 from .registry import get_type
 from .store import ExchangeInfo, ExchangeStore, LeaseLost, PageResult
 from .transport import HttpTransport
@@ -57,6 +61,119 @@ SCHEDULE_TASK = "exchanges.schedule"
 SCHEDULE_EVERY_S = 15.0
 DEFAULT_LEASE_S = 300.0
 DEFAULT_MAX_SECONDS = 240.0
+
+
+#: Consecutive pages applied in one transaction (see :func:`grouped`).
+PAGES_PER_COMMIT = 8
+#: Pages fetched and parsed ahead of the one being applied (bounded: memory stays flat).
+PREFETCH_PAGES = 2
+
+
+def prefetched(pages: Iterator[FetchPage], depth: int = PREFETCH_PAGES) -> Iterator[FetchPage]:
+    """``pages``, produced by a background thread up to ``depth`` pages ahead.
+
+    The next page's HTTP request and XML/JSON parse (lxml and the socket release
+    the GIL) overlap the database write of the current one, which releases the
+    GIL inside SQLite. Order is kept; an exception of the producer is raised here
+    at the position it happened, after the pages before it. Abandoning the
+    iterator stops the producer after its current page. Nothing about the
+    database changes: pages are still applied one transaction each, in order.
+    """
+    if depth <= 0:
+        yield from pages
+        return
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not put(("page", page)):
+                    return
+            put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(("error", e))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None and stop.is_set():
+                with contextlib.suppress(Exception):  # best effort on abandon
+                    close()
+
+    t = threading.Thread(target=produce, name="exchange-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "page":
+                yield item
+            elif kind == "error":
+                raise item
+            else:
+                return
+    finally:
+        stop.set()
+        t.join(timeout=5.0)
+
+
+def grouped(
+    pages: Iterator[FetchPage], n: int = 1, max_wait_s: float = 1.0
+) -> Iterator[list[FetchPage]]:
+    """Consecutive pages in groups of up to ``n``, each applied as ONE transaction with
+    the checkpoint of its last page (so kill -9 still leaves all of a group or none).
+
+    Fewer, larger transactions write each touched index page to the WAL once per
+    group instead of once per page. A group is closed early when ``max_wait_s``
+    passed since it was opened (a slow remote does not delay what it already
+    sent), before a snapshot page (applied alone), and when the source fails: the
+    good pages before a malformed one are applied, then the error is raised.
+    """
+    batch: list[FetchPage] = []
+    opened = 0.0
+    try:
+        for page in pages:
+            if page.replace_all:
+                if batch:
+                    yield batch
+                    batch = []
+                yield [page]
+                continue
+            if not batch:
+                opened = time.monotonic()
+            batch.append(page)
+            if len(batch) >= n or time.monotonic() - opened >= max_wait_s:
+                yield batch
+                batch = []
+    except BaseException:
+        if batch:
+            pending, batch = batch, []
+            yield pending
+        raise
+    if batch:
+        yield batch
+
+
+def merge_pages(batch: list[FetchPage]) -> FetchPage:
+    """One page standing for consecutive pages: their records in order, the last
+    checkpoint and progress, the malformed counts summed."""
+    if len(batch) == 1:
+        return batch[0]
+    records = [r for p in batch for r in p.records]
+    last = batch[-1]
+    return FetchPage(
+        records,
+        last.checkpoint,
+        progress_at=last.progress_at,
+        malformed_records=sum(p.malformed_records for p in batch),
+    )
 
 
 def fetcher_id() -> str:
@@ -108,6 +225,8 @@ def run_fetch(
     env: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_page: Callable[[PageResult], None] | None = None,
+    prefetch: int = PREFETCH_PAGES,
+    pages_per_commit: int = PAGES_PER_COMMIT,
 ) -> FetchOutcome:
     """Fetch ``name`` from its checkpoint until up to date (or a limit); see the module notes."""
     store = (
@@ -139,10 +258,13 @@ def run_fetch(
         while True:
             try:
                 stopped = False
-                for page in api.fetch(info.checkpoint):
-                    result = store.apply_page(info, page, owner, lease_s)
+                pages: Iterator[FetchPage] = api.fetch(info.checkpoint)
+                if max_pages is not None:  # never fetch a page we would not apply
+                    pages = itertools.islice(pages, max(0, max_pages - out.pages))
+                for batch in grouped(prefetched(pages, prefetch), pages_per_commit):
+                    result = store.apply_page(info, merge_pages(batch), owner, lease_s)
                     out.counts.add(result)
-                    out.pages += 1
+                    out.pages += len(batch)
                     failures = 0
                     if on_page is not None:
                         on_page(result)

@@ -48,6 +48,7 @@ X, R, Q = exchanges, exchange_records, exchange_quarantine
 STATES = ("idle", "fetching", "up_to_date", "degraded", "error", "disabled")
 MAX_EXCERPT = 512
 IN_CHUNK = 500  # keys per IN (...) query
+SWEEP_CHUNK = 5000  # stale rows read at a time when a snapshot is swept
 DEFAULT_INTERVAL_S = 600
 #: SQLite page cache of a connection that applies pages (KiB; part of the peak RSS)
 SQLITE_PAGE_CACHE_KIB = 96 * 1024
@@ -438,39 +439,83 @@ class ExchangeStore:
     ) -> PageResult:
         """Apply one page and move the checkpoint, atomically and fenced (module notes)."""
         res = PageResult(records_seen=len(page.records), malformed=page.malformed_records)
-        rows, new_pairs = self._page_rows(info, page, res)
-        keys = [k[:255] for k in {r.key: None for r in page.records}]
         now = utcnow()
         with self.banks._write() as conn:  # noqa: SLF001 - the bank write transaction
             self._tune(conn)
-            old_pairs: set[tuple[str, str]] = set()
-            if page.replace_all:  # a snapshot: every earlier record is replaced
-                everything = R.c.exchange_id == info.id
-                old_pairs.update(
-                    (r.signal_type, r.hash)
-                    for r in conn.execute(sa.select(R.c.signal_type, R.c.hash).where(everything))
-                )
-                conn.execute(R.delete().where(everything))
-                keys = []
-            old_pairs.update(self._delete_records(conn, info, keys))
-            if rows:
-                self._insert_records(conn, info, rows, now)
-            self._apply_pairs(conn, info, old_pairs, new_pairs, now, res)
+            if page.replace_all:
+                self._apply_snapshot(conn, info, page, now, res)
+            else:
+                self._apply_records(conn, info, page.records, now, res)
+                for chunk in page.chunks or ():
+                    res.records_seen += len(chunk)
+                    self._apply_records(conn, info, chunk, now, res)
             self._move_checkpoint(conn, info, page, owner, lease_s, now, res)
         info.checkpoint = page.checkpoint
         info.checkpoint_version += 1
         return res
 
-    def _page_rows(
-        self, info: ExchangeInfo, page: FetchPage, res: PageResult
-    ) -> tuple[list[tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]]]:
-        """The page's record rows ``(key, type, hash, owner, category, tags, note)`` and
-        its new ``(type, hash)`` pairs (first row holding each), validated, in Python.
+    def _apply_records(
+        self,
+        conn: sa.Connection,
+        info: ExchangeInfo,
+        records: list[Any],
+        now: datetime,
+        res: PageResult,
+    ) -> None:
+        """Replace the rows of every key in ``records`` and update the bank to match."""
+        rows, new_pairs, transient = self._page_rows(records, res)
+        keys = [k[:255] for k in {r.key: None for r in records}]
+        old_pairs = self._delete_records(conn, info, keys)
+        old_pairs.update(transient)
+        if rows:
+            self._insert_records(conn, info, rows, now)
+        self._apply_pairs(conn, info, old_pairs, new_pairs, now, res)
 
-        A later record of a key replaces an earlier one. Plain tuples and cached
+    def _apply_snapshot(
+        self,
+        conn: sa.Connection,
+        info: ExchangeInfo,
+        page: FetchPage,
+        now: datetime,
+        res: PageResult,
+    ) -> None:
+        """The page (and its chunks) is the exchange's whole list, in one transaction:
+        mark (every record on it is rewritten with ``updated_at = now``), then sweep
+        (rows older than ``now`` are gone: deleted, their pairs removed and
+        tombstoned unless another record still holds them). Memory stays bounded by
+        one chunk: the sweep reads stale rows a chunk at a time."""
+        self._apply_records(conn, info, page.records, now, res)
+        for chunk in page.chunks or ():
+            res.records_seen += len(chunk)
+            self._apply_records(conn, info, chunk, now, res)
+        stale = sa.and_(R.c.exchange_id == info.id, R.c.updated_at < now)
+        while True:
+            rows = conn.execute(
+                sa.select(R.c.id, R.c.signal_type, R.c.hash).where(stale).limit(SWEEP_CHUNK)
+            ).all()
+            if not rows:
+                break
+            for ids in _chunks([int(r.id) for r in rows]):
+                conn.execute(R.delete().where(R.c.id.in_(sa.bindparam("ids", ids, expanding=True))))
+            res.entries_deleted += self._remove_pairs(
+                conn, info, {(r.signal_type, r.hash) for r in rows}, now
+            )
+
+    def _page_rows(
+        self, records: list[Any], res: PageResult
+    ) -> tuple[list[tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]], set[tuple[str, str]]]:
+        """The page's record rows ``(key, type, hash, owner, category, tags, note)`` and
+        its new ``(type, hash)`` pairs (first row holding each), validated, in Python,
+        and the pairs of records replaced by a later record of the same key on the
+        page (removed and tombstoned like any pair that goes, exactly as if the
+        records had been applied one after the other). Plain tuples and cached
         validators: this loop runs a million times in a large fetch."""
         final: dict[str, Any] = {}
-        for rec in page.records:
+        superseded: list[Any] = []
+        for rec in records:
+            prev = final.get(rec.key)
+            if prev is not None and not prev.deleted:
+                superseded.append(prev)
             final[rec.key] = rec
         rows: list[tuple[Any, ...]] = []
         new_pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -516,7 +561,15 @@ class ExchangeStore:
                     new_pairs[(st, h)] = row
         res.unknown_types += unknown
         res.malformed += malformed
-        return rows, new_pairs
+        transient: set[tuple[str, str]] = set()
+        for rec in superseded:  # rare: a key twice on a page (or in a group of pages)
+            for s in rec.signals:
+                if s.signal_type is not None:
+                    try:
+                        transient.add(normalize_signal_hash(s.signal_type, s.value))
+                    except InvalidHashError:
+                        continue
+        return rows, new_pairs, transient
 
     def _tune(self, conn: sa.Connection) -> None:
         """Pragmas for a bank write on SQLite (per connection, set once): a page
