@@ -188,6 +188,14 @@ def test_icse_parse_keeps_the_victim_facts() -> None:
     assert [e.line for e in got] == [2, 2, 3, 4]
 
 
+def test_icse_bom_and_crlf() -> None:
+    data = b"\xef\xbb\xbf" + icse_doc([[MD5[0], SHA1[0], "", "9", "", "yes"] + [""] * 6]).replace(
+        b"\n", b"\r\n"
+    )
+    got = icse.parse(io.BytesIO(data))
+    assert [e.signal_type for e in got] == ["md5", "sha1"] and got[0].victim_identified is True
+
+
 def test_icse_header_in_any_order_with_extra_columns() -> None:
     header = ("Series name", "Extra", "md5 ", "VICTIM IDENTIFIED")
     got = icse.parse(io.BytesIO(icse_doc([["S", "x", MD5[0], "true"]], header)))

@@ -3,6 +3,7 @@ shown in the console's triage queue (issue 12 "done when")."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def test_demo_triage_case_has_every_tier_and_shows_in_the_console(demo) -> None:
     case_id = setup_triage_demo(state.engine, state.matcher, demo_dir)
     assert case_id is not None
     assert setup_triage_demo(state.engine, state.matcher, demo_dir) == case_id  # reused
+    assert "Content-Security-Policy" in (demo_dir / "triage-report.html").read_text()
+    vics = json.loads((demo_dir / "triage-case.vics.json").read_text())
+    assert vics["value"][0]["CaseNumber"] == DEMO_CASE
     case = store.get_case(state.engine, DEMO_CASE)
     tiers = store.case_summary(state.engine, case.id)["tiers"]
     assert tiers.get("camera_new", 0) >= 1 and tiers.get("known", 0) >= 1

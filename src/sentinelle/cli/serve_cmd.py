@@ -61,7 +61,9 @@ def _demo_console(console: Console, demo_dir: Path, state, base: str) -> None:  
     triage_id = setup_triage_demo(state.engine, state.matcher, demo_dir)
     if triage_id is not None:
         console.print(
-            f"  demo triage case (benign rendered scenes): {base}/console/triage/{triage_id}\n",
+            f"  demo triage case (benign rendered scenes): {base}/console/triage/{triage_id}\n"
+            f"  its HTML report and VICS export: {escape(str(demo_dir / 'triage-report.html'))}, "
+            f"{escape(str(demo_dir / 'triage-case.vics.json'))}\n",
             soft_wrap=True,
         )
 

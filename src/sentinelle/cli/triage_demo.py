@@ -13,7 +13,9 @@
 * an unreadable file (a per-file error).
 
 :func:`setup_triage_demo` triages it into the case ``demo-triage`` with the service's
-matcher (once; a later start reuses the case). Everything is synthetic and benign.
+matcher (once; a later start reuses the case) and writes its HTML report
+(``<demo dir>/triage-report.html``) and VICS export (``triage-case.vics.json``).
+Everything is synthetic and benign.
 """
 
 from __future__ import annotations
@@ -111,4 +113,16 @@ def setup_triage_demo(engine: Any, matcher: Any, demo_dir: Path) -> int | None:
         matcher=matcher,
         series_options=SeriesOptions(scene="none"),
     )
+    write_outputs(engine, demo_dir)
     return int(summary.case.id)
+
+
+def write_outputs(engine: Any, demo_dir: Path) -> tuple[Path, Path]:
+    """The demo case's HTML report and VICS export, beside the demo folder."""
+    from ..triage.report_html import write_report
+    from ..triage.vics_case import export_case
+
+    html, vics = demo_dir / "triage-report.html", demo_dir / "triage-case.vics.json"
+    write_report(engine, DEMO_CASE, html)
+    export_case(engine, DEMO_CASE, vics)
+    return html, vics
