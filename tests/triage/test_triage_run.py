@@ -281,3 +281,23 @@ def test_cli_triage_writes_case_and_csv(tmp_path: Path, monkeypatch) -> None:
         engine.dispose()
     bad = CliRunner().invoke(app, ["triage", str(root), "--case", "x", "--weight", "nope=1"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.slow
+def test_videos_group_by_vpdq(tmp_path: Path) -> None:
+    videos = Path(__file__).resolve().parents[2].parent / "shared/conformance/vpdq/videos"
+    root = tmp_path / "v"
+    root.mkdir()
+    names = ("chair-22-sd-grey-bar.mp4", "chair-orig-22-sd-bar.mp4", "doorknob-hd-no-bar.mp4")
+    for n in names:
+        (root / n).write_bytes((videos / n).read_bytes())
+    engine = open_engine(f"sqlite:///{tmp_path / 'v.db'}")
+    try:
+        s = run_triage(engine, "video", [root], workers=2, series_options=NO_SCENE)
+        groups = store.list_groups(engine, s.case.id)
+        by = {Path(f.path).name: g.key for g in groups for f in store.group_files(engine, g.id)}
+        assert by[names[0]] == by[names[1]] != by[names[2]]
+        assert {g.media_type for g in groups} == {"video"}
+        assert all(any(r["cue"] == "video" for r in g.reasons) for g in groups)
+    finally:
+        engine.dispose()
