@@ -151,3 +151,69 @@ def test_cli_errors_are_structured(cli, tmp_path: Path) -> None:
     cli("triage-import-vics", str(bad), "--case", "nope", code=1)
     out = cli("triage-export", "--case", "nope", "--vics", str(tmp_path / "x.json"), code=1)
     assert "unknown_case" in out or "no triage case" in out
+
+
+def test_synthetic_seized_folder_gives_every_copy_in_vics_and_html(cli, tmp_path: Path) -> None:
+    """The issue's "done when": `sentinelle triage` on the synthetic seized folder writes the
+    HTML report and the VICS export, and every readable copy is in the export."""
+    from triage_seized import build_seized, enroll_known
+
+    sz = build_seized(
+        tmp_path / "seized",
+        n_known=3,
+        n_series=2,
+        shots_per_series=3,
+        n_singles=3,
+        n_ai=2,
+        copies=1,
+    )
+    eng = open_engine(cli.url)
+    try:
+        enroll_known(eng, sz)
+    finally:
+        eng.dispose()
+    html, vics = tmp_path / "r.html", tmp_path / "v.json"
+    cli(
+        "triage",
+        str(sz.root),
+        "--case",
+        "synthetic",
+        "--html",
+        str(html),
+        "--vics",
+        str(vics),
+        "--workers",
+        "1",
+        "--scene",
+        "none",
+        "-q",
+    )
+    media = json.loads(vics.read_text())["value"][0]["Media"]
+    paths = {f["FilePath"] for m in media for f in m["MediaFiles"]}
+    want = {str(sz.root / rel) for rel in sz.truth}
+    assert want <= paths, sorted(want - paths)[:5]
+    tiers = {
+        p["PropertyValue"]
+        for m in media
+        for p in m["MediaMetadata"]
+        if p["PropertyName"] == "SentinelleTier"
+    }
+    assert {"camera_new", "known"} <= tiers
+    known = [m for m in media if m.get("IsPrecategorized")]
+    assert known and all(m.get("Category") is None for m in known)  # "B2" is not a VICS int
+    assert all(
+        any(
+            p["PropertyName"] == "IndustryCategory" and p["PropertyValue"] == "B2"
+            for p in m["MediaMetadata"]
+        )
+        for m in known
+    )
+    page = html.read_text()
+    assert page.count('<tr id="g-') == len(
+        {
+            p["PropertyValue"]
+            for m in media
+            for p in m["MediaMetadata"]
+            if p["PropertyName"] == "SentinelleGroup"
+        }
+    )
