@@ -4,12 +4,17 @@
 as Graph answers, otherwise). Updates are ordered by ``last_updated``; ``start_time``
 is inclusive; ``paging.next`` is an absolute URL with an ``after`` cursor and the
 token; a group without threat_updates enabled answers 500.
+
+``POST /threat_descriptors`` (form body) creates a descriptor shared with one
+privacy group (``privacy_type=HAS_PRIVACY_GROUP``, ``privacy_members``): it is
+validated as Graph does (known type, share level, status; an existing group) and
+appears in that group's threat_updates, owned by the submitting app.
 """
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from local_http import Answer, LocalServer, Request
 
@@ -22,6 +27,8 @@ class TEServer(LocalServer):
         self.groups: dict[str, list[dict]] = {}
         self.disabled: set[str] = set()
         self.reactions: list[tuple[str, str]] = []
+        self.submitted: list[dict[str, str]] = []
+        self.clock = 2000
 
     def put(
         self,
@@ -70,6 +77,8 @@ class TEServer(LocalServer):
             }
             return Answer(400, "application/json", json.dumps(body).encode())
         parts = req.path.strip("/").split("/")
+        if req.method == "POST" and parts == ["threat_descriptors"]:
+            return self._upload(req)
         if req.method == "POST" and len(parts) == 1 and parts[0].isdigit():
             self.reactions.append((parts[0], req.q("reactions") or ""))
             return Answer(200, "application/json", b'{"success":true}')
@@ -94,3 +103,29 @@ class TEServer(LocalServer):
             }
             doc["paging"] = {"next": f"{self.url}/{pg}/threat_updates/?{urlencode(q)}"}
         return Answer(200, "application/json", json.dumps(doc).encode())
+
+    def _upload(self, req: Request) -> Answer:
+        if not req.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return self._error("expected a form body")
+        form = {k: v[0] for k, v in parse_qs(req.body.decode(), keep_blank_values=True).items()}
+        itype, indicator = form.get("type", ""), form.get("indicator", "")
+        if itype not in ("HASH_PDQ", "HASH_MD5", "HASH_SHA256") or not indicator:
+            return self._error("(#100) Param type/indicator must be a valid indicator")
+        if form.get("share_level") not in ("WHITE", "GREEN", "AMBER", "RED"):
+            return self._error("(#100) Param share_level must be one of {WHITE, GREEN, AMBER, RED}")
+        if form.get("status") not in ("MALICIOUS", "SUSPICIOUS", "NON_MALICIOUS", "UNKNOWN"):
+            return self._error("(#100) Param status is not valid")
+        pg = form.get("privacy_members", "")
+        if form.get("privacy_type") != "HAS_PRIVACY_GROUP" or pg not in self.groups:
+            return self._error("(#100) privacy_members must name a privacy group you can use")
+        self.submitted.append(form)
+        self.clock += 1
+        did = str(900_000 + len(self.submitted))
+        tags = tuple(t for t in form.get("tags", "").split(",") if t)
+        self.put(pg, itype, indicator, self.clock, owner=TOKEN.split("|")[0], tags=tags, did=did)
+        return Answer(200, "application/json", json.dumps({"success": True, "id": did}).encode())
+
+    @staticmethod
+    def _error(message: str) -> Answer:
+        body = {"error": {"message": message, "type": "OAuthException", "code": 100}}
+        return Answer(400, "application/json", json.dumps(body).encode())

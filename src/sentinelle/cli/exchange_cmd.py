@@ -211,7 +211,9 @@ def register(app: typer.Typer) -> None:
         name: str,
         bank: Annotated[str, typer.Option(help="Bank whose active hashes to share.")],
     ) -> None:
-        """Submit your own hashes (a bank's active entries) to an exchange that takes them."""
+        """Submit your own hashes (a bank's active entries) to an exchange that takes them
+        (StopNCII SubmitHashes, ThreatExchange descriptors; NCMEC: use `sentinelle report`).
+        Audited as exchange.submit."""
         from ..exchanges.runner import build_api
         from ..exchanges.store import ExchangeStore
         from ..exchanges.transport import HttpTransport
@@ -223,6 +225,7 @@ def register(app: typer.Typer) -> None:
                 (e.signal_type, e.hash) for e in store.banks.iter_entries(bank, active_only=True)
             ]
             n = api.submit(pairs)
+            store.record_submission(name, bank, sent=n, offered=len(pairs), actor="cli")
         err_console().print(f"submitted {n} of {len(pairs)} hashes")
 
     @ex.command("keygen")

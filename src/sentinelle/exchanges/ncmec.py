@@ -29,7 +29,7 @@ What this client does differently from pytx (bugs listed in the notes):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -45,6 +45,7 @@ from .api import (
     ExchangeRecord,
     FetchPage,
     MalformedPage,
+    NotSupported,
     Signal,
     StoredRecord,
 )
@@ -352,6 +353,20 @@ class NCMECExchange(ExchangeAPI):
             headers={"Content-Type": "application/xml; charset=utf-8"},
             ok=(200, 201, 204),
             **self._auth(),
+        )
+
+    # ------------------------------------------------------------ submission
+    def submit(self, signals: Iterable[tuple[str, str]]) -> int:
+        """Refused on purpose. NCMEC's v2 service takes members' own entries, but the
+        submission endpoint and its XML schema are not in any public material we
+        could read (python-threatexchange does not implement it either), and a
+        guessed wire format is no way to talk to a child-protection service.
+        Report to NCMEC through the CyberTipline (``sentinelle report``), which
+        NCMEC turns into shared hashes."""
+        raise NotSupported(
+            "NCMEC hash sharing: submitting entries is not implemented (the v2 "
+            "submission schema is not public); report through the CyberTipline instead",
+            "not_supported",
         )
 
 

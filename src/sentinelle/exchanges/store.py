@@ -346,6 +346,20 @@ class ExchangeStore:
                 conn, actor=actor, action="exchange.reset", target=f"exchange:{name}", details={}
             )
 
+    def record_submission(
+        self, name: str, bank: str, *, sent: int, offered: int, actor: str = "system"
+    ) -> None:
+        """Audit ``exchange.submit``: our own hashes of ``bank`` sent to exchange ``name``."""
+        self.get(name)
+        with self.engine.begin() as conn:
+            record_event(
+                conn,
+                actor=actor,
+                action="exchange.submit",
+                target=f"exchange:{name}",
+                details={"bank": bank, "sent": sent, "offered": offered},
+            )
+
     # ------------------------------------------------------------------ lease
     def acquire_lease(self, name: str, owner: str, lease_s: float) -> ExchangeInfo | None:
         """Take the fetch lease (None if another live fetcher holds it)."""

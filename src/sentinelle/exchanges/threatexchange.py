@@ -23,13 +23,18 @@ Choices:
   ``stale_checkpoint`` (re-read everything with ``sentinelle exchange reset``)
   instead of silently missing deletions.
 * Descriptor ids are kept as tags ``te_descriptor:<id>`` so feedback can react to them.
+* Submission: ``POST {base}/threat_descriptors`` (form fields ``indicator, type,
+  description, share_level, status, privacy_type=HAS_PRIVACY_GROUP,
+  privacy_members=<group>, tags``; the token stays in the query string), one
+  descriptor per hash, answered ``{"success": true, "id": ...}``. PDQ, MD5 and
+  SHA-256 are submitted; other types are skipped and not counted.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -60,11 +65,22 @@ REACTIONS = {"confirm": "HELPFUL", "reject": "NOT_HELPFUL"}
 DESCRIPTOR_TAG = "te_descriptor:"
 
 
+#: Sentinelle signal type -> ThreatExchange indicator type for submissions.
+SUBMIT_TYPES = {"pdq": "HASH_PDQ", "md5": "HASH_MD5", "sha256": "HASH_SHA256"}
+SHARE_LEVELS = ("WHITE", "GREEN", "AMBER", "RED")
+STATUSES = ("MALICIOUS", "SUSPICIOUS", "NON_MALICIOUS", "UNKNOWN")
+
+
 @dataclass
 class ThreatExchangeConfig(ExchangeConfig):
     environment: str = "production"
     privacy_group: str = ""
     page_size: int = 500
+    #: Descriptors we submit: visible to the privacy group only, with these fields.
+    submit_share_level: str = "AMBER"
+    submit_status: str = "MALICIOUS"
+    submit_tags: str = ""  # comma-separated ThreatExchange tag names
+    submit_description: str = "Shared by a Sentinelle instance after human review"
 
 
 class ThreatExchangeExchange(ExchangeAPI):
@@ -73,6 +89,7 @@ class ThreatExchangeExchange(ExchangeAPI):
     config_cls: ClassVar[type[ExchangeConfig]] = ThreatExchangeConfig
     credential_format: ClassVar[str] = "app_id|app_secret"
     supports_feedback: ClassVar[bool] = True
+    supports_submit: ClassVar[bool] = True
     environments: ClassVar[dict[str, str]] = {"production": "https://graph.facebook.com/v21.0"}
     config: ThreatExchangeConfig
 
@@ -236,3 +253,42 @@ class ThreatExchangeExchange(ExchangeAPI):
                 f"{self.base}/{did}?{urlencode({'reactions': REACTIONS[verdict]})}"
             )
             self.http.request("POST", url, ok=(200,))
+
+    # ------------------------------------------------------------ submission
+    def submit(self, signals: Iterable[tuple[str, str]]) -> int:
+        cfg = self.config
+        if cfg.submit_share_level not in SHARE_LEVELS:
+            raise ExchangeError(
+                f"submit_share_level must be one of {', '.join(SHARE_LEVELS)}", "bad_config"
+            )
+        if cfg.submit_status not in STATUSES:
+            raise ExchangeError(f"submit_status must be one of {', '.join(STATUSES)}", "bad_config")
+        url = self._with_token(f"{self.base}/threat_descriptors")
+        sent = 0
+        for st, h in signals:
+            itype = SUBMIT_TYPES.get(st)
+            if itype is None:
+                continue
+            form = {
+                "indicator": h,
+                "type": itype,
+                "description": cfg.submit_description[:500],
+                "share_level": cfg.submit_share_level,
+                "status": cfg.submit_status,
+                "privacy_type": "HAS_PRIVACY_GROUP",
+                "privacy_members": cfg.privacy_group,
+            }
+            if cfg.submit_tags.strip():
+                form["tags"] = ",".join(t.strip() for t in cfg.submit_tags.split(",") if t.strip())
+            resp = self.http.request("POST", url, data=form, ok=(200,))
+            try:
+                doc = json.loads(resp.body)
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict) or not (doc.get("success") or doc.get("id")):
+                raise ExchangeError(
+                    f"ThreatExchange did not accept the descriptor for {st} {h[:16]}...",
+                    "submit_refused",
+                )
+            sent += 1
+        return sent
