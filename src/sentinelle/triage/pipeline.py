@@ -88,6 +88,8 @@ class _Writer:
         if not self.files:
             return
         batch, self.files = self.files, []
+        # one row per path (a source listed twice): the last wins
+        batch = list({path_key(i.path): (i, r) for i, r in batch}.values())
         ins = _insert(self.engine)
         media_rows: dict[str, dict[str, Any]] = {}
         for _item, rec in batch:

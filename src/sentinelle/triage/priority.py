@@ -42,6 +42,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "face": 10.0,  # a face links it to another group (a lead, not an identification)
     "video": 5.0,
     "apparent_minor": 20.0,  # the age model sees a possible minor: raises, never lowers
+    "victim_unidentified": 10.0,  # known material whose bank entry says: victim not identified
     "bonus_cap": 99.0,
 }
 TIERS = ("camera_new", "unknown_new", "ai_new", "known")
@@ -129,6 +130,7 @@ def score(
     faces: int,
     media_type: str | None,
     age_cue: str | None = None,
+    matches: list[dict[str, Any]] | None = None,
 ) -> tuple[str, float, list[dict[str, Any]]]:
     """(tier, priority, reasons) of one group."""
     tier = tier_of(status, ev)
@@ -166,6 +168,18 @@ def score(
         if age_cue:
             bonus.append(
                 {"cue": "apparent_minor", "weight": w["apparent_minor"], "detail": age_cue}
+            )
+    if tier == "known":
+        unident = [m for m in matches or [] if m.get("victim_identified") is False]
+        if unident:
+            series = next((m["series"] for m in unident if m.get("series")), None)
+            bonus.append(
+                {
+                    "cue": "victim_unidentified",
+                    "weight": w["victim_unidentified"],
+                    "detail": "bank entry: victim not identified"
+                    + (f" (series {series})" if series else ""),
+                }
             )
     if n_files > 1:
         k = min(n_files - 1, 10)
@@ -215,6 +229,7 @@ def prioritise(
                 triage_groups.c.n_media,
                 triage_groups.c.series_id,
                 triage_groups.c.media_type,
+                triage_groups.c.matches,
             ).where(triage_groups.c.case_id == case_id)
         ).all()
         series_sizes: dict[int, int] = defaultdict(int)
@@ -263,6 +278,7 @@ def prioritise(
             faces=face_links.get(g.id, 0),
             media_type=g.media_type,
             age_cue=group_age.get(g.id),
+            matches=json.loads(g.matches) if g.matches else None,
         )
         verdict = max(ev.verdicts, key=lambda v: ev.verdicts[v]) if ev.verdicts else None
         scored.append((g.id, g.key, tier, pri, reasons, verdict, g.series_id))
