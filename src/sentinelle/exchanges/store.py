@@ -329,6 +329,25 @@ class ExchangeStore:
             )
         return self.get(name)
 
+    def request_fetch(self, name: str, *, actor: str = "system") -> int:
+        """Queue a fetch job now; audited ``exchange.fetch_requested``. Returns the job id."""
+        from ..jobs import queue
+        from .runner import FETCH_JOB
+
+        info = self.get(name)
+        if not info.enabled:
+            raise ExchangeError(f"exchange {name!r} is disabled", "exchange_disabled")
+        job = queue.enqueue(self.engine, FETCH_JOB, {"exchange": info.name}, max_attempts=1)
+        with self.engine.begin() as conn:
+            record_event(
+                conn,
+                actor=actor,
+                action="exchange.fetch_requested",
+                target=f"exchange:{name}",
+                details={"job_id": job},
+            )
+        return job
+
     def reset_checkpoint(self, name: str, *, actor: str = "system") -> None:
         """Forget the checkpoint: the next fetch starts from the beginning (audited)."""
         info = self.get(name)

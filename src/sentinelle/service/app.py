@@ -65,6 +65,7 @@ ROUTER_MODULES = (
     "sentinelle.console.routes.admin",
     "sentinelle.console.routes.password",
     "sentinelle.console.routes.guard_phrases",
+    "sentinelle.console.routes.exchanges",
     "sentinelle.console.routes.triage",
     "sentinelle.service.api.modelguard",
     "sentinelle.service.api.exchanges",
