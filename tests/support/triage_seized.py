@@ -8,9 +8,10 @@ case material exists here. What it holds:
   transformed copies (resize, re-encode, small crop, brightness, border) are spread
   over folders and a ZIP.
 * **series**: per series, one source photo cut into several "shots" (crops at
-  different offsets, re-encoded), all carrying the same fake device EXIF (make, model,
-  body serial, plausible exposure fields), capture times in a burst and GPS a few
-  metres apart; some shots also get transformed copies.
+  different offsets), all carrying the same fake device EXIF (make, model, body
+  serial, plausible exposure fields) and the model's own (non-standard) JPEG
+  quantisation tables, capture times in a burst and GPS a few metres apart; some shots
+  also get transformed copies (re-encoded: standard tables).
 * **singles**: new photos without EXIF (unknown origin), some with transformed copies,
   and decoys sharing a series' camera *model* (other serial, other day).
 * **ai**: rendered pictures saved as PNG with an A1111 ``parameters`` chunk (generator
@@ -77,11 +78,23 @@ def device_exif(
     return ex
 
 
+def firmware_qtables(model_index: int) -> list[list[int]]:
+    """Non-standard JPEG quantisation tables, one pair per fake camera model (firmware)."""
+    m = model_index
+    luma = [2 + ((i * (3 + m)) % 11) for i in range(64)]
+    chroma = [3 + ((i * (5 + m)) % 13) for i in range(64)]
+    return [luma, chroma]
+
+
 def save_jpeg(
-    im: Image.Image, path: Path, quality: int = 90, exif: Image.Exif | None = None
+    im: Image.Image,
+    path: Path,
+    quality: int = 90,
+    exif: Image.Exif | None = None,
+    qtables: list[list[int]] | None = None,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    kw: dict[str, Any] = {"quality": quality}
+    kw: dict[str, Any] = {"qtables": qtables} if qtables is not None else {"quality": quality}
     if exif is not None:
         kw["exif"] = exif
     im.convert("RGB").save(path, "JPEG", **kw)
@@ -207,6 +220,7 @@ def build_seized(
         quality: int = 90,
         exif: Image.Exif | None = None,
         into_zip: bool = False,
+        qtables: list[list[int]] | None = None,
     ) -> None:
         if into_zip and zf is not None:
             b = io.BytesIO()
@@ -217,7 +231,7 @@ def build_seized(
             zf.writestr(rel, b.getvalue())
             sz.add(f"known.zip!/{rel}", visual, series, kind)
         else:
-            save_jpeg(im, root / rel, quality, exif)
+            save_jpeg(im, root / rel, quality, exif, qtables)
             sz.add(rel, visual, series, kind)
 
     for i, src in enumerate(known):
@@ -258,7 +272,15 @@ def build_seized(
             t = f"2024:03:{day:02d} 14:{10 + k * 2:02d}:{rng.randint(0, 59):02d}"
             ex = device_exif(make, model, serial, t, (lat + k * 1e-5, lon + k * 1e-5))
             v = f"{sid}_shot{k}"
-            put(shot, f"DCIM/{sid}/IMG_{k:04d}.jpg", v, sid, "series", quality=92, exif=ex)
+            put(
+                shot,
+                f"DCIM/{sid}/IMG_{k:04d}.jpg",
+                v,
+                sid,
+                "series",
+                exif=ex,
+                qtables=firmware_qtables(s % len(models)),
+            )
             if k < copies:  # a transformed copy of some shots (exif kept: a forwarded file)
                 tk = TRANSFORMS[(s + k) % len(TRANSFORMS)]
                 put(
@@ -275,11 +297,13 @@ def build_seized(
         v = f"single{i}"
         exif = None
         kind = "single"
-        if i % 4 == 0:  # decoy: a series' camera model, another serial, another day
+        qt = None
+        if i % 4 == 0:  # decoy: a series' camera model (same firmware), another serial, day
             make, model = models[i % len(models)]
             exif = device_exif(make, model, f"OTHER{i}", f"2023:0{1 + i % 9}:15 09:00:00")
             kind = "decoy"
-        put(im, f"misc/s{i}.jpg", v, None, kind, quality=85, exif=exif)
+            qt = firmware_qtables(i % len(models))
+        put(im, f"misc/s{i}.jpg", v, None, kind, quality=85, exif=exif, qtables=qt)
         for c in range(copies if i % 2 == 0 else 0):
             t = TRANSFORMS[(i + c + 1) % len(TRANSFORMS)]
             put(transform(im, t, rng), f"misc/s{i}_{c}_{t}.jpg", v, None, kind, quality=75)

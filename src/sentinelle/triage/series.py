@@ -10,7 +10,7 @@ cue              score  when
 ===============  =====  ==========================================================
 near_duplicate   1.0    PDQ within ``series_pdq`` bits (crops, shifts, re-encodes)
 device_serial    1.0    same EXIF make, model and body serial number
-device_model     0.4    same make and model (serials absent; different serials: 0)
+device_model     0.4    same make and model (none when both have serials that differ)
 qtables          0.3    same non-standard JPEG quantisation tables (firmware)
 time_burst       0.5    capture times within ``burst_s`` seconds
 gps              0.6    capture places within ``gps_m`` metres
@@ -28,7 +28,9 @@ links per cue.
 Candidate pairs stay near-linear in the number of groups: groups sharing a serial or a
 model are chained in capture-time order, all groups are chained in time order within
 a burst, GPS cells hold a few neighbours, PDQ candidates come from the MIH index, scene
-candidates from a blockwise cosine product.
+candidates from a blockwise cosine product. The scene cue runs last and only between
+what the other cues left apart (one group per linked component, every unlinked group):
+it costs an image embedding per group it looks at.
 
 **Stable ids.** A series keeps the key of the earlier run's series it shares the most
 groups with (each old key goes to one new series); otherwise its key is ``S-`` + 12
@@ -42,7 +44,7 @@ import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -173,15 +175,15 @@ def _pair_cues(
     for cue, (score, detail) in extra.items():
         if cue in allowed:
             out.append((cue, score, detail))
-    if "device_serial" in allowed and a.serials & b.serials:
-        mk, md, sn = sorted(a.serials & b.serials)[0]
+    same_serial = a.serials & b.serials
+    if "device_serial" in allowed and same_serial:
+        mk, md, sn = sorted(same_serial)[0]
         out.append(("device_serial", SCORES["device_serial"], f"{mk} {md} serial {sn}"))
-    elif "device_model" in allowed and a.models & b.models:
-        serials_a = {s for s in a.serials}
-        serials_b = {s for s in b.serials}
-        if not (serials_a and serials_b):  # two different serials: two devices
-            mk, md = sorted(a.models & b.models)[0]
-            out.append(("device_model", SCORES["device_model"], f"{mk} {md}"))
+    # same model, unless both carry serials and they differ (two devices of one model)
+    consistent = bool(same_serial) or not (a.serials and b.serials)
+    if "device_model" in allowed and a.models & b.models and consistent:
+        mk, md = sorted(a.models & b.models)[0]
+        out.append(("device_model", SCORES["device_model"], f"{mk} {md}"))
     if "qtables" in allowed and a.qtables & b.qtables:
         out.append(("qtables", SCORES["qtables"], "same quantisation tables"))
     if "time_burst" in allowed and a.times and b.times:
@@ -379,6 +381,7 @@ class SeriesResult:
     links: int = 0
     per_cue: dict[str, int] = field(default_factory=dict)
     face_links: dict[int, int] = field(default_factory=dict)  # group id -> face links
+    scene_groups: int = 0  # groups the scene cue looked at
 
 
 def build_series(
@@ -402,8 +405,6 @@ def build_series(
     kept = _imported_links(engine, case_id, groups, previous or {}, extra)
     for k, v in _pdq_links(groups, o).items():
         extra[k]["near_duplicate"] = v
-    for k, v in _scene_links(engine, groups, o, reader).items():
-        extra[k]["scene"] = v
     if face_pairs and "face" in o.cues:
         with engine.connect() as c:
             mids = {m for a, b, _s, _d in face_pairs for m in (a, b)}
@@ -423,15 +424,31 @@ def build_series(
     pos = {g: i for i, g in enumerate(ids)}
     uf = _UnionFind(len(ids))
     linked: list[tuple[int, int, list[tuple[str, float, str]]]] = []
-    for a, b in sorted(cand):
-        cues = _pair_cues(groups[a], groups[b], o, extra.get((a, b), {}))
-        if cues and sum(s for _c, s, _d in cues) >= o.link_at - 1e-9:
-            uf.union(pos[a], pos[b])
-            linked.append((a, b, cues))
-            for cue, _s, _d in cues:
-                if cue == "face":
-                    res.face_links[a] = res.face_links.get(a, 0) + 1
-                    res.face_links[b] = res.face_links.get(b, 0) + 1
+
+    def consider(pairs: Iterable[tuple[int, int]]) -> None:
+        for a, b in sorted(pairs):
+            cues = _pair_cues(groups[a], groups[b], o, extra.get((a, b), {}))
+            if cues and sum(s for _c, s, _d in cues) >= o.link_at - 1e-9:
+                uf.union(pos[a], pos[b])
+                linked.append((a, b, cues))
+                for cue, _s, _d in cues:
+                    if cue == "face":
+                        res.face_links[a] = res.face_links.get(a, 0) + 1
+                        res.face_links[b] = res.face_links.get(b, 0) + 1
+
+    consider(cand)
+    # The scene cue last, and only between what the other cues left apart: one group per
+    # linked component (the one with the smallest key) and every unlinked group. It is
+    # the costly cue (an image embedding per group), so this is where it pays.
+    by_root: dict[int, int] = {}
+    for g in sorted(ids, key=lambda g: groups[g].key):
+        by_root.setdefault(uf.find(pos[g]), g)
+    reps = {g: groups[g] for g in by_root.values()}
+    scene_pairs = _scene_links(engine, reps, o, reader)
+    for k, v in scene_pairs.items():
+        extra[k]["scene"] = v
+    res.scene_groups = len(reps) if o.scene != "none" and "scene" in o.cues else 0
+    consider(k for k in scene_pairs if k not in cand)
     roots = uf.roots() if ids else np.zeros(0, dtype=np.int64)
     comps: dict[int, list[int]] = defaultdict(list)
     for i, r in enumerate(roots):
