@@ -13,7 +13,7 @@ from PIL import Image
 from sentinelle.cli.demo_media import render_scene
 from sentinelle.signals.hashcodec import hamming_hex, pdq_bits_to_hex
 from sentinelle.signals.hasher import hash_file
-from sentinelle.signals.pdq import pdq_from_reduced
+from sentinelle.signals.pdq import dihedral_from_array, dihedral_from_reduced, pdq_from_reduced
 
 BSDS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "photos" / "bsds500"
 
@@ -66,3 +66,23 @@ def test_the_scan_path_hashes_a_12mp_jpeg_at_one_eighth(tmp_path: Path) -> None:
     assert fast is not None and exact is not None
     assert hamming_hex(fast.hash, exact.hash) <= 8
     assert abs(fast.quality - exact.quality) <= 5
+
+
+def test_dihedral_hashes_of_full_size_input_are_the_reference_ones() -> None:
+    im = render_scene(3, (400, 300)).convert("L")
+    ours = dihedral_from_reduced(im, *im.size)
+    ref = dihedral_from_array(np.asarray(im.convert("RGB")))
+    assert [v.variant for v in ours] == [v.variant for v in ref]
+    assert [hamming_hex(a.hash, b.hash) for a, b in zip(ours, ref, strict=True)] == [0] * 8
+
+
+def test_the_scan_path_dihedral_views_stay_close_to_the_exact_ones(tmp_path: Path) -> None:
+    p = tmp_path / "big.jpg"
+    p.write_bytes(_jpeg(render_scene(6, (2400, 1800))))
+    fast = hash_file(p, signals=("pdq",), exact=False, query_variants=("dihedral",))
+    exact = hash_file(p, signals=("pdq",), exact=True, query_variants=("dihedral",))
+    dists = [
+        hamming_hex(a.hash, b.hash)
+        for a, b in zip(fast.query_variants, exact.query_variants, strict=True)
+    ]
+    assert len(dists) == 8 and max(dists) <= 12, dists

@@ -55,6 +55,7 @@ from .pdq import (
     FAST_MIN_SIDE,
     REDUCED_MIN_SIDE,
     dihedral_from_array,
+    dihedral_from_reduced,
     pdq_from_array,
     pdq_from_reduced,
 )
@@ -131,14 +132,19 @@ def _hash_views(
     is then computed as the reference would compute it on the full image
     (:func:`~sentinelle.signals.pdq.pdq_from_reduced`).
     """
-    if (
-        full_size is not None
-        and not dihedral
-        and full_size != im.size
-        and min(im.size) >= REDUCED_MIN_SIDE
-    ):
-        h, q = pdq_from_reduced(im, *full_size)
-        return PDQVariant(prefix or "plain", h, q), ()
+    if full_size is not None and full_size != im.size and min(im.size) >= REDUCED_MIN_SIDE:
+        if not dihedral:
+            h, q = pdq_from_reduced(im, *full_size)
+            return PDQVariant(prefix or "plain", h, q), ()
+        views = dihedral_from_reduced(im, *full_size)
+        if prefix:
+            views = tuple(
+                PDQVariant(
+                    prefix if v.variant == "plain" else f"{prefix}+{v.variant}", v.hash, v.quality
+                )
+                for v in views
+            )
+        return views[0], views
     rgb = to_pdq_rgb(im)
     if dihedral:
         views = dihedral_from_array(rgb)
@@ -228,10 +234,7 @@ def _image_signals(
     result.width, result.height = decoded.width, decoded.height
     need_dihedral = want_dihedral_signal or "dihedral" in query_variants
     full_size = None if exact else (decoded.width, decoded.height)
-    if need_dihedral:  # one DCT gives all 8 orientations, the plain one among them
-        plain, views = _hash_views(decoded.image, "", True)
-    else:
-        plain, views = _hash_views(decoded.image, "", False, full_size)
+    plain, views = _hash_views(decoded.image, "", need_dihedral, full_size)
     out: list[Signal] = []
     if "pdq" in signals:
         out.append(HashSignal("pdq", plain.hash, plain.quality))
@@ -378,7 +381,8 @@ def hash_file_shared(
             )
             if small_image:
                 # One read: the bytes feed both the crypto hashes and the decoder.
-                data = head + fh.read(limits.max_file_bytes + 1 - len(head))
+                fh.seek(0)  # one read into one buffer (head + rest would copy it)
+                data = fh.read(limits.max_file_bytes + 1)
                 source: _Source = data
                 if len(data) >= CRYPTO_THREAD_MIN_BYTES and crypto_names:
                     crypto_later = _crypto_pool().submit(crypto_hashes_bytes, data, crypto_names)

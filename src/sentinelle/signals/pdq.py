@@ -166,6 +166,12 @@ def pdq_from_reduced(im: Image.Image, full_width: int, full_height: int) -> tupl
     Luma is Pillow's integer RGB -> L (within 0.5 of the reference's float luma before
     a blur over dozens of pixels). No BLAS call (see :func:`_axis_taps`).
     """
+    coeffs, quality = _reduced_coeffs(im, full_width, full_height)
+    return _coeff_hex(coeffs), quality
+
+
+def _reduced_coeffs(im: Image.Image, full_width: int, full_height: int) -> tuple[np.ndarray, int]:
+    """The reference's 16 x 16 DCT block and quality, from a reduced decode."""
     grey = im if im.mode == "L" else to_pdq_rgb_image(im).convert("L")
     luma = np.asarray(grey, dtype=np.float32)
     h, w = luma.shape
@@ -174,13 +180,53 @@ def pdq_from_reduced(im: Image.Image, full_width: int, full_height: int) -> tupl
     rows = np.einsum("ik,ikw->iw", row_w, luma[row_idx])  # (64, w)
     samples = np.einsum("jk,ijk->ij", col_w, rows[:, col_idx])  # (64, 64)
     coeffs = np.einsum("ab,db->ad", np.einsum("ab,bc->ac", _DCT16x64, samples), _DCT16x64)
-    flat = coeffs.ravel()
-    median = np.partition(flat, 127)[127]
-    bits = (flat > median)[::-1].astype(np.uint8)
     dv = np.trunc((samples[:-1] - samples[1:]) * np.float32(100) / np.float32(255))
     dh = np.trunc((samples[:, :-1] - samples[:, 1:]) * np.float32(100) / np.float32(255))
     quality = min(100, int(np.abs(dv).sum() + np.abs(dh).sum()) // 90)
-    return pdq_bits_to_hex(bits), quality
+    return coeffs, quality
+
+
+def _coeff_hex(coeffs: np.ndarray) -> str:
+    """The reference's bits of a 16 x 16 block (1 above the median), as hex."""
+    flat = coeffs.ravel()
+    median = np.partition(flat, 127)[127]
+    return pdq_bits_to_hex((flat > median)[::-1].astype(np.uint8))
+
+
+_PARITY = np.add.outer(np.arange(16), np.arange(16)) & 1
+_ODD_I = np.broadcast_to((np.arange(16) & 1)[:, None], (16, 16))
+_ODD_J = np.broadcast_to((np.arange(16) & 1)[None, :], (16, 16))
+
+
+def _dihedral_blocks(a: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The reference's 8 orientations of a 16 x 16 DCT block (pdqhashing.cpp
+    ``dct16OriginalTo*``: sign changes by row/column parity, and transposition), in
+    :data:`DIHEDRAL_NAMES` order."""
+    neg_even_j = np.where(_ODD_J == 1, a, -a)
+    neg_even_i = np.where(_ODD_I == 1, a, -a)
+    neg_odd_sum = np.where(_PARITY == 1, -a, a)
+    return (
+        a,
+        neg_even_j.T,  # rotate90
+        neg_odd_sum,  # rotate180
+        neg_even_i.T,  # rotate270
+        neg_even_i,  # flipx
+        neg_even_j,  # flipy
+        a.T,  # flip_plus1
+        neg_odd_sum.T,  # flip_minus1
+    )
+
+
+def dihedral_from_reduced(
+    im: Image.Image, full_width: int, full_height: int
+) -> tuple[PDQVariant, ...]:
+    """The 8 dihedral hashes of a reduced decode (see :func:`pdq_from_reduced`), from
+    its one 16 x 16 block as the reference derives them."""
+    coeffs, quality = _reduced_coeffs(im, full_width, full_height)
+    return tuple(
+        PDQVariant(name, _coeff_hex(block), quality)
+        for name, block in zip(DIHEDRAL_NAMES, _dihedral_blocks(coeffs), strict=True)
+    )
 
 
 def to_pdq_rgb_image(im: Image.Image) -> Image.Image:

@@ -47,6 +47,7 @@ enough to be worth an extra hash.
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 from PIL import Image
@@ -159,6 +160,8 @@ def trim_box(
         arr = _work_array(img, 1, size)
     else:
         factor = max(1, math.ceil(max(width, height) / WORK_MAX_SIDE))
+        if factor == 1 and not _any_outer_line_uniform(img):
+            return None  # what the walk below finds too, without the float copy
         arr = _work_array(img, factor)
     h, w = arr.shape[:2]
 
@@ -203,6 +206,27 @@ def trim_box(
     if not significant:
         return None
     return left, top, right, bottom
+
+
+def _any_outer_line_uniform(img: Image.Image) -> bool:
+    """Whether any of the four outermost lines of ``img`` passes the uniformity test.
+
+    When none does, every side's walk stops at its first line and nothing is trimmed:
+    most photos, decided here from four 1-pixel strips instead of a float copy of the
+    whole image (the scan path's reduced decode is its own working copy)."""
+    if img.mode not in ("L", "RGB"):
+        return True  # let the full walk convert and decide
+    w, h = img.size
+    boxes = ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))
+    for box in boxes:
+        try:
+            strip = img.crop(box)
+            line = np.asarray(strip, dtype=np.float32).reshape(1, max(strip.size), -1)
+        except (OSError, ValueError, SyntaxError, struct.error):
+            return True  # unreadable pixels: the full walk reports them
+        if bool(_line_stats(line)[0][0]):
+            return True
+    return False
 
 
 def _work_array(img: Image.Image, factor: int, size: tuple[int, int] | None = None) -> np.ndarray:
