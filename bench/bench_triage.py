@@ -444,6 +444,7 @@ def main() -> None:
     ap.add_argument("--scene", default="clip+orb")
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 3000])
     ap.add_argument("--no-results", action="store_true", help="Print only.")
+    ap.add_argument("--quality-only", action="store_true", help="Skip throughput and scaling.")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -454,6 +455,8 @@ def main() -> None:
         work = Path(tmp)
         q = quality(work, args)
         print(json.dumps(q, indent=1, default=str), flush=True)
+        if args.quality_only:
+            return
         t = throughput(work, args)
         print(json.dumps(t, indent=1), flush=True)
         sc = scaling(work, args) if args.sizes else []

@@ -448,7 +448,8 @@ def build_series(
     for k, v in scene_pairs.items():
         extra[k]["scene"] = v
     res.scene_groups = len(reps) if o.scene != "none" and "scene" in o.cues else 0
-    consider(k for k in scene_pairs if k not in cand)
+    done = {(a, b) for a, b, _c in linked}
+    consider(k for k in scene_pairs if k not in done)
     roots = uf.roots() if ids else np.zeros(0, dtype=np.int64)
     comps: dict[int, list[int]] = defaultdict(list)
     for i, r in enumerate(roots):
