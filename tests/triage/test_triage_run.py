@@ -301,3 +301,41 @@ def test_videos_group_by_vpdq(tmp_path: Path) -> None:
         assert all(any(r["cue"] == "video" for r in g.reasons) for g in groups)
     finally:
         engine.dispose()
+
+
+def test_scene_cue_links_shots_other_cues_leave_apart(tmp_path: Path) -> None:
+    """Three shots of one scene, same phone model but no serial and days apart (the
+    device cue alone, 0.4, does not link): ORB keypoints link them; an unrelated photo
+    of the same model stays out."""
+    root = tmp_path / "scene"
+    im = Image.open(_photos(1, 30)[0]).convert("RGB")
+    w, h = im.size
+    for k in range(3):
+        x = int(w * 0.2 * k)
+        shot = im.crop((x, 0, x + int(w * 0.6), int(h * 0.6))).resize((w, h))
+        ex = device_exif("Apple", "iPhone 12", None, f"2024:0{k + 1}:01 10:00:00")
+        save_jpeg(shot, root / f"IMG_{k}.jpg", 90, ex)
+    other = Image.open(_photos(1, 60)[0]).convert("RGB")
+    save_jpeg(
+        other,
+        root / "other.jpg",
+        90,
+        device_exif("Apple", "iPhone 12", None, "2024:05:01 10:00:00"),
+    )
+    engine = open_engine(f"sqlite:///{tmp_path / 'sc.db'}")
+    try:
+        s = run_triage(
+            engine, "scene", [root], workers=1, series_options=SeriesOptions(scene="orb")
+        )
+        (series,) = store.list_series(engine, s.case.id)
+        members = {
+            Path(f.path).name
+            for g in store.series_groups(engine, series.id)
+            for f in store.group_files(engine, g.id)
+        }
+        assert members == {"IMG_0.jpg", "IMG_1.jpg", "IMG_2.jpg"}
+        cues = {lk.cue for lk in store.series_links(engine, series.id)}
+        assert {"scene", "device_model"} <= cues
+        assert series.cues["scene"] >= 2
+    finally:
+        engine.dispose()
