@@ -132,3 +132,17 @@ def test_hash_table_backfill(spark, world, tmp_path) -> None:
     rows = {r["id"]: r for r in pq.read_table(tmp_path / "out").to_pylist()}
     assert {m["signal"] for m in rows[1]["matches"]} == {"pdq", "md5"}
     assert rows[3]["error"]["code"] == "invalid_hash"
+
+
+def test_cli_refuses_an_unknown_bank_before_starting_spark(world, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from sentinelle.cli.main import app
+
+    monkeypatch.setenv("SENTINELLE_DATABASE_URL", world["url"])
+    res = CliRunner().invoke(
+        app, ["backfill", str(world["inbox"]), "-o", str(tmp_path / "o"), "--bank", "nope"]
+    )
+    assert res.exit_code == 1
+    assert "unknown_bank" in res.output
+    assert not (tmp_path / "o").exists()
