@@ -39,6 +39,7 @@ LAYERS = (
     "spark",
     "modelguard",
     "exchanges",
+    "triage",
     "plugins",
     "service",
     "console",
