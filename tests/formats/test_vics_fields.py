@@ -3,9 +3,9 @@ and IsDistributed; hostile inputs end in structured errors (issue 12)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import secrets
 
 import pytest
 
@@ -14,8 +14,10 @@ from sentinelle.formats import FORMATS, csv_format, icse, vics
 from sentinelle.formats._io import InputLimits
 from sentinelle.formats.entry import EntryIn, normalize_entry, parse_flag
 
-MD5 = [secrets.token_hex(16) for _ in range(4)]
-SHA1 = [secrets.token_hex(20) for _ in range(4)]
+# Fixed values: parametrize ids are built from them, and pytest-xdist workers must collect
+# the same ids.
+MD5 = [hashlib.md5(f"vics-{i}".encode()).hexdigest() for i in range(4)]
+SHA1 = [hashlib.sha1(f"vics-{i}".encode()).hexdigest() for i in range(4)]
 CASES_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Cases"
 
 
