@@ -522,12 +522,17 @@ class ExchangeStore:
             res.records_seen += len(chunk)
             self._apply_records(conn, info, chunk, now, res)
         stale = sa.and_(R.c.exchange_id == info.id, R.c.updated_at < now)
+        last = 0  # one pass in id order (no index on updated_at: never rescan)
         while True:
             rows = conn.execute(
-                sa.select(R.c.id, R.c.signal_type, R.c.hash).where(stale).limit(SWEEP_CHUNK)
+                sa.select(R.c.id, R.c.signal_type, R.c.hash)
+                .where(stale, R.c.id > last)
+                .order_by(R.c.id)
+                .limit(SWEEP_CHUNK)
             ).all()
             if not rows:
                 break
+            last = int(rows[-1].id)
             for ids in _chunks([int(r.id) for r in rows]):
                 conn.execute(R.delete().where(R.c.id.in_(sa.bindparam("ids", ids, expanding=True))))
             res.entries_deleted += self._remove_pairs(
