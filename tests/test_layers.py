@@ -186,3 +186,15 @@ def test_builtin_plugins_import_and_register() -> None:
 
     for name in DEFAULT_PLUGINS:
         assert callable(getattr(importlib.import_module(name), "register", None)), name
+
+
+def test_test_file_basenames_are_unique() -> None:
+    """pytest imports test files by basename (rootdir mode, no packages): two ``test_x.py``
+    in different folders collide on a clean checkout ("import file mismatch")."""
+    tests = Path(__file__).resolve().parent
+    seen: dict[str, list[str]] = defaultdict(list)
+    for p in tests.rglob("test_*.py"):
+        if "artifacts" not in p.parts:
+            seen[p.name].append(str(p.relative_to(tests)))
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not clashes, f"rename these test files (tests/<pkg>/test_<pkg>_*.py): {clashes}"
