@@ -154,7 +154,7 @@ def grouped(
             if len(batch) >= n or time.monotonic() - opened >= max_wait_s:
                 yield batch
                 batch = []
-    except BaseException:
+    except Exception:  # not GeneratorExit: a closed generator must not yield again
         if batch:
             pending, batch = batch, []
             yield pending
