@@ -214,6 +214,21 @@ def _record(state: ServiceState, **kwargs: Any) -> None:
     record_event(state.engine, **kwargs)
 
 
+def _reveal_sharp(
+    state: ServiceState, viewer: Viewer, data: bytes, *, target: str, details: dict[str, Any]
+) -> tuple[blur.Preview, Any, Any]:
+    """The one reveal path (review items and triage groups): render in the clear, count it
+    against the daily cap atomically (concurrent reveals cannot all pass the earlier check),
+    then audit ``media.reveal``; the caller sends pixels only after this returns."""
+    settings = exposure.get_settings(state.engine, viewer.user.id)
+    preview = blur.render_preview(data, blur_level=0, grayscale=settings.grayscale)
+    st = exposure.record_exposure(
+        state.engine, viewer.user.id, viewed=1, revealed=1, enforce_cap=True
+    )
+    _record(state, actor=viewer.actor, action="media.reveal", target=target, details=details)
+    return preview, st, settings
+
+
 # ================================================================ static
 @router.get("/static/{name}")
 def static(name: str) -> Response:
@@ -576,17 +591,10 @@ def item_reveal(
             raise NotFound(f"item {item.id} has no media attached", code="no_media")
         exposure.check_can_view(state.engine, viewer.user.id)
         data, media_type = _load_media(state, viewer, item)
-        settings = exposure.get_settings(state.engine, viewer.user.id)
-        preview = blur.render_preview(data, blur_level=0, grayscale=settings.grayscale)
-        # counted against the cap atomically (concurrent reveals cannot all pass the
-        # check above), before the audit entry and before any pixel is sent
-        st = exposure.record_exposure(
-            state.engine, viewer.user.id, viewed=1, revealed=1, enforce_cap=True
-        )
-        _record(
+        preview, st, settings = _reveal_sharp(
             state,
-            actor=viewer.actor,
-            action="media.reveal",
+            viewer,
+            data,
             target=f"item:{item.id}",
             details={"case_id": item.case_id, "blob_id": item.media_blob_id},
         )

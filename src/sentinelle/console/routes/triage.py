@@ -44,7 +44,7 @@ from ..i18n import N_
 from ..security import apply_security_headers
 from ..session import ActionDep, Viewer, ViewerDep
 from ..views import error_page, redirect, render, status_for
-from .review import _badge, _base, _page_error, _record
+from .review import _badge, _base, _page_error, _record, _reveal_sharp
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -220,17 +220,10 @@ def group_reveal(request: Request, group_id: DbId, state: StateDep, viewer: Acti
         require(viewer.user, "media.reveal")
         g = _group(state, group_id)
         exposure.check_can_view(state.engine, viewer.user.id)
-        settings = exposure.get_settings(state.engine, viewer.user.id)
-        preview = blur.render_preview(
-            _group_bytes(state, g), blur_level=0, grayscale=settings.grayscale
-        )
-        st = exposure.record_exposure(
-            state.engine, viewer.user.id, viewed=1, revealed=1, enforce_cap=True
-        )
-        _record(
+        preview, st, settings = _reveal_sharp(
             state,
-            actor=viewer.actor,
-            action="media.reveal",
+            viewer,
+            _group_bytes(state, g),
             target=f"triage_group:{g.id}",
             details={"case_id": g.case_id, "media_id": g.representative_media_id},
         )
