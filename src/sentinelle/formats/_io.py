@@ -127,3 +127,19 @@ def text_out(stream: IO[Any]) -> Iterator[IO[str]]:
     finally:
         wrapper.flush()
         wrapper.detach()
+
+
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str | None) -> str:
+    """A CSV cell a spreadsheet will not run: a leading formula character is quoted with ``'``."""
+    if not text:
+        return ""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def spreadsheet_unquote(text: str) -> str:
+    """The inverse of :func:`spreadsheet_safe`, for cells read back."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else text

@@ -34,7 +34,15 @@ from typing import IO, Any
 
 from ..errors import BankImportError, InvalidHashError, LineError
 from ..signals.signal_types import signal_type_names
-from ._io import DEFAULT_INPUT_LIMITS, InputLimits, iter_lines, reject_if, text_out
+from ._io import (
+    DEFAULT_INPUT_LIMITS,
+    InputLimits,
+    iter_lines,
+    reject_if,
+    spreadsheet_safe,
+    spreadsheet_unquote,
+    text_out,
+)
 from .entry import FLAG_FIELDS, EntryIn, normalize_entry, parse_datetime, parse_flag
 
 NAME = "csv"
@@ -52,7 +60,6 @@ WRITE_COLUMNS = (
     "disabled_until",
     *FACT_COLUMNS,
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
 
@@ -64,15 +71,6 @@ def _parse_bool(v: str) -> bool:
     if s in _FALSE:
         return False
     raise ValueError(f"enabled must be true/false, got {v[:20]!r}")
-
-
-def _escape(text: str) -> str:
-    """Neutralise spreadsheet formulas (see the module docstring)."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def _unescape(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
 
 
 def parse(stream: IO[Any], limits: InputLimits = DEFAULT_INPUT_LIMITS) -> list[EntryIn]:
@@ -158,7 +156,7 @@ def _row_to_entry(
     kw: dict[str, Any] = {}
     for c in TEXT_COLUMNS:
         if c in idx and row[idx[c]].strip() != "":
-            kw[c] = row[idx[c]].strip() if c == "variant" else _unescape(row[idx[c]])
+            kw[c] = row[idx[c]].strip() if c == "variant" else spreadsheet_unquote(row[idx[c]])
     for c in DATE_COLUMNS:
         if c in idx and row[idx[c]].strip():
             try:
@@ -168,7 +166,7 @@ def _row_to_entry(
     if "enabled" in idx and row[idx["enabled"]].strip():
         kw["enabled"] = _parse_bool(row[idx["enabled"]])
     if "series" in idx and row[idx["series"]].strip():
-        kw["series"] = _unescape(row[idx["series"]])
+        kw["series"] = spreadsheet_unquote(row[idx["series"]])
     for c in FLAG_FIELDS:
         if c in idx:
             kw[c] = parse_flag(row[idx[c]], c)
@@ -189,11 +187,11 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
                 [
                     e.signal_type,
                     e.hash,
-                    *[_escape(getattr(e, c) or "") for c in TEXT_COLUMNS],
+                    *[spreadsheet_safe(getattr(e, c) or "") for c in TEXT_COLUMNS],
                     e.added_at.isoformat() if e.added_at else "",
                     "true" if e.enabled else "false",
                     e.disabled_until.isoformat() if e.disabled_until else "",
-                    _escape(e.series or ""),
+                    spreadsheet_safe(e.series or ""),
                     *[_flag_text(getattr(e, c)) for c in FLAG_FIELDS],
                 ]
             )

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..errors import BankImportError, InvalidHashError, LineError
-from ._io import DEFAULT_INPUT_LIMITS, InputLimits, iter_lines, reject_if, text_out
+from ._io import (
+    DEFAULT_INPUT_LIMITS,
+    InputLimits,
+    iter_lines,
+    reject_if,
+    spreadsheet_safe,
+    spreadsheet_unquote,
+    text_out,
+)
 from .entry import MAX_TEXT_FIELD, EntryIn, normalize_entry, parse_flag
 
 NAME = "icse"
@@ -139,8 +147,8 @@ def _cell(row: list[str], idx: dict[str, int], col: str) -> str:
 
 
 def _row_entries(row: list[str], idx: dict[str, int], no: int, stats: ParseStats) -> list[EntryIn]:
-    image_id = _unsafe(_cell(row, idx, "image id")) or None
-    series = _unsafe(_cell(row, idx, "series name")) or None
+    image_id = spreadsheet_unquote(_cell(row, idx, "image id")) or None
+    series = spreadsheet_unquote(_cell(row, idx, "series name")) or None
     if series is not None and len(series) > MAX_TEXT_FIELD:
         raise ValueError(f"Series name longer than {MAX_TEXT_FIELD} characters")
     flags = {f: parse_flag(_cell(row, idx, col), row_name(col)) for col, f in FLAG_COLUMNS.items()}
@@ -176,22 +184,8 @@ def row_name(col: str) -> str:
     return col
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _unsafe(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
-
-
 def _yes_no(v: bool | None) -> str:
     return "" if v is None else ("Yes" if v else "No")
-
-
-def _safe(text: str | None) -> str:
-    """Spreadsheet-safe text (a leading formula character is quoted, as in ``csv``)."""
-    if not text:
-        return ""
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
@@ -216,11 +210,11 @@ def write(entries: Iterable[EntryIn], stream: IO[Any]) -> int:
                     r.get("md5", ""),
                     r.get("sha1", ""),
                     "",
-                    _safe(r["id"]),
+                    spreadsheet_safe(r["id"]),
                     _yes_no(e.is_distributed),
                     _yes_no(e.victim_identified),
                     _yes_no(e.offender_identified),
-                    _safe(e.series),
+                    spreadsheet_safe(e.series),
                     "",
                     "",
                     "",

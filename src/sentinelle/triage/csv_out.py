@@ -14,6 +14,7 @@ from typing import IO
 
 from sqlalchemy import Engine
 
+from ..formats._io import spreadsheet_safe
 from .store import group_files, group_media, list_groups, list_series
 
 COLUMNS = (
@@ -33,12 +34,10 @@ COLUMNS = (
     "path",
     "reasons",
 )
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(v: object) -> str:
-    s = "" if v is None else str(v)
-    return "'" + s if s.startswith(_FORMULA) else s
+    return spreadsheet_safe(None if v is None else str(v))
 
 
 def write_csv(engine: Engine, case_id: int, out: str | os.PathLike[str] | IO[str]) -> int:
