@@ -68,7 +68,11 @@ def _truth(banks) -> list[set[tuple[str, int]]]:
     return out
 
 
-def test_recall_is_complete_and_thresholds_are_per_bank(banks) -> None:
+@pytest.mark.parametrize("path", ["join", "search"])
+def test_recall_is_complete_and_thresholds_are_per_bank(banks, monkeypatch, path) -> None:
+    from sentinelle.spark import hashonly
+
+    monkeypatch.setattr(hashonly, "JOIN_MIN_QUERIES", 1 if path == "join" else 10**9)
     idx = HashOnlyIndex(banks["snap"])
     hexes = [bytes(r).hex() for r in banks["queries"]]
     out = idx.match_batch(pa.record_batch({"pdq": hexes})).to_pylist()
@@ -80,6 +84,21 @@ def test_recall_is_complete_and_thresholds_are_per_bank(banks) -> None:
         assert row["error"] is None
     assert any(m["bank"] == "narrow" for r in out for m in r["matches"])
     assert all(m["distance"] <= 20 for r in out for m in r["matches"] if m["bank"] == "narrow")
+
+
+def test_join_and_search_paths_give_identical_batches(banks, monkeypatch) -> None:
+    """Large batches take the bulk join, small ones PDQIndex: same rows, same order."""
+    from sentinelle.spark import hashonly
+
+    hexes = [bytes(r).hex() for r in banks["queries"]]
+    md5 = [banks["md5"][i % 600] if i % 600 < 500 else None for i in range(len(hexes))]
+    batch = pa.record_batch({"pdq": hexes, "md5": md5})
+    out = {}
+    for path, limit in (("join", 1), ("search", 10**9)):
+        monkeypatch.setattr(hashonly, "JOIN_MIN_QUERIES", limit)
+        out[path] = HashOnlyIndex(banks["snap"]).match_batch(batch)
+    assert out["join"].equals(out["search"])
+    assert sum(len(m) for m in out["join"].column("matches").to_pylist()) > 500
 
 
 def test_md5_and_bad_cells(banks) -> None:

@@ -2,10 +2,13 @@
 
 Nothing is read or decoded: each Arrow batch's hash columns (hex strings: ``pdq``,
 ``md5``, ``sha1``, ``sha256``... one column per signal type) are decoded in one
-vectorised pass, PDQ hashes are looked up in the existing
-:class:`~sentinelle.index.pdq_index.PDQIndex` (exact range search, 100% recall, each
-distinct hash of the batch once) and exact hashes by binary search in a sorted
-digest column. The whole batch is answered with numpy; no Python runs per row
+vectorised pass, PDQ hashes are matched exactly (100% recall, each distinct hash of
+the batch once): a batch of at least :data:`JOIN_MIN_QUERIES` distinct hashes in one
+bulk join (:class:`~sentinelle.index.pdq_join.PDQJoinIndex`, a sort-merge of the
+batch's probe keys with the bank's chunk tables), a smaller one by range search in
+:class:`~sentinelle.index.pdq_index.PDQIndex` (same matches, same order; each index
+is built on first use, once per executor process); exact hashes by binary search in
+a sorted digest column. The whole batch is answered with numpy; no Python runs per row
 except inside the index's own kernel.
 
 Each output row is the input row plus
@@ -20,6 +23,7 @@ Each output row is the input row plus
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..index.pdq_index import PDQIndex
+from ..index.pdq_join import MAX_DISTANCE as JOIN_MAX_DISTANCE
+from ..index.pdq_join import PDQJoinIndex
 from ..signals.signal_types import find_signal_type, get_signal_type
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,6 +171,37 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return base + np.arange(total, dtype=np.int64)
 
 
+#: Batches with at least this many distinct PDQ hashes take the bulk join
+#: (:class:`~sentinelle.index.pdq_join.PDQJoinIndex`); smaller ones query
+#: :class:`PDQIndex` (the join sweeps 16 x 65,536 buckets: a fixed cost per batch).
+JOIN_MIN_QUERIES = 512
+
+
+class _LazyPDQ:
+    """The PDQ bank's two indexes, each built on first use (once per process, like
+    the :class:`HashOnlyIndex` holding it)."""
+
+    def __init__(self, hashes: np.ndarray) -> None:
+        self._hashes = hashes
+        self._search: PDQIndex | None = None
+        self._join: PDQJoinIndex | None = None
+        self._lock = threading.Lock()
+
+    def search(self) -> PDQIndex:
+        with self._lock:
+            if self._search is None:
+                ix = PDQIndex()
+                ix.add(np.arange(len(self._hashes), dtype=np.int64), self._hashes)
+                self._search = ix
+            return self._search
+
+    def join(self) -> PDQJoinIndex:
+        with self._lock:
+            if self._join is None:
+                self._join = PDQJoinIndex(self._hashes)
+            return self._join
+
+
 class HashOnlyIndex:
     """Indexes of a :class:`BankSnapshot` for matching hash columns (built once per process)."""
 
@@ -173,7 +210,8 @@ class HashOnlyIndex:
         pos_of = {b.id: i for i, b in enumerate(snapshot.banks)}
         self._thr: dict[str, np.ndarray] = {}
         self.version = snapshot.version
-        self._pdq: PDQIndex | None = None
+        self._pdq: _LazyPDQ | None = None
+        self._pdq_hashes = np.zeros((0, 32), dtype=np.uint8)
         self._exact: dict[str, _Exact] = {}
         self._ids: dict[str, np.ndarray] = {}
         self._bank_pos: dict[str, np.ndarray] = {}
@@ -192,9 +230,10 @@ class HashOnlyIndex:
                 dtype=np.int64,
             )
             if st.index == "pdq":
-                hashes = np.asarray(loaded.hashes, dtype=np.uint8)[keep]
-                self._pdq = PDQIndex()
-                self._pdq.add(np.arange(int(keep.sum()), dtype=np.int64), hashes)
+                self._pdq_hashes = np.ascontiguousarray(
+                    np.asarray(loaded.hashes, dtype=np.uint8)[keep]
+                )
+                self._pdq = _LazyPDQ(self._pdq_hashes)
                 self._ids[name], self._bank_pos[name] = ids[keep], bpos[keep]
             else:
                 hexes = [h for h, k in zip(loaded.hashes, keep, strict=True) if k]
@@ -215,13 +254,19 @@ class HashOnlyIndex:
         keys = np.ascontiguousarray(q).view("S32").ravel()
         uniq, inv = np.unique(keys, return_inverse=True)
         uq = np.frombuffer(uniq.tobytes(), dtype=np.uint8).reshape(-1, 32)
-        res = self._pdq.search(uq, int(thr.max()))
-        cnt_u = np.fromiter((len(r) for r in res), dtype=np.int64, count=len(res))
+        max_d = int(thr.max())
+        if len(uq) >= JOIN_MIN_QUERIES and max_d <= JOIN_MAX_DISTANCE:
+            # bulk join: (query, position, distance) sorted as PDQIndex.search sorts
+            qi, pos, dist = self._pdq.join().join(uq, max_d)
+            cnt_u = np.bincount(qi, minlength=len(uq)).astype(np.int64)
+        else:
+            res = self._pdq.search().search(uq, max_d)
+            cnt_u = np.fromiter((len(r) for r in res), dtype=np.int64, count=len(res))
+            flat = [h for r in res for h in r]
+            pos = np.fromiter((p for p, _ in flat), dtype=np.int64, count=len(flat))
+            dist = np.fromiter((d for _, d in flat), dtype=np.int64, count=len(flat))
         if cnt_u.sum() == 0:
             return empty, empty, empty, empty
-        flat = [h for r in res for h in r]
-        pos = np.fromiter((p for p, _ in flat), dtype=np.int64, count=len(flat))
-        dist = np.fromiter((d for _, d in flat), dtype=np.int64, count=len(flat))
         bpos = self._bank_pos["pdq"][pos]
         ok = dist <= thr[bpos]
         # per original row: the hits of its distinct hash
