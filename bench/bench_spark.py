@@ -25,8 +25,9 @@ sides use the cores they are given; ``--blas-threads 0`` leaves scan as a user r
 **Hash-only.** A bank of 1,000,000 random PDQ and 1,000,000 MD5 hashes (a
 :class:`BankSnapshot` made in memory). One core (``NUMBA_NUM_THREADS=1``):
 ``HashOnlyIndex.match_batch`` (what each executor runs per Arrow batch) on
-batches of 10,000 rows: MD5 rows (``--md5-rows``, 10M by default) and PDQ rows
-(``--pdq-rows``; 10% near copies of bank hashes at 0..31 bits, the rest random);
+batches of ``hashonly.BATCH_ROWS`` (65,536) rows: MD5 rows (``--md5-rows``, 10M by
+default) and PDQ rows (``--pdq-rows``; 10% near copies of bank hashes at 0..31 bits,
+the rest random);
 recall of the near copies against numpy brute force. Then Spark ``local[1]``
 end to end (``match_hashes`` on generated rows, ``noop`` sink) for the same MD5
 count and the PDQ count.
@@ -59,7 +60,10 @@ N0 = 8  # files of the warm-up folder
 # ----------------------------------------------------------------------------- data
 
 
-def make_world(root: Path, n_files: int) -> tuple[str, Path, Path]:
+def make_world(root: Path, n_files: int, repeat: int = 1) -> tuple[str, Path, Path]:
+    """The bank and two folders: ``all`` (``n_files`` photos, plus ``repeat - 1``
+    re-encoded copies of each at JPEG quality 94, 93...: distinct files of the same
+    size class) and ``small`` (the first :data:`N0`, for warm-up and the per-job cost)."""
     from sentinelle.banks import BankStore
     from sentinelle.formats.enroll import entries_from_paths
     from sentinelle.formats.entry import EntryIn
@@ -75,6 +79,14 @@ def make_world(root: Path, n_files: int) -> tuple[str, Path, Path]:
         raise SystemExit(f"need {n_files} photos in {PHOTOS}")
     for p in photos:
         shutil.copy(p, big / p.name)
+    if repeat > 1:
+        from PIL import Image
+
+        for p in photos:
+            with Image.open(p) as im:
+                im.load()
+                for r in range(1, repeat):
+                    im.save(big / f"r{r}_{p.name}", "JPEG", quality=95 - r)
     for p in photos[:N0]:
         shutil.copy(p, small / p.name)
     url = f"sqlite:///{root / 'bank.db'}"
@@ -132,10 +144,10 @@ def child(kind: str, arg: str, url: str, big: str, small: str) -> None:
 
     job(small)  # warm: imports, workers, matcher, numba kernels
     print("ready", flush=True)
-    for _line in sys.stdin:
+    for line in sys.stdin:  # "big" or "small": the folder of this job
         c = tree_cpu()
         t = time.perf_counter()
-        job(big)
+        job(small if line.strip() == "small" else big)
         print(json.dumps([time.perf_counter() - t, tree_cpu() - c]), flush=True)
 
 
@@ -157,7 +169,7 @@ def tree_cpu() -> float:
 
 def bench_files(args: argparse.Namespace) -> tuple[str, dict]:
     tmp = OUT_DIR / "spark"
-    url, big, small = make_world(tmp / "world", args.files)
+    url, big, small = make_world(tmp / "world", args.files, args.repeat)
     specs = {
         "scan --workers 1": ("scan", "1"),
         "scan --workers 2": ("scan", "2"),
@@ -178,10 +190,10 @@ def bench_files(args: argparse.Namespace) -> tuple[str, dict]:
     for name, p in children.items():
         assert p.stdout is not None and p.stdout.readline().strip() == "ready", name
 
-    def run(name: str) -> tuple[float, float]:
+    def run(name: str, folder: str = "big") -> tuple[float, float]:
         p = children[name]
         assert p.stdin is not None and p.stdout is not None
-        p.stdin.write("go\n")
+        p.stdin.write(folder + "\n")
         p.stdin.flush()
         wall, cpu = json.loads(p.stdout.readline())
         return float(wall), float(cpu)
@@ -190,9 +202,11 @@ def bench_files(args: argparse.Namespace) -> tuple[str, dict]:
     n_big = len(list(big.iterdir()))
     rates: dict[str, list[float]] = {n: [] for n in names}
     per_cpu: dict[str, list[float]] = {n: [] for n in names}
+    fixed: dict[str, list[float]] = {n: [] for n in names}
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for n in order:
+            fixed[n].append(run(n, "small")[0])  # a job of N0 files: the per-job cost
             dt, cpu = run(n)
             rates[n].append(n_big / dt)
             per_cpu[n].append(n_big / cpu)
@@ -209,8 +223,14 @@ def bench_files(args: argparse.Namespace) -> tuple[str, dict]:
     ]
     ratio = [a / b for a, b in zip(rates["spark local[2]"], rates["scan --workers 2"], strict=True)]
     scal = [a / b for a, b in zip(rates["spark local[2]"], rates["spark local[1]"], strict=True)]
+    what = (
+        f"{args.files} BSDS500 JPEG photos"
+        if args.repeat == 1
+        else f"{args.files} BSDS500 JPEG photos and {args.repeat - 1} re-encoded copies of "
+        f"each (q94..), {n_big} files"
+    )
     lines = [
-        f"Files: {n_big} BSDS500 JPEG photos (~480x320, {_mean_kb(big):.0f} KB mean); bank "
+        f"Files: {what} (~480x320, {_mean_kb(big):.0f} KB mean); bank "
         f"10,000 random PDQ + 10 of the photos. Each method in its own long-lived, warmed-up "
         f"process; one job = all {n_big} files (scan: run_scan with a fresh worker pool and "
         "its JSONL; Spark: hash_paths, noop sink, one task per core). "
@@ -229,13 +249,19 @@ def bench_files(args: argparse.Namespace) -> tuple[str, dict]:
         "the driver, forkserver and pool workers; Spark: the driver, the JVM and its Python "
         "workers), the cost on a machine whose cores are shared.",
         "",
-        "| method | files/s wall (median) | per round | files per CPU-s (median) | per round |",
-        "|---|---|---|---|---|",
+        f"Job of {N0} files: wall seconds of a job on the {N0}-file folder, timed before "
+        "each large job (median): the per-job fixed cost (scan: a fresh worker pool; Spark: "
+        "job scheduling, tasks, Python workers when they were not reused).",
+        "",
+        "| method | files/s wall (median) | per round | files per CPU-s (median) | per round "
+        f"| job of {N0} files, s |",
+        "|---|---|---|---|---|---|",
     ]
     for n in names:
         per = ", ".join(f"{x:.1f}" for x in rates[n])
         perc = ", ".join(f"{x:.1f}" for x in per_cpu[n])
-        lines.append(f"| {n} | {med[n]:.1f} | {per} | {medc[n]:.1f} | {perc} |")
+        fx = statistics.median(fixed[n])
+        lines.append(f"| {n} | {med[n]:.1f} | {per} | {medc[n]:.1f} | {perc} | {fx:.2f} |")
     rmed, rmin = statistics.median(ratio), min(ratio)
     verdict = "met" if rmed >= 0.75 else "not met"
     lines += [
@@ -256,6 +282,7 @@ def bench_files(args: argparse.Namespace) -> tuple[str, dict]:
         "ratio": rmed,
         "cpu_ratio": statistics.median(cratio),
         "per_core": med["spark local[1]"],
+        "job_of_small_s": {n: statistics.median(v) for n, v in fixed.items()},
     }
 
 
@@ -309,12 +336,39 @@ def hashonly_child(args: argparse.Namespace) -> None:
         bits[rng.choice(256, int(rng.integers(0, 32)), replace=False)] ^= 1
         q[qi] = np.packbits(bits)
     hexes = [bytes(r).hex() for r in q]
-    idx.match_batch(pa.record_batch({"pdq": hexes[:2000]}))  # warm the kernels
+    from sentinelle.spark import hashonly
+
+    # before: every batch through PDQIndex (the path of batches < JOIN_MIN_QUERIES)
+    join_min = hashonly.JOIN_MIN_QUERIES
+    step = hashonly.BATCH_ROWS  # what a Spark worker matches at once (hashonly.rebatch)
+    out["batch_rows"] = step
+    hashonly.JOIN_MIN_QUERIES = 1 << 62
+    t = time.perf_counter()
+    idx.match_batch(pa.record_batch({"pdq": hexes[:2000]}))  # builds PDQIndex, warms
+    out["build_search_s"] = time.perf_counter() - t
+    nb = min(n, args.pdq_before_rows)
+    c = time.process_time()
+    t = time.perf_counter()
+    before = []
+    for s in range(0, nb, step):
+        before.append(idx.match_batch(pa.record_batch({"pdq": hexes[s : s + step]})))
+    out["pdq_search_rows_s"] = nb / (time.perf_counter() - t)
+    out["pdq_search_rows_cpu_s"] = nb / (time.process_time() - c)
+    out["pdq_search_rows"] = nb
+    hashonly.JOIN_MIN_QUERIES = join_min
+    t = time.perf_counter()
+    idx.match_batch(pa.record_batch({"pdq": hexes[:2000]}))  # builds the join index, warms
+    out["build_join_s"] = time.perf_counter() - t
+    # the bulk join's output equals PDQIndex's, batch for batch
+    out["pdq_same_as_search"] = all(
+        idx.match_batch(pa.record_batch({"pdq": hexes[s : s + step]})).equals(b)
+        for s, b in zip(range(0, nb, step), before, strict=True)
+    )
     found: dict[int, set[int]] = {}
     c = time.process_time()
     t = time.perf_counter()
-    for s in range(0, n, 10_000):
-        res = idx.match_batch(pa.record_batch({"pdq": hexes[s : s + 10_000]}))
+    for s in range(0, n, step):
+        res = idx.match_batch(pa.record_batch({"pdq": hexes[s : s + step]}))
         for i, ms in enumerate(res.column("matches").to_pylist()):
             if ms:
                 found[s + i] = {m["entry_id"] for m in ms}
@@ -338,8 +392,8 @@ def hashonly_child(args: argparse.Namespace) -> None:
     c = time.process_time()
     t = time.perf_counter()
     hits = done = 0
-    for s in range(0, m, 10_000):
-        part = col.slice(s % len(idx_md5), min(10_000, m - s))
+    for s in range(0, m, step):
+        part = col.slice(s % len(idx_md5), min(step, m - s))
         res = idx.match_batch(pa.record_batch({"md5": part}))
         done += part.length() if hasattr(part, "length") else len(part)
         if s < 100_000:
@@ -382,7 +436,8 @@ def spark_hashonly_child(args: argparse.Namespace) -> None:
 def bench_hashonly(args: argparse.Namespace) -> tuple[str, dict]:
     env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     common = ["--bank", str(args.bank), "--pdq-rows", str(args.pdq_rows),
-              "--md5-rows", str(args.md5_rows)]  # fmt: skip
+              "--md5-rows", str(args.md5_rows),
+              "--pdq-before-rows", str(args.pdq_before_rows)]  # fmt: skip
 
     def last_json(flag: str) -> dict:
         cmd = [PY, __file__, flag, *common]
@@ -393,17 +448,29 @@ def bench_hashonly(args: argparse.Namespace) -> tuple[str, dict]:
     sp = last_json("--spark-hashonly-child")
     md5_cpu, pdq_cpu = direct["md5_rows_cpu_s"], direct["pdq_rows_cpu_s"]
     recall = "100%" if direct["pdq_missed"] == 0 else "below 100%"
+    same = "identical" if direct["pdq_same_as_search"] else "DIFFERENT"
     lines = [
-        f"Bank: {args.bank:,} random PDQ + {args.bank:,} MD5 hashes (index build "
-        f"{direct['build_s']:.1f} s, once per executor process). One thread; batches of "
-        "10,000 rows. Per core = rows per CPU-second of the process (wall rates are shared "
-        "with the other sessions' load).",
+        f"Bank: {args.bank:,} random PDQ + {args.bank:,} MD5 hashes (snapshot indexes "
+        f"{direct['build_s']:.1f} s; PDQ indexes built on first use, once per executor "
+        f"process: PDQIndex {direct['build_search_s']:.1f} s, bulk-join index "
+        f"{direct['build_join_s']:.1f} s, each with a first batch of 2,000 rows). One thread; "
+        f"batches of {direct['batch_rows']:,} rows (what a Spark worker matches at once). "
+        "Per core = rows per CPU-second of the process (wall rates "
+        "are shared with the other sessions' load). PDQ before/after in the same process: "
+        "every batch through PDQIndex (the path of batches under "
+        "`JOIN_MIN_QUERIES` distinct hashes), then the bulk join (`index/pdq_join.py`, "
+        "batches from 512 distinct hashes); "
+        f"their match columns on the first {direct['pdq_search_rows']:,} rows: {same}.",
         "",
         "| path | rows | rows per CPU-second | rows/s wall | recall |",
         "|---|---|---|---|---|",
         f"| HashOnlyIndex.match_batch, MD5 (1% in bank) | {args.md5_rows:,} | "
         f"{md5_cpu:,.0f} | {direct['md5_rows_s']:,.0f} | exact lookup |",
-        f"| HashOnlyIndex.match_batch, PDQ (10% near copies 0..31 bits) | {args.pdq_rows:,} | "
+        f"| HashOnlyIndex.match_batch, PDQ via PDQIndex (before) | "
+        f"{direct['pdq_search_rows']:,} | {direct['pdq_search_rows_cpu_s']:,.0f} | "
+        f"{direct['pdq_search_rows_s']:,.0f} | same rows as the join |",
+        "| HashOnlyIndex.match_batch, PDQ bulk join (10% near copies 0..31 bits) | "
+        f"{args.pdq_rows:,} | "
         f"{pdq_cpu:,.0f} | {direct['pdq_rows_s']:,.0f} | {direct['pdq_recall_checked']} "
         f"planted copies checked by brute force: {direct['pdq_missed']} true matches missed |",
         f"| Spark local[1] match_hashes, MD5 (end to end, noop sink) | {args.md5_rows:,} | - | "
@@ -414,7 +481,8 @@ def bench_hashonly(args: argparse.Namespace) -> tuple[str, dict]:
         f"- Hash-only >= 1M rows/s per core vs a 1M-hash bank, recall 100%: MD5 "
         f"**{'met' if md5_cpu >= 1e6 else 'not met'}** ({md5_cpu:,.0f} rows per CPU-second); "
         f"PDQ **{'met' if pdq_cpu >= 1e6 else 'not met'}** ({pdq_cpu:,.0f} rows per "
-        f"CPU-second, recall {recall})",
+        f"CPU-second, recall {recall}; PDQIndex path {direct['pdq_search_rows_cpu_s']:,.0f}, "
+        f"{pdq_cpu / direct['pdq_search_rows_cpu_s']:.1f}x)",
     ]
     return "\n".join(lines), {**direct, **sp}
 
@@ -422,9 +490,13 @@ def bench_hashonly(args: argparse.Namespace) -> tuple[str, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=500)
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="files x repeat in the folder (re-encoded copies)"
+    )
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--bank", type=int, default=1_000_000)
     ap.add_argument("--pdq-rows", type=int, default=200_000)
+    ap.add_argument("--pdq-before-rows", type=int, default=20_000, help="rows on PDQIndex")
     ap.add_argument("--md5-rows", type=int, default=10_000_000)
     ap.add_argument("--no-append", action="store_true")
     ap.add_argument(

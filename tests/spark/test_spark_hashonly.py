@@ -184,3 +184,14 @@ def test_no_hash_column_is_refused(spark, banks) -> None:
     df = spark.createDataFrame([("x",)], "name string")
     with pytest.raises(ValueError, match="no hash column"):
         match_hashes(df, banks["snap"])
+
+
+def test_rebatch_keeps_rows_and_order() -> None:
+    from sentinelle.spark.hashonly import rebatch
+
+    parts = [pa.record_batch({"pdq": [f"{i:064x}" for i in range(s, s + k)]}) for s, k in
+             ((0, 3), (3, 5), (8, 1), (9, 20), (29, 2))]  # fmt: skip
+    out = list(rebatch(iter(parts), 8))
+    assert [b.num_rows for b in out] == [8, 21, 2]
+    assert [v for b in out for v in b.column("pdq").to_pylist()] == [f"{i:064x}" for i in range(31)]
+    assert list(rebatch(iter([]), 8)) == []

@@ -61,6 +61,9 @@ CHUNK_BITS = 16
 MAX_DISTANCE = N_CHUNKS * 3 - 1
 
 _MASK16 = np.uint64(0xFFFF)
+#: Buckets per merge tile (2**11: ~0.5 MiB of inline words at 1M entries, cache-sized).
+_TILE = 1 << 11
+_HIGH = 0xFFFF & ~(_TILE - 1)
 
 
 @intrinsic
@@ -116,88 +119,83 @@ def _join(words, offsets, rows, wa, wb, q, radii, masks, mask_count, max_d):
         w = c >> 2
         w2 = (w + 1) & 3
         sh = np.uint64((c & 3) * 16)
-        # probe side: counting sort of (probe key -> query) pairs
+        # query side: the batch counting-sorted by this chunk's key, its two words inline
         pstart[:] = 0
         for i in range(m):
-            key = np.int64((q[i, w] >> sh) & _MASK16)
-            for t in range(nm):
-                pstart[(key ^ masks[t]) + 1] += 1
+            pstart[np.int64((q[i, w] >> sh) & _MASK16) + 1] += 1
         for k in range(65536):
             pstart[k + 1] += pstart[k]
         fill = pstart[:65536].copy()
-        total = pstart[65536]
-        pq = np.empty(total, np.int64)
-        pqa = np.empty(total, np.uint64)  # the query's two words inline, in probe order
-        pqb = np.empty(total, np.uint64)
+        order = np.empty(m, np.int64)
+        skey = np.empty(m, np.int64)
+        sa = np.empty(m, np.uint64)
+        sb = np.empty(m, np.uint64)
         for i in range(m):
-            qa = q[i, w]
-            qb = q[i, w2]
-            key = np.int64((qa >> sh) & _MASK16)
-            for t in range(nm):
-                pk = key ^ masks[t]
-                f = fill[pk]
-                pq[f] = i
-                pqa[f] = qa
-                pqb[f] = qb
-                fill[pk] = f + 1
+            key = np.int64((q[i, w] >> sh) & _MASK16)
+            f = fill[key]
+            fill[key] = f + 1
+            order[f] = i
+            skey[f] = key
+            sa[f] = q[i, w]
+            sb[f] = q[i, w2]
         off = offsets[c]
         ca = wa[c]
         cb = wb[c]
         crow = rows[c]
-        # merge: bucket by bucket, in key order on both sides
-        for k in range(65536):
-            a0 = pstart[k]
-            a1 = pstart[k + 1]
-            if a0 == a1:
-                continue
-            s = off[k]
-            e = off[k + 1]
-            if s == e:
-                continue
-            for t in range(a0, a1):
-                qa = pqa[t]
-                qb = pqb[t]
-                best = np.uint64(255)
-                for j in range(s, e):  # branch-free minimum first
-                    d = _ctpop(ca[j] ^ qa) + _ctpop(cb[j] ^ qb)
-                    best = min(best, d)
-                if best > md:
-                    continue
-                i = pq[t]
-                for j in range(s, e):
-                    if _ctpop(ca[j] ^ qa) + _ctpop(cb[j] ^ qb) > md:
+        # merge, tile by tile of the bank's buckets (a tile's entries stay in cache):
+        # for each flip mask, the queries whose key XOR the mask falls in the tile are
+        # one run of the sorted batch (the mask's high bits map the tile to one tile)
+        for tile in range(0, 65536, _TILE):
+            for t in range(nm):
+                mk = masks[t]
+                src = tile ^ (mk & _HIGH)
+                for u in range(pstart[src], pstart[src + _TILE]):
+                    k = skey[u] ^ mk
+                    s = off[k]
+                    e = off[k + 1]
+                    qa = sa[u]
+                    qb = sb[u]
+                    best = np.uint64(255)
+                    for j in range(s, e):  # branch-free minimum first
+                        d = _ctpop(ca[j] ^ qa) + _ctpop(cb[j] ^ qb)
+                        best = min(best, d)
+                    if best > md:
                         continue
-                    row = crow[j]
-                    dist = (
-                        _ctpop(words[row, 0] ^ q[i, 0])
-                        + _ctpop(words[row, 1] ^ q[i, 1])
-                        + _ctpop(words[row, 2] ^ q[i, 2])
-                        + _ctpop(words[row, 3] ^ q[i, 3])
-                    )
-                    if dist > md:
-                        continue
-                    first = True  # reported by an earlier chunk's probe?
-                    for c2 in range(c):
-                        r2 = radii[c2]
-                        if r2 < 0:
+                    i = order[u]
+                    for j in range(s, e):
+                        if _ctpop(ca[j] ^ qa) + _ctpop(cb[j] ^ qb) > md:
                             continue
-                        v = c2 >> 2
-                        sh2 = np.uint64((c2 & 3) * 16)
-                        x = ((words[row, v] ^ q[i, v]) >> sh2) & _MASK16
-                        if np.int64(_ctpop(x)) <= r2:
-                            first = False
-                            break
-                    if not first:
-                        continue
-                    if n_out == cap:
-                        cap *= 2
-                        out_q = _grow(out_q, cap)
-                        out_r = _grow(out_r, cap)
-                        out_d = _grow(out_d, cap)
-                    out_q[n_out] = i
-                    out_r[n_out] = row
-                    out_d[n_out] = np.int64(dist)
-                    n_out += 1
+                        row = crow[j]
+                        dist = (
+                            _ctpop(words[row, 0] ^ q[i, 0])
+                            + _ctpop(words[row, 1] ^ q[i, 1])
+                            + _ctpop(words[row, 2] ^ q[i, 2])
+                            + _ctpop(words[row, 3] ^ q[i, 3])
+                        )
+                        if dist > md:
+                            continue
+                        first = True  # reported by an earlier chunk's probe?
+                        for c2 in range(c):
+                            r2 = radii[c2]
+                            if r2 < 0:
+                                continue
+                            v = c2 >> 2
+                            sh2 = np.uint64((c2 & 3) * 16)
+                            x = ((words[row, v] ^ q[i, v]) >> sh2) & _MASK16
+                            if np.int64(_ctpop(x)) <= r2:
+                                first = False
+                                break
+                        if not first:
+                            continue
+                        if n_out == cap:
+                            cap *= 2
+                            out_q = _grow(out_q, cap)
+                            out_r = _grow(out_r, cap)
+                            out_d = _grow(out_d, cap)
+                        out_q[n_out] = i
+                        out_r[n_out] = row
+                        out_d[n_out] = np.int64(dist)
+                        n_out += 1
     return out_q[:n_out], out_r[:n_out], out_d[:n_out]
 
 

@@ -175,6 +175,8 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 #: (:class:`~sentinelle.index.pdq_join.PDQJoinIndex`); smaller ones query
 #: :class:`PDQIndex` (the join sweeps 16 x 65,536 buckets: a fixed cost per batch).
 JOIN_MIN_QUERIES = 512
+#: Rows per batch a Spark worker matches at once (:func:`rebatch`; hash rows are small).
+BATCH_ROWS = 1 << 16
 
 
 class _LazyPDQ:
@@ -375,8 +377,34 @@ def _batches(
     from .cache import hash_index_for
 
     index = hash_index_for(bc.value if hasattr(bc, "value") else bc)
-    for batch in it:
+    for batch in rebatch(it, BATCH_ROWS):
         yield index.match_batch(batch, columns)
+
+
+def rebatch(it: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``it``, in order, in batches of at least ``rows`` (the last may be
+    short): Spark hands Python workers small Arrow batches (``maxRecordsPerBatch``, 64
+    in :data:`~sentinelle.spark.session.DEFAULT_CONF` for media rows), and the bulk
+    join's fixed cost per batch wants many hashes at once."""
+    buf: list[pa.RecordBatch] = []
+    n = 0
+    for batch in it:
+        if batch.num_rows >= rows and not buf:
+            yield batch
+            continue
+        buf.append(batch)
+        n += batch.num_rows
+        if n >= rows:
+            yield _concat(buf)
+            buf, n = [], 0
+    if buf:
+        yield _concat(buf)
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
 
 def match_hashes(
