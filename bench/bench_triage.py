@@ -132,8 +132,8 @@ def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     previous = series_mod.snapshot(engine, s.case.id)
     per_cue: dict[str, Any] = {}
     runs = [(c, "none") for c in series_mod.CUES if c not in ("scene", "face", "imported")]
-    runs += [("scene", "clip"), ("scene", "orb"), ("scene", "clip+orb")]
-    runs += [("all", "none"), ("all", "clip+orb")]
+    runs += [("scene", sc) for sc in args.scenes]
+    runs += [("all", "none")] + [("all", sc) for sc in args.scenes]
     for cue, scene in runs:
         cues = tuple(c for c in series_mod.CUES if c not in ("face", "imported"))
         link_at = series_mod.LINK_AT
@@ -149,7 +149,17 @@ def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         _, series_of = _labels(engine, s.case.id, root)
         pred = {p: (f"s{series_of[p]}" if series_of[p] else "g" + group_of[p]) for p in new_paths}
         m = pairwise(pred, s_truth, new_paths)
-        m.update({"seconds": dt, "series": sr.series, "links": sr.links})
+        m.update(
+            {
+                "seconds": dt,
+                "series": sr.series,
+                "links": sr.links,
+                "scene_groups": sr.scene_groups,
+                "candidates": sr.scene_candidates,
+                "truncated": sr.scene_truncated,
+                "scene_seconds": sr.scene_seconds,
+            }
+        )
         per_cue[f"{cue}" + (f" ({scene})" if scene != "none" else "")] = m
     out["series"] = per_cue
     out["scene_dist"] = scene_distributions(engine, s.case.id, root, truth, reader)
@@ -323,24 +333,389 @@ def scale_child(size: int, work: Path, workers: int) -> None:
 def scaling(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for size in args.sizes:
-        p = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--scale-child",
-                str(size),
-                "--work",
-                str(work),
-                "--workers",
-                str(args.workers),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        out.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        cmd = [sys.executable, __file__, "--scale-child", str(size), "--work", str(work)]
+        r, mem, _wall = _sampled([*cmd, "--workers", str(args.workers)])
+        r["rss_worker_mib"] = mem.get("worker_mib", 0.0)  # psutil: the forkserver workers
+        r["rss_workers_sum_mib"] = mem.get("workers_sum_mib", 0.0)
+        out.append(r)
         shutil.rmtree(work / f"scale{size}", ignore_errors=True)
     return out
+
+
+# --------------------------------------------------------------------- large folder
+
+LARGE_PARTS = 10
+LARGE_MIX = {"known": 0.80, "series": 0.05, "single": 0.10, "ai": 0.05}
+"""Composition of the large folder (each part alike): known copies / series shots /
+new singles / rendered pictures. New material (series, singles, renders) is 20%."""
+
+
+def _large_part(args: tuple[Path, int, int, int]) -> dict[str, int]:
+    """One part of the large folder: ``n`` files, deterministic from ``seed``."""
+    import io as _io
+    import random
+
+    from PIL import Image, ImageEnhance, ImageOps
+    from triage_seized import (
+        corpus,
+        device_exif,
+        firmware_qtables,
+        rendered,
+        save_ai_png,
+    )
+
+    root, part, n, seed = args
+    rng = random.Random(seed * 1000 + part)
+    photos = corpus()
+    known_src, new_src = photos[:300], photos[300:]
+    out = root / f"part{part:02d}"
+    counts = dict.fromkeys(LARGE_MIX, 0)
+    cache: dict[Path, Image.Image] = {}
+
+    def load(p: Path) -> Image.Image:
+        if p not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            cache[p] = Image.open(p).convert("RGB")
+        return cache[p]
+
+    def save(im: Image.Image, rel: str, **kw: Any) -> None:
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.save(path, "JPEG", **kw)
+
+    def jitter(im: Image.Image) -> Image.Image:
+        w, h = im.size
+        f = rng.uniform(0.55, 1.0)
+        im = im.resize((max(64, int(w * f)), max(64, int(h * f))))
+        if rng.random() < 0.5:
+            dx, dy = int(w * f * rng.uniform(0, 0.04)), int(h * f * rng.uniform(0, 0.04))
+            im = im.crop((dx, dy, im.width - dx, im.height - dy))
+        if rng.random() < 0.3:
+            im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.85, 1.15))
+        return im
+
+    n_known = int(n * LARGE_MIX["known"])
+    n_series = int(n * LARGE_MIX["series"]) // 5
+    n_ai = int(n * LARGE_MIX["ai"])
+    n_single = n - n_known - n_series * 5 - n_ai
+    for i in range(n_known):
+        src = known_src[rng.randrange(len(known_src))]
+        rel = f"known/{i // 1000:02d}/k{i:05d}.jpg"
+        if rng.random() < 0.1:  # an exact copy of the enrolled file
+            rel = rel[:-4] + src.suffix
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_bytes(src.read_bytes())
+        else:
+            save(jitter(load(src)), rel, quality=rng.choice((60, 70, 80, 90)))
+        counts["known"] += 1
+    models = [("Canon", "Canon EOS 80D"), ("Apple", "iPhone 12"), ("SONY", "ILCE-7M3")]
+    for s in range(n_series):
+        im = load(new_src[rng.randrange(len(new_src))])
+        w, h = im.size
+        make, model = models[s % len(models)]
+        serial = f"P{part}S{s:04d}"
+        lat, lon = rng.uniform(-60, 60), rng.uniform(-170, 170)
+        for k in range(5):
+            cw, ch = int(w * 0.6), int(h * 0.6)
+            x, y = rng.randrange(w - cw), rng.randrange(h - ch)
+            shot = im.crop((x, y, x + cw, y + ch)).resize((w, h))
+            t = f"2024:{1 + s % 12:02d}:{1 + part:02d} 1{k}:{rng.randint(0, 59):02d}:00"
+            ex = device_exif(make, model, serial, t, (lat + k * 1e-5, lon))
+            save(
+                shot,
+                f"DCIM/{s:04d}/IMG_{k:04d}.jpg",
+                exif=ex,
+                qtables=firmware_qtables(s % len(models)),
+            )
+            counts["series"] += 1
+    for i in range(n_single):
+        im = load(new_src[rng.randrange(len(new_src))])
+        w, h = im.size
+        f = rng.uniform(0.35, 0.7)
+        cw, ch = int(w * f), int(h * f)
+        x, y = rng.randrange(w - cw), rng.randrange(h - ch)
+        crop = im.crop((x, y, x + cw, y + ch))
+        if rng.random() < 0.5:
+            crop = ImageOps.mirror(crop)
+        save(crop.resize((w, h)), f"misc/{i // 1000:02d}/s{i:05d}.jpg", quality=85)
+        counts["single"] += 1
+    for i in range(n_ai):
+        rel = out / f"gen/{i // 1000:02d}/ai{i:05d}.png"
+        rel.parent.mkdir(parents=True, exist_ok=True)
+        save_ai_png(rendered(seed * 10**7 + part * 10**5 + i, size=256), rel, i)
+        counts["ai"] += 1
+    _ = _io
+    return counts
+
+
+def build_large(root: Path, n_files: int, workers: int = 2, seed: int = 11) -> dict[str, Any]:
+    """The large benign folder (``LARGE_MIX``) under ``root``, reused when complete."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    done = root / "composition.json"
+    if done.exists():
+        comp = json.loads(done.read_text())
+        if comp.get("files") == n_files:
+            return comp
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    per = n_files // LARGE_PARTS
+    sizes = [per] * LARGE_PARTS
+    sizes[-1] += n_files - per * LARGE_PARTS
+    jobs = [(root, p, sizes[p], seed) for p in range(LARGE_PARTS)]
+    total = dict.fromkeys(LARGE_MIX, 0)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        for counts in ex.map(_large_part, jobs):
+            for k, v in counts.items():
+                total[k] += v
+    comp = {
+        "files": n_files,
+        "parts": LARGE_PARTS,
+        "mix": total,
+        "known_sources": 300,
+        "build_s": round(time.perf_counter() - t0, 1),
+    }
+    done.write_text(json.dumps(comp))
+    return comp
+
+
+# ------------------------------------------------------------------ large run (issue 12)
+
+
+def _tree_sampler(pid: int, stop: Any, out: dict[str, Any], period: float = 0.5) -> None:
+    """Peak RSS of process ``pid`` (main) and of its descendants (workers), sampled with
+    psutil every ``period`` s; also the peak 1-minute load average."""
+    import os
+
+    import psutil
+
+    try:
+        main = psutil.Process(pid)
+    except psutil.Error:
+        return
+    while not stop.is_set():
+        try:
+            out["main_mib"] = max(out.get("main_mib", 0.0), main.memory_info().rss / 2**20)
+            kids = main.children(recursive=True)
+            total = 0.0
+            for k in kids:
+                try:
+                    r = k.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                total += r
+                out["worker_mib"] = max(out.get("worker_mib", 0.0), r)
+            out["workers_sum_mib"] = max(out.get("workers_sum_mib", 0.0), total)
+            out["max_procs"] = max(out.get("max_procs", 0), len(kids))
+        except psutil.Error:
+            break
+        out["load_max"] = max(out.get("load_max", 0.0), os.getloadavg()[0])
+        stop.wait(period)
+
+
+def _sampled(cmd: list[str]) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Run ``cmd`` (prints one JSON line last), sampling its process tree."""
+    import threading
+
+    stop = threading.Event()
+    mem: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    th = threading.Thread(target=_tree_sampler, args=(p.pid, stop, mem), daemon=True)
+    th.start()
+    stdout, _ = p.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd} failed ({p.returncode})")
+    return json.loads(stdout.strip().splitlines()[-1]), mem, wall
+
+
+def large_child(args: argparse.Namespace) -> None:
+    """One large-run measurement in its own process: ``--large-child triage|scan``."""
+    from triage_seized import corpus
+
+    from sentinelle.store.db import open_engine
+
+    folders = [Path(f) for f in args.folders]
+    url = f"sqlite:///{args.work / 'large.db'}"
+    out: dict[str, Any] = {}
+    if args.large_child == "scan":
+        from sentinelle.cli.scan_cmd import run_scan
+
+        t0 = time.perf_counter()
+        run_scan(
+            folders,
+            args.work / "scan.jsonl",
+            workers=args.workers,
+            database_url=f"sqlite:///{args.work / 'scan.db'}",
+            show_progress=False,
+        )
+        out["seconds"] = time.perf_counter() - t0
+        out["files"] = sum(1 for f in folders for p in f.rglob("*") if p.is_file())
+        print(json.dumps(out))
+        return
+    import hashlib
+
+    from sentinelle.banks import BankStore
+    from sentinelle.formats.entry import EntryIn
+    from sentinelle.index.matcher import Matcher
+    from sentinelle.signals.hasher import hash_file
+    from sentinelle.triage import csv_out, vics_case
+    from sentinelle.triage.run import run_triage
+    from sentinelle.triage.series import SeriesOptions
+
+    engine = open_engine(url)
+    banks = BankStore(engine)
+    banks.create_bank("known-bank")
+    entries = []
+    for i, src in enumerate(corpus()[:300]):  # the large folder's known sources
+        pdq = hash_file(src).signal("pdq")
+        if pdq is not None:
+            entries.append(
+                EntryIn(signal_type="pdq", hash=pdq.hash, media_ref=f"k{i}", category="B2")
+            )
+        md5 = hashlib.md5(src.read_bytes()).hexdigest()
+        entries.append(EntryIn(signal_type="md5", hash=md5, media_ref=f"k{i}", category="B2"))
+    banks.add_entries("known-bank", entries)
+    t0 = time.perf_counter()
+    s = run_triage(
+        engine,
+        "large",
+        folders,
+        workers=args.workers,
+        matcher=Matcher(banks),
+        series_options=SeriesOptions(scene=args.scene, threads=args.workers),
+    )
+    out["triage_s"] = time.perf_counter() - t0
+    out["stages"] = s.seconds
+    out["files"] = s.hashing.files
+    out["errors"] = s.hashing.errors
+    out["grouping"] = {
+        "groups": s.grouping.groups,
+        "known": s.grouping.known,
+        "new": s.grouping.new,
+    }
+    out["series"] = {
+        "series": s.series.series,
+        "links": s.series.links,
+        "per_cue": s.series.per_cue,
+        "scene_groups": s.series.scene_groups,
+        "scene_candidates": s.series.scene_candidates,
+        "scene_seconds": s.series.scene_seconds,
+    }
+    out["tiers"] = s.tiers
+    writers: dict[str, float] = {}
+    t0 = time.perf_counter()
+    out["csv_rows"] = csv_out.write_csv(engine, s.case.id, args.work / "case.csv")
+    writers["csv"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vics_case.export_case(engine, "large", args.work / "case.vics.json")
+    writers["vics"] = time.perf_counter() - t0
+    try:
+        from sentinelle.triage import report_html
+
+        t0 = time.perf_counter()
+        report_html.write_report(engine, "large", args.work / "report.html")
+        writers["html"] = time.perf_counter() - t0
+    except ImportError:
+        pass
+    out["writers"] = writers
+    t0 = time.perf_counter()
+    s2 = run_triage(
+        engine,
+        "large",
+        folders,
+        workers=args.workers,
+        matcher=Matcher(banks),
+        series_options=SeriesOptions(scene=args.scene, threads=args.workers),
+    )
+    out["rerun_s"] = time.perf_counter() - t0
+    out["rerun_skipped"] = s2.hashing.skipped
+    engine.dispose()
+    print(json.dumps(out))
+
+
+def large(args: argparse.Namespace) -> dict[str, Any]:
+    """Build (or reuse) the large folder; per size: triage (its process tree sampled) and,
+    in the same run, plain ``scan`` on the first part(s)."""
+    root = args.large
+    comp = build_large(root, args.files, workers=args.workers)
+    parts = sorted(p for p in root.iterdir() if p.is_dir())
+    per_part = comp["files"] // comp["parts"]
+    res: dict[str, Any] = {"composition": comp, "runs": []}
+    for size in args.large_sizes:
+        k = max(1, min(len(parts), size // per_part))
+        folders = [str(p) for p in parts[:k]]
+        with tempfile.TemporaryDirectory(prefix="bench_triage_large_", dir=args.tmp) as tmp:
+            base = [sys.executable, __file__, "--work", tmp, "--workers", str(args.workers)]
+            base += ["--scene", args.scene, "--folders", *folders]
+            scan_folders = folders[: max(1, min(k, args.scan_parts))]
+            scan_cmd = [sys.executable, __file__, "--work", tmp, "--workers", str(args.workers)]
+            scan_cmd += ["--large-child", "scan", "--folders", *scan_folders]
+            sc, sc_mem, _ = _sampled(scan_cmd)
+            tr, tr_mem, wall = _sampled([*base, "--large-child", "triage"])
+            run = {"size": size, "parts": k, "scan": sc, "scan_mem": sc_mem}
+            run.update({"triage": tr, "triage_mem": tr_mem, "wall": wall})
+            res["runs"].append(run)
+            print(json.dumps(run, indent=1), flush=True)
+    return res
+
+
+def large_report(res: dict[str, Any], args: argparse.Namespace) -> str:
+    comp = res["composition"]
+    mix = comp["mix"]
+    n = comp["files"]
+    lines = [
+        f"Large folder: {n:,} files in {comp['parts']} alike parts, built by "
+        "`bench_triage.build_large` into /tmp (benign: BSDS500/Kodak photos and renders): "
+        f"known copies {mix['known']:,} ({100 * mix['known'] / n:.0f}%: {comp['known_sources']} "
+        "enrolled photos, 10% exact copies, the rest resized 55-100%, some cropped <= 4% or "
+        f"brightened, JPEG q60-90), series shots {mix['series']:,} "
+        f"({100 * mix['series'] / n:.0f}%: 5 shots of one scene, fake device EXIF with serial, "
+        f"burst, GPS), new singles {mix['single']:,} ({100 * mix['single'] / n:.0f}%: random "
+        "35-70% crops, half mirrored, of the 224 non-enrolled photos: many show the same scene), "
+        f"renders {mix['ai']:,} ({100 * mix['ai'] / n:.0f}%: PNG with A1111 parameters). "
+        f"Workers: {args.workers}; scene cue `{args.scene}`; provenance on (defaults).",
+        "",
+        "| files | triage wall s | files/s | scan (same run) files/s | triage / scan "
+        "| hash | group | series (scene: features / candidates / verify) | priority "
+        "| CSV / VICS / HTML writers s | resume rerun s | peak RSS main / largest worker "
+        "/ all workers MiB | peak load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["runs"]:
+        t = r["triage"]
+        st = t["stages"]
+        sc = r["scan"]
+        scan_rate = sc["files"] / sc["seconds"]
+        rate = t["files"] / t["triage_s"]
+        ss = t["series"]["scene_seconds"] or {}
+        wr = t["writers"]
+        m = r["triage_mem"]
+        lines.append(
+            f"| {t['files']:,} | {t['triage_s']:.0f} | {rate:.1f} | {scan_rate:.1f} "
+            f"({sc['files']:,} files) | {rate / scan_rate:.2f} | {st['hash']:.0f} | "
+            f"{st['group']:.0f} | {st['series']:.0f} ({ss.get('features', 0):.0f} / "
+            f"{ss.get('candidates', 0):.1f} / {ss.get('verify', 0):.0f}) | {st['priority']:.0f} "
+            f"| {wr.get('csv', 0):.0f} / {wr.get('vics', 0):.0f} / {wr.get('html', 0):.0f} "
+            f"| {t['rerun_s']:.0f} | {m.get('main_mib', 0):.0f} / {m.get('worker_mib', 0):.0f} / "
+            f"{m.get('workers_sum_mib', 0):.0f} | {m.get('load_max', 0):.1f} |"
+        )
+    for r in res["runs"]:
+        t = r["triage"]
+        lines += [
+            "",
+            f"{t['files']:,} files: groups {json.dumps(t['grouping'])}, tiers "
+            f"{json.dumps(t['tiers'])}, errors {t['errors']}; series {t['series']['series']} "
+            f"({t['series']['links']} links, per cue {json.dumps(t['series']['per_cue'])}); the "
+            f"scene cue looked at {t['series']['scene_groups']:,} groups and verified "
+            f"{t['series']['scene_candidates']:,} candidate pairs.",
+        ]
+    return "\n".join(lines)
 
 
 def _pct(x: float) -> str:
@@ -372,13 +747,15 @@ def report(q: dict[str, Any], t: dict[str, Any], sc: list[dict[str, Any]], args:
         "A single cue is measured deciding alone (its own score links); `all` is the "
         "shipped rule (scores add up to 1.0):",
         "",
-        "| cue(s) | precision | recall | series | links | seconds |",
-        "|---|---|---|---|---|---|",
+        "| cue(s) | precision | recall | series | links | scene: groups / pairs verified "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for cue, m in q["series"].items():
         lines.append(
             f"| {cue} | {_pct(m['precision'])} | {_pct(m['recall'])} | {m['series']} | "
-            f"{m['links']} | {m['seconds']:.1f} |"
+            f"{m['links']} | {m.get('scene_groups', 0)} / {m.get('candidates', 0)}"
+            f"{' (cut)' if m.get('truncated') else ''} | {m['seconds']:.1f} |"
         )
     d = q["scene_dist"]
     lines += [
@@ -401,7 +778,8 @@ def report(q: dict[str, Any], t: dict[str, Any], sc: list[dict[str, Any]], args:
     rate_tri = t["triage_files"] / t["triage_s"]
     lines += [
         "",
-        "Throughput, same folder, same run (default options: provenance on, clip+orb scene cue):",
+        "Throughput, same folder, same run (default options: provenance on, "
+        f"`{args.scene}` scene cue):",
         "",
         "| run | files | seconds | files/s |",
         "|---|---|---|---|",
@@ -411,18 +789,19 @@ def report(q: dict[str, Any], t: dict[str, Any], sc: list[dict[str, Any]], args:
         "",
         f"Triage stages (s): {json.dumps({k: round(v, 1) for k, v in t['stages'].items()})}",
         "",
-        "Scaling (each size in its own process; peak RSS of the main process; the hashing "
-        "workers are forkserver children, which `getrusage` does not see: their RSS and CPU "
-        "read 0 / are not in the CPU column):",
+        "Scaling (each size in its own process; peak RSS: main process by `getrusage`, the "
+        "worker processes sampled with psutil every 0.5 s (largest one / all together); the "
+        "CPU column is the main process's only):",
         "",
         "| files | wall s | files/s | main-process CPU s | main RSS MiB | worker RSS MiB "
-        "| stages (s) |",
+        "(largest / all) | stages (s) |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in sc:
         lines.append(
             f"| {r['files']} | {r['seconds']:.0f} | {r['files'] / r['seconds']:.1f} | "
-            f"{r.get('cpu_s', 0):.0f} | {r['rss_main_mib']:.0f} | {r['rss_worker_mib']:.0f} | "
+            f"{r.get('cpu_s', 0):.0f} | {r['rss_main_mib']:.0f} | {r['rss_worker_mib']:.0f} / "
+            f"{r.get('rss_workers_sum_mib', 0):.0f} | "
             f"{json.dumps({k: round(v) for k, v in r['stages'].items()})} |"
         )
     if sc:
@@ -442,15 +821,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--scene", default="clip+orb")
+    ap.add_argument("--scene", default="orb")
+    ap.add_argument(
+        "--scenes", nargs="*", default=["orb", "orb-all", "clip+orb", "clip"], help="Compared."
+    )
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 3000])
     ap.add_argument("--no-results", action="store_true", help="Print only.")
     ap.add_argument("--quality-only", action="store_true", help="Skip throughput and scaling.")
+    ap.add_argument("--large", type=Path, help="Large-run folder (built there if missing).")
+    ap.add_argument("--files", type=int, default=100_000, help="Large folder size.")
+    ap.add_argument(
+        "--large-sizes", type=int, nargs="*", default=[10_000, 100_000], help="Files per run."
+    )
+    ap.add_argument("--scan-parts", type=int, default=1, help="Parts scanned beside triage.")
+    ap.add_argument("--tmp", type=Path, default=None, help="Where the large runs' databases go.")
+    ap.add_argument("--large-child", choices=("triage", "scan"), help=argparse.SUPPRESS)
+    ap.add_argument("--folders", nargs="*", help=argparse.SUPPRESS)
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.scale_child:
         scale_child(args.scale_child, args.work, args.workers)
+        return
+    if args.large_child:
+        args.work = Path(args.work)
+        large_child(args)
+        return
+    if args.large:
+        res = large(args)
+        body = large_report(res, args)
+        print(body)
+        if not args.no_results:
+            from _machine import append_results
+
+            append_results("Issue 12: triage at 100,000 files (bench_triage.py --large)", body)
         return
     with tempfile.TemporaryDirectory(prefix="bench_triage_") as tmp:
         work = Path(tmp)

@@ -74,9 +74,10 @@ def register(app: typer.Typer) -> None:
         scene: Annotated[
             str,
             typer.Option(
-                help="Same-scene cue: clip+orb (CLIP proposes, ORB decides), clip, orb, or none."
+                help="Same-scene cue: orb (ORB key votes propose, RANSAC decides), orb-all "
+                "(every pair), clip+orb (CLIP proposes), clip, or none."
             ),
-        ] = "clip+orb",
+        ] = "orb",
         faces: Annotated[
             bool, typer.Option("--faces", help="Run the face cue (slow; needs the faces extra).")
         ] = False,
@@ -100,8 +101,8 @@ def register(app: typer.Typer) -> None:
         from ..triage.series import SeriesOptions
 
         console = Console(stderr=True)
-        if scene not in ("clip+orb", "clip", "orb", "none"):
-            raise typer.BadParameter("--scene is clip+orb, clip, orb or none")
+        if scene not in ("orb", "orb-all", "clip+orb", "clip", "none"):
+            raise typer.BadParameter("--scene is orb, orb-all, clip+orb, clip or none")
         try:
             w = weights_from(_weights(weight))
         except ValueError as e:
@@ -182,6 +183,14 @@ def register(app: typer.Typer) -> None:
         t.add_row("series", f"{summary.series.series} ({summary.series.grouped} groups)")
         for cue, n in sorted(summary.series.per_cue.items()):
             t.add_row(f"  links by {escape(cue)}", str(n))
+        sr = summary.series
+        if sr.scene_groups:
+            cut = " [yellow](stopped at the pair limit: not every pair seen)[/]"
+            t.add_row(
+                f"scene cue ({escape(scene)})",
+                f"{sr.scene_groups} groups, {sr.scene_candidates} pairs verified"
+                + (cut if sr.scene_truncated else ""),
+            )
         t.add_row("faces", escape(summary.faces))
         t.add_row("weights", escape(", ".join(f"{k}={v:g}" for k, v in summary.weights.items())))
         for what, p in written:

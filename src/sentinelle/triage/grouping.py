@@ -183,7 +183,7 @@ def _verify(engine: Engine, row: Any, matcher: Any, reader: Any) -> list[Any] | 
     with engine.connect() as c:
         f = c.execute(
             select(triage_files.c.source_path, triage_files.c.member_path)
-            .where(triage_files.c.media_id == row.id)
+            .where(triage_files.c.case_id == row.case_id, triage_files.c.media_id == row.id)
             .limit(1)
         ).first()
     if f is None:

@@ -14,7 +14,7 @@ device_model     0.4    same make and model (none when both have serials that di
 qtables          0.3    same non-standard JPEG quantisation tables (firmware)
 time_burst       0.5    capture times within ``burst_s`` seconds
 gps              0.6    capture places within ``gps_m`` metres
-scene            1.0    same scene (CLIP cosine >= threshold, or ORB inliers)
+scene            1.0    same scene (ORB keypoints verified by RANSAC; or CLIP cosine)
 face             0.5    the face hook links a face in both (a lead, never identity)
 imported         1.0    both in a series named by imported VICS/ICSE data (kept, even
                         for known groups)
@@ -28,9 +28,10 @@ links per cue.
 Candidate pairs stay near-linear in the number of groups: groups sharing a serial or a
 model are chained in capture-time order, all groups are chained in time order within
 a burst, GPS cells hold a few neighbours, PDQ candidates come from the MIH index, scene
-candidates from a blockwise cosine product. The scene cue runs last and only between
-what the other cues left apart (one group per linked component, every unlinked group):
-it costs an image embedding per group it looks at.
+candidates from ORB descriptor votes (:func:`.scene.vote_pairs`; CLIP: a blockwise
+cosine product). The scene cue runs last and only between what the other cues left
+apart (one group per linked component, every unlinked group): it reads and decodes one
+image per group it looks at (in the worker processes), about 15 ms each.
 
 **Stable ids.** A series keeps the key of the earlier run's series it shares the most
 groups with (each old key goes to one new series); otherwise its key is ``S-`` + 12
@@ -45,6 +46,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,7 +56,7 @@ from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from ..index.pdq_index import PDQIndex
 from .grouping import MIN_QUALITY, _hex_rows, _UnionFind
-from .tables import triage_groups, triage_links, triage_media, triage_series
+from .tables import triage_files, triage_groups, triage_links, triage_media, triage_series
 
 SCORES = {
     "near_duplicate": 1.0,
@@ -69,6 +71,7 @@ SCORES = {
 }
 LINK_AT = 1.0
 CUES = tuple(SCORES)
+SCENES = ("orb", "orb-all", "clip+orb", "clip", "none")
 
 
 @dataclass
@@ -76,11 +79,14 @@ class SeriesOptions:
     series_pdq: int = 47  # <= 47: the MIH index answers exactly
     burst_s: float = 600.0
     gps_m: float = 100.0
-    scene: str = "clip+orb"  # clip+orb | clip | orb | none
+    scene: str = "orb"  # orb (votes + RANSAC) | orb-all | clip+orb | clip | none
     clip_threshold: float = 0.95  # "clip" alone
     clip_candidate: float = 0.80  # "clip+orb": CLIP neighbours at or above this ...
     clip_top_k: int = 8  # ... at most this many per group, verified by ORB
     orb_min_inliers: int = 25
+    vote_top_k: int = 8  # "orb": candidates per group, most key votes first ...
+    vote_min: int = 3  # ... with at least this many shared keys
+    orb_max_pairs: int = 200_000  # "orb-all": stops there (reported: scene_truncated)
     cues: tuple[str, ...] = CUES  # which cues may link (bench: one at a time)
     link_at: float = LINK_AT  # the bench lowers it to let one weak cue decide alone
     threads: int = 1
@@ -269,9 +275,11 @@ def _pdq_links(groups: dict[int, _G], o: SeriesOptions) -> dict[tuple[int, int],
 
 def _scene_links(
     engine: Engine,
+    case_id: int,
     groups: dict[int, _G],
     o: SeriesOptions,
     reader: Callable[[int], bytes] | None,
+    res: SeriesResult,
 ) -> dict[tuple[int, int], tuple[float, str]]:
     out: dict[tuple[int, int], tuple[float, str]] = {}
     if o.scene == "none" or "scene" not in o.cues or reader is None or len(groups) < 2:
@@ -279,6 +287,11 @@ def _scene_links(
     from . import scene
 
     rep_of = {g.rep: g.id for g in groups.values() if g.rep is not None}
+    if o.scene in ("orb", "orb-all"):
+        for ma, mb, inl, how in _orb_scene(engine, case_id, sorted(rep_of), o, reader, res):
+            a, b = rep_of[ma], rep_of[mb]
+            out[(a, b) if a < b else (b, a)] = (SCORES["scene"], f"{inl} ORB inliers ({how})")
+        return out
     if o.scene in ("clip", "clip+orb"):
         from ..provenance.clip_encoder import available
 
@@ -310,11 +323,123 @@ def _scene_links(
                     SCORES["scene"],
                     f"{inl} ORB inliers (CLIP cosine {cos:.3f})",
                 )
-    elif o.scene == "orb":
-        feats = {m: _orb(scene, reader, m) for m in rep_of}
-        for ma, mb, inl in scene.orb_pairs(feats, o.orb_min_inliers):
-            a, b = rep_of[ma], rep_of[mb]
-            out[(a, b) if a < b else (b, a)] = (SCORES["scene"], f"{inl:.0f} ORB inliers")
+    return out
+
+
+def _image_refs(engine: Engine, case_id: int, media_ids: list[int]) -> list[Any]:
+    """Where the workers read each media: its copies, by path."""
+    from .scene import ImageRef
+
+    copies: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+    with engine.connect() as c:
+        for s in range(0, len(media_ids), 500):
+            for mid, src, member in c.execute(
+                select(
+                    triage_files.c.media_id, triage_files.c.source_path, triage_files.c.member_path
+                )
+                .where(
+                    triage_files.c.case_id == case_id,
+                    triage_files.c.media_id.in_(media_ids[s : s + 500]),
+                )
+                .order_by(triage_files.c.path)
+            ):
+                copies[mid].append((src, member))
+    return [ImageRef(m, tuple(copies.get(m, ()))) for m in media_ids]
+
+
+def _orb_scene(
+    engine: Engine,
+    case_id: int,
+    media_ids: list[int],
+    o: SeriesOptions,
+    reader: Callable[[int], bytes],
+    res: SeriesResult,
+) -> list[tuple[int, int, int, str]]:
+    """``(media_a, media_b, inliers, how)`` for the verified same-scene pairs.
+
+    Features: one worker task per image (``o.threads`` processes; in-process through
+    ``reader`` with one), packed into a :class:`.scene.FeatureFile`. Candidates: key
+    votes (``orb``) or every pair (``orb-all``, up to ``o.orb_max_pairs``). Verification:
+    chunks of pairs in the workers, which read the records from the file."""
+    import time
+
+    from . import scene
+    from .pipeline import _pool
+    from .sources import DEFAULT_SOURCE_LIMITS
+
+    t0 = time.perf_counter()
+    out: list[tuple[int, int, int, str]] = []
+    pool = _pool(o.threads) if o.threads > 1 else None
+    try:
+        with scene.FeatureFile() as ff:
+            slot_mid: list[int] = []
+            if pool is not None:
+                refs = iter(_image_refs(engine, case_id, media_ids))
+                in_flight: set[Any] = set()
+                while True:
+                    for ref in refs:
+                        in_flight.add(pool.submit(scene.features_job, ref, DEFAULT_SOURCE_LIMITS))
+                        if len(in_flight) >= 8 * o.threads:
+                            break
+                    if not in_flight:
+                        break
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        mid, rec = fut.result()
+                        ff.append_packed(rec)
+                        slot_mid.append(mid)
+            else:
+                for m in media_ids:
+                    ff.append(_orb(scene, reader, m))
+                    slot_mid.append(m)
+            t1 = time.perf_counter()
+            votes: dict[tuple[int, int], int] = {}
+            if o.scene == "orb":
+                for a, b, v in scene.vote_pairs(
+                    ff.keys(), top_k=o.vote_top_k, min_votes=o.vote_min
+                ):
+                    votes[(a, b)] = v
+                pairs = sorted(votes)
+            else:
+                live = [s for s in range(ff.n) if ff.has_features(s)]
+                total = len(live) * (len(live) - 1) // 2
+                pairs = []
+                for i, a in enumerate(live):
+                    for b in live[i + 1 :]:
+                        if len(pairs) >= o.orb_max_pairs:
+                            break
+                        pairs.append((a, b))
+                res.scene_truncated = total > len(pairs)
+            t2 = time.perf_counter()
+            res.scene_candidates = len(pairs)
+            chunks = [pairs[s : s + 512] for s in range(0, len(pairs), 512)]
+            if pool is not None:
+                found = [
+                    r
+                    for part in pool.map(
+                        scene.verify_job,
+                        [ff.path] * len(chunks),
+                        chunks,
+                        [o.orb_min_inliers] * len(chunks),
+                    )
+                    for r in part
+                ]
+            else:
+                found = [
+                    r for ch in chunks for r in scene.verify_job(ff.path, ch, o.orb_min_inliers)
+                ]
+            for a, b, inl in found:
+                how = f"{votes[(a, b)]} key votes" if (a, b) in votes else "all pairs"
+                out.append((slot_mid[a], slot_mid[b], inl, how))
+            t3 = time.perf_counter()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    res.scene_seconds = {
+        "features": round(t1 - t0, 3),
+        "candidates": round(t2 - t1, 3),
+        "verify": round(t3 - t2, 3),
+    }
     return out
 
 
@@ -382,6 +507,9 @@ class SeriesResult:
     per_cue: dict[str, int] = field(default_factory=dict)
     face_links: dict[int, int] = field(default_factory=dict)  # group id -> face links
     scene_groups: int = 0  # groups the scene cue looked at
+    scene_candidates: int = 0  # pairs it verified
+    scene_truncated: bool = False  # orb-all stopped at orb_max_pairs
+    scene_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build_series(
@@ -444,7 +572,7 @@ def build_series(
     for g in sorted(ids, key=lambda g: groups[g].key):
         by_root.setdefault(uf.find(pos[g]), g)
     reps = {g: groups[g] for g in by_root.values()}
-    scene_pairs = _scene_links(engine, reps, o, reader)
+    scene_pairs = _scene_links(engine, case_id, reps, o, reader, res)
     for k, v in scene_pairs.items():
         extra[k]["scene"] = v
     res.scene_groups = len(reps) if o.scene != "none" and "scene" in o.cues else 0

@@ -304,6 +304,12 @@ def list_groups(
         return [_group(r) for r in c.execute(q)]
 
 
+def _case_of(table: Any, row_id: int) -> Any:
+    """The case of one row, as a scalar subquery: per-row queries name their case, so
+    the ``(case_id, ...)`` indexes answer them (no scan of every case's rows)."""
+    return select(table.c.case_id).where(table.c.id == row_id).scalar_subquery()
+
+
 def get_group(engine: Engine, group_id: int) -> Group | None:
     with engine.connect() as c:
         r = c.execute(select(triage_groups).where(triage_groups.c.id == group_id)).first()
@@ -313,11 +319,14 @@ def get_group(engine: Engine, group_id: int) -> Group | None:
 def group_media(engine: Engine, group_id: int) -> list[Media]:
     with engine.connect() as c:
         rows = c.execute(
-            select(triage_media)
-            .where(triage_media.c.group_id == group_id)
-            .order_by(triage_media.c.sha256)
+            select(triage_media).where(
+                triage_media.c.case_id == _case_of(triage_groups, group_id),
+                triage_media.c.group_id == group_id,
+            )
         )
-        return [_media(r) for r in rows]
+        # sorted here: an ORDER BY sha256 made SQLite walk the (case, sha256) index,
+        # i.e. every media of the case, instead of the (case, group) one
+        return sorted((_media(r) for r in rows), key=lambda m: m.sha256)
 
 
 def get_media(engine: Engine, media_id: int) -> Media | None:
@@ -331,7 +340,10 @@ def media_files(engine: Engine, media_id: int) -> list[File]:
     with engine.connect() as c:
         rows = c.execute(
             select(triage_files)
-            .where(triage_files.c.media_id == media_id)
+            .where(
+                triage_files.c.case_id == _case_of(triage_media, media_id),
+                triage_files.c.media_id == media_id,
+            )
             .order_by(triage_files.c.path)
         )
         return [_file(r) for r in rows]
@@ -339,12 +351,16 @@ def media_files(engine: Engine, media_id: int) -> list[File]:
 
 def group_files(engine: Engine, group_id: int) -> list[File]:
     """Every copy of every content of one group."""
-    j = triage_files.join(triage_media, triage_files.c.media_id == triage_media.c.id)
+    case = _case_of(triage_groups, group_id)
+    # an IN subquery, not a join: SQLite then walks (case, group) -> (case, media)
+    # instead of every file of the case (quadratic over a report's groups)
+    media = select(triage_media.c.id).where(
+        triage_media.c.case_id == case, triage_media.c.group_id == group_id
+    )
     with engine.connect() as c:
         rows = c.execute(
             select(triage_files)
-            .select_from(j)
-            .where(triage_media.c.group_id == group_id)
+            .where(triage_files.c.case_id == case, triage_files.c.media_id.in_(media))
             .order_by(triage_files.c.path)
         )
         return [_file(r) for r in rows]
@@ -428,11 +444,13 @@ def get_series(engine: Engine, case_id: int, key: str) -> Series | None:
 def series_groups(engine: Engine, series_id: int) -> list[Group]:
     with engine.connect() as c:
         rows = c.execute(
-            select(triage_groups)
-            .where(triage_groups.c.series_id == series_id)
-            .order_by(triage_groups.c.rank)
+            select(triage_groups).where(
+                triage_groups.c.case_id == _case_of(triage_series, series_id),
+                triage_groups.c.series_id == series_id,
+            )
         )
-        return [_group(r) for r in rows]
+        # sorted here, not ORDER BY rank (which walks every group of the case)
+        return sorted((_group(r) for r in rows), key=lambda g: (g.rank, g.id))
 
 
 def series_links(engine: Engine, series_id: int) -> list[Link]:
@@ -440,7 +458,10 @@ def series_links(engine: Engine, series_id: int) -> list[Link]:
     with engine.connect() as c:
         rows = c.execute(
             select(triage_links)
-            .where(triage_links.c.series_id == series_id)
+            .where(
+                triage_links.c.case_id == _case_of(triage_series, series_id),
+                triage_links.c.series_id == series_id,
+            )
             .order_by(triage_links.c.group_a, triage_links.c.group_b, triage_links.c.cue)
         )
         return [_link(r) for r in rows]

@@ -134,6 +134,7 @@ triage_groups = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_triage_groups_rank", triage_groups.c.case_id, triage_groups.c.rank)
+Index("ix_triage_groups_series", triage_groups.c.case_id, triage_groups.c.series_id)
 
 triage_series = Table(
     "triage_series",

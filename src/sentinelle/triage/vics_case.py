@@ -611,7 +611,9 @@ def import_case(
                 update(triage_groups).where(triage_groups.c.id.in_(gids)).values(series_id=sid)
             )
             n_groups = c.execute(
-                select(triage_groups.c.id).where(triage_groups.c.series_id == sid)
+                select(triage_groups.c.id).where(
+                    triage_groups.c.case_id == case.id, triage_groups.c.series_id == sid
+                )
             ).all()
             c.execute(
                 update(triage_series)
