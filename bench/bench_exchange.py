@@ -8,7 +8,9 @@ process. Each contestant runs in a fresh child process, so its peak RSS
 (``ru_maxrss``) is its own:
 
 * **sentinelle** -- ``run_fetch`` into a fresh SQLite bank: parse, map, write
-  entries + records + change log + checkpoint per page (the whole job).
+  entries + records + change log + checkpoint (the whole job: the first 8 pages
+  applied one by one, the rest staged per page with its checkpoint and
+  materialised into the bank before ``run_fetch`` returns; ``exchanges/bulk.py``).
 * **pytx** -- ``NCMECSignalExchangeAPI.fetch_iter`` with each page converted by
   ``naive_convert_to_signal_type`` (fetch and convert only: no storage at all), the
   pages merged into one dict as pytx's own fetch helper does.
@@ -169,7 +171,8 @@ def main() -> None:
     for name, r in rows:
         rate = r["records"] / r["seconds"] if r["seconds"] else 0
         note = (
-            "fetch + parse + SQLite bank writes (records, entries, change log, checkpoint per page)"
+            "fetch + parse + SQLite bank writes (records, entries, change log; checkpoint per "
+            "page; staged pages materialised before the fetch returns)"
             if name == "sentinelle"
             else "fetch + convert, no storage (pages merged in one dict)"
         )

@@ -48,7 +48,7 @@ from sqlalchemy import Engine
 
 from ..banks import BankStore
 from ..store.models import utcnow
-from . import credentials
+from . import bulk, credentials
 from .api import ExchangeAPI, ExchangeError, FetchPage, MalformedPage
 from .registry import get_type
 from .store import ExchangeInfo, ExchangeStore, LeaseLost, PageResult
@@ -67,6 +67,12 @@ DEFAULT_MAX_SECONDS = 240.0
 #: commits alone (the finest kill -9 granularity; grouping 8 pages measured no faster
 #: on the 1M-entry benchmark, whose cost is index inserts, not commits).
 PAGES_PER_COMMIT = 1
+#: Pages of a fetch applied one by one before the rest is staged (:mod:`.bulk`): small
+#: fetches never touch the staging table; a backfill goes through it.
+BULK_AFTER_PAGES = 8
+#: Staged records materialised mid-fetch once this many wait (bounds one
+#: materialising transaction; the rest are materialised when the fetch ends).
+STAGE_MAX_RECORDS = 1_000_000
 #: Pages fetched and parsed ahead of the one being applied (bounded: memory stays flat).
 PREFETCH_PAGES = 2
 
@@ -229,6 +235,8 @@ def run_fetch(
     on_page: Callable[[PageResult], None] | None = None,
     prefetch: int = PREFETCH_PAGES,
     pages_per_commit: int = PAGES_PER_COMMIT,
+    bulk_after_pages: int | None = BULK_AFTER_PAGES,
+    stage_max_records: int = STAGE_MAX_RECORDS,
 ) -> FetchOutcome:
     """Fetch ``name`` from its checkpoint until up to date (or a limit); see the module notes."""
     store = (
@@ -251,7 +259,12 @@ def run_fetch(
     own_http = http is None
     transport = http or HttpTransport()
     failures = 0
+    pending = bulk.staged_count(store, info) > 0  # a killed fetch's staged rows
+    staged = 0
     try:
+        if pending:  # finish them first, before anything newer is read
+            out.counts.add(bulk.materialise(store, info, owner))
+            pending = False
         api = build_api(info, transport, env)
         if info.checkpoint is None and info.progress_at is not None:
             # checkpoint lost (unreadable) but we know how far the data went: resume
@@ -264,7 +277,23 @@ def run_fetch(
                 if max_pages is not None:  # never fetch a page we would not apply
                     pages = itertools.islice(pages, max(0, max_pages - out.pages))
                 for batch in grouped(prefetched(pages, prefetch), pages_per_commit):
-                    result = store.apply_page(info, merge_pages(batch), owner, lease_s)
+                    page = merge_pages(batch)
+                    if (
+                        page.replace_all
+                        or bulk_after_pages is None
+                        or (out.pages < bulk_after_pages)
+                    ):
+                        if pending:  # a snapshot sees the staged records applied
+                            out.counts.add(bulk.materialise(store, info, owner))
+                            pending, staged = False, 0
+                        result = store.apply_page(info, page, owner, lease_s)
+                    else:
+                        result = bulk.stage_page(store, info, page, owner, lease_s)
+                        pending = True
+                        staged += result.records_seen
+                        if staged >= stage_max_records:
+                            out.counts.add(bulk.materialise(store, info, owner))
+                            pending, staged = False, 0
                     out.counts.add(result)
                     out.pages += len(batch)
                     failures = 0
@@ -302,6 +331,17 @@ def run_fetch(
     finally:
         if own_http:
             transport.close()
+    if pending:  # entries are in the bank when the fetch returns, whatever stopped it
+        try:
+            out.counts.add(bulk.materialise(store, info, owner))
+        except LeaseLost as e:
+            out.error, out.error_code = e.message, e.code
+            out.seconds = time.monotonic() - started
+            return out
+        except Exception as e:  # noqa: BLE001 - the staged rows wait for the next fetch
+            log.exception("exchange %s: materialising staged records failed", name)
+            if out.error is None:
+                out.error, out.error_code = f"{type(e).__name__}: {e}", "internal_error"
     store.finish(info, owner, error=out.error, up_to_date=out.up_to_date)
     out.seconds = time.monotonic() - started
     return out

@@ -9,6 +9,8 @@
   (record key, signal): NCMEC ``member-entry``, StopNCII ``signalType:hash``,
   ThreatExchange ``type:indicator``. Updates and deletions are applied against
   these rows, so a hash shared by two records stays in the bank until both go.
+* ``exchange_staged`` -- the bulk path's append-only staging of large fetches
+  (records waiting to be materialised into the two tables above and the bank).
 * ``exchange_quarantine`` -- pages or records that could not be parsed: the
   error, a short excerpt and a digest of the body (never a whole page).
 * ``peer_feeds`` / ``peer_feed_items`` / ``peer_subscribers`` / ``peer_opinions``
@@ -72,6 +74,25 @@ exchange_records = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("exchange_id", "record_key", "signal_type", name="uq_exchange_record"),
     sa.Index("ix_exchange_records_hash", "exchange_id", "signal_type", "hash"),
+)
+
+#: Bulk path staging (migration 0015): one row per (record, signal) of a staged page,
+#: in stream order (``id``); ``rec`` is the id of the record's first row, so the
+#: last record of a key wins; a row with ``signal_type`` NULL stands for a record
+#: with no bankable signal (a deletion or an emptied record). No secondary index.
+exchange_staged = sa.Table(
+    "exchange_staged",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=False),
+    sa.Column("exchange_id", sa.BigInteger(), nullable=False),
+    sa.Column("rec", sa.BigInteger(), nullable=False),
+    sa.Column("record_key", sa.String(255), nullable=False),
+    sa.Column("signal_type", sa.String(16), nullable=True),
+    sa.Column("hash", sa.String(64), nullable=True),
+    sa.Column("owner", sa.Text(), nullable=True),
+    sa.Column("category", sa.Text(), nullable=True),
+    sa.Column("tags", sa.Text(), nullable=True),
+    sa.Column("note", sa.Text(), nullable=True),
 )
 
 exchange_quarantine = sa.Table(
