@@ -145,3 +145,32 @@ def test_unknown_column_is_refused(spark, world) -> None:
     with pytest.raises(ValueError, match="no column 'path'"):
         hash_paths(df, snap)
     assert os.path.exists(world["inbox"])
+
+
+def test_python_workers_fork_from_the_preloading_daemon(spark) -> None:
+    """Workers come from sentinelle.spark.daemon, which loaded the hashing stack first."""
+
+    def probe(it):
+        import sys
+
+        main = sys.modules["__main__"]
+        spec = getattr(main, "__spec__", None)
+        yield (
+            getattr(spec, "name", None),
+            "sentinelle.signals.hasher" in sys.modules,
+            "numba" in sys.modules,
+        )
+
+    got = set(spark.sparkContext.parallelize(range(4), 2).mapPartitions(probe).collect())
+    assert got == {("sentinelle.spark.daemon", True, True)}
+
+
+def test_daemon_preload_loads_without_output(tmp_path) -> None:
+    """The preload prints nothing on stdout (PySpark's daemon reports its port there)."""
+    import subprocess
+    import sys
+
+    code = "from sentinelle.spark.daemon import preload; preload()"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert res.returncode == 0 and res.stdout == b"", res.stderr[-2000:]
+    assert b"preload failed" not in res.stderr

@@ -11,11 +11,14 @@ from .snapshot import BankSnapshot
 __all__ = ["DEFAULT_CONF", "broadcast_snapshot", "make_session"]
 
 #: Settings every Sentinelle job wants. Media rows are big (``binaryFile`` puts the
-#: whole file in a cell), so Arrow batches are kept small; the hash-only path sets
-#: its own, larger batches per call.
+#: whole file in a cell), so Arrow batches are kept small; the hash-only path
+#: re-batches in the worker (:func:`sentinelle.spark.hashonly.rebatch`). Python
+#: workers are reused across tasks and forked from a daemon that has already loaded
+#: the hashing stack (:mod:`sentinelle.spark.daemon`): a fresh worker starts warm.
 DEFAULT_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
     "spark.python.worker.reuse": "true",
+    "spark.python.daemon.module": "sentinelle.spark.daemon",
     "spark.sql.sources.binaryFile.maxLength": str(2**31 - 1),
 }
 
