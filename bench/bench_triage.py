@@ -156,6 +156,7 @@ def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 "links": sr.links,
                 "scene_groups": sr.scene_groups,
                 "candidates": sr.scene_candidates,
+                "skipped": sr.scene_skipped,
                 "truncated": sr.scene_truncated,
                 "scene_seconds": sr.scene_seconds,
             }
@@ -605,6 +606,7 @@ def large_child(args: argparse.Namespace) -> None:
         "per_cue": s.series.per_cue,
         "scene_groups": s.series.scene_groups,
         "scene_candidates": s.series.scene_candidates,
+        "scene_skipped": s.series.scene_skipped,
         "scene_seconds": s.series.scene_seconds,
     }
     out["tiers"] = s.tiers
@@ -624,17 +626,18 @@ def large_child(args: argparse.Namespace) -> None:
     except ImportError:
         pass
     out["writers"] = writers
-    t0 = time.perf_counter()
-    s2 = run_triage(
-        engine,
-        "large",
-        folders,
-        workers=args.workers,
-        matcher=Matcher(banks),
-        series_options=SeriesOptions(scene=args.scene, threads=args.workers),
-    )
-    out["rerun_s"] = time.perf_counter() - t0
-    out["rerun_skipped"] = s2.hashing.skipped
+    if not args.no_rerun:
+        t0 = time.perf_counter()
+        s2 = run_triage(
+            engine,
+            "large",
+            folders,
+            workers=args.workers,
+            matcher=Matcher(banks),
+            series_options=SeriesOptions(scene=args.scene, threads=args.workers),
+        )
+        out["rerun_s"] = time.perf_counter() - t0
+        out["rerun_skipped"] = s2.hashing.skipped
     engine.dispose()
     print(json.dumps(out))
 
@@ -647,21 +650,28 @@ def large(args: argparse.Namespace) -> dict[str, Any]:
     parts = sorted(p for p in root.iterdir() if p.is_dir())
     per_part = comp["files"] // comp["parts"]
     res: dict[str, Any] = {"composition": comp, "runs": []}
+    scan: tuple[dict[str, Any], dict[str, Any]] | None = None
     for size in args.large_sizes:
         k = max(1, min(len(parts), size // per_part))
         folders = [str(p) for p in parts[:k]]
         with tempfile.TemporaryDirectory(prefix="bench_triage_large_", dir=args.tmp) as tmp:
             base = [sys.executable, __file__, "--work", tmp, "--workers", str(args.workers)]
-            base += ["--scene", args.scene, "--folders", *folders]
-            scan_folders = folders[: max(1, min(k, args.scan_parts))]
-            scan_cmd = [sys.executable, __file__, "--work", tmp, "--workers", str(args.workers)]
-            scan_cmd += ["--large-child", "scan", "--folders", *scan_folders]
-            sc, sc_mem, _ = _sampled(scan_cmd)
-            tr, tr_mem, wall = _sampled([*base, "--large-child", "triage"])
-            run = {"size": size, "parts": k, "scan": sc, "scan_mem": sc_mem}
+            base += ["--scene", args.scene]
+            if size > args.rerun_max:
+                base.append("--no-rerun")
+            if scan is None:  # plain scan once, on the first part(s), in this same run
+                scan_folders = [str(p) for p in parts[: max(1, args.scan_parts)]]
+                sc, sc_mem, _ = _sampled(
+                    [*base, "--large-child", "scan", "--folders", *scan_folders]
+                )
+                scan = (sc, sc_mem)
+            tr, tr_mem, wall = _sampled([*base, "--large-child", "triage", "--folders", *folders])
+            run = {"size": size, "parts": k, "scan": scan[0], "scan_mem": scan[1]}
             run.update({"triage": tr, "triage_mem": tr_mem, "wall": wall})
             res["runs"].append(run)
             print(json.dumps(run, indent=1), flush=True)
+            if args.out:
+                args.out.write_text(json.dumps(res))
     return res
 
 
@@ -696,13 +706,15 @@ def large_report(res: dict[str, Any], args: argparse.Namespace) -> str:
         ss = t["series"]["scene_seconds"] or {}
         wr = t["writers"]
         m = r["triage_mem"]
+        rerun = f"{t['rerun_s']:.0f}" if "rerun_s" in t else "not run"
         lines.append(
             f"| {t['files']:,} | {t['triage_s']:.0f} | {rate:.1f} | {scan_rate:.1f} "
             f"({sc['files']:,} files) | {rate / scan_rate:.2f} | {st['hash']:.0f} | "
             f"{st['group']:.0f} | {st['series']:.0f} ({ss.get('features', 0):.0f} / "
             f"{ss.get('candidates', 0):.1f} / {ss.get('verify', 0):.0f}) | {st['priority']:.0f} "
             f"| {wr.get('csv', 0):.0f} / {wr.get('vics', 0):.0f} / {wr.get('html', 0):.0f} "
-            f"| {t['rerun_s']:.0f} | {m.get('main_mib', 0):.0f} / {m.get('worker_mib', 0):.0f} / "
+            f"| {rerun} | "
+            f"{m.get('main_mib', 0):.0f} / {m.get('worker_mib', 0):.0f} / "
             f"{m.get('workers_sum_mib', 0):.0f} | {m.get('load_max', 0):.1f} |"
         )
     for r in res["runs"]:
@@ -712,8 +724,9 @@ def large_report(res: dict[str, Any], args: argparse.Namespace) -> str:
             f"{t['files']:,} files: groups {json.dumps(t['grouping'])}, tiers "
             f"{json.dumps(t['tiers'])}, errors {t['errors']}; series {t['series']['series']} "
             f"({t['series']['links']} links, per cue {json.dumps(t['series']['per_cue'])}); the "
-            f"scene cue looked at {t['series']['scene_groups']:,} groups and verified "
-            f"{t['series']['scene_candidates']:,} candidate pairs.",
+            f"scene cue looked at {t['series']['scene_groups']:,} groups: "
+            f"{t['series']['scene_candidates']:,} candidate pairs, of which "
+            f"{t['series'].get('scene_skipped', 0):,} already joined (not verified).",
         ]
     return "\n".join(lines)
 
@@ -722,7 +735,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def report(q: dict[str, Any], t: dict[str, Any], sc: list[dict[str, Any]], args: Any) -> str:
+def report(q: dict[str, Any], t: dict[str, Any] | None, sc: list[dict[str, Any]], args: Any) -> str:
     lines = []
     nd = q["near"]
     lines += [
@@ -747,14 +760,15 @@ def report(q: dict[str, Any], t: dict[str, Any], sc: list[dict[str, Any]], args:
         "A single cue is measured deciding alone (its own score links); `all` is the "
         "shipped rule (scores add up to 1.0):",
         "",
-        "| cue(s) | precision | recall | series | links | scene: groups / pairs verified "
-        "| seconds |",
+        "| cue(s) | precision | recall | series | links | scene: groups / candidate pairs "
+        "(already joined, not verified) | seconds |",
         "|---|---|---|---|---|---|---|",
     ]
     for cue, m in q["series"].items():
         lines.append(
             f"| {cue} | {_pct(m['precision'])} | {_pct(m['recall'])} | {m['series']} | "
-            f"{m['links']} | {m.get('scene_groups', 0)} / {m.get('candidates', 0)}"
+            f"{m['links']} | {m.get('scene_groups', 0)} / {m.get('candidates', 0)} "
+            f"({m.get('skipped', 0)})"
             f"{' (cut)' if m.get('truncated') else ''} | {m['seconds']:.1f} |"
         )
     d = q["scene_dist"]
@@ -774,6 +788,8 @@ def report(q: dict[str, Any], t: dict[str, Any], sc: list[dict[str, Any]], args:
     for k, v in d.items():
         if "@" in k:
             lines.append(f"| {k}: same / other at or above | {_pct(v[0])} | {_pct(v[1])} | |")
+    if not t:
+        return "\n".join(lines)
     rate_scan = t["disk_files"] / t["scan_s"]
     rate_tri = t["triage_files"] / t["triage_s"]
     lines += [
@@ -835,6 +851,10 @@ def main() -> None:
     )
     ap.add_argument("--scan-parts", type=int, default=1, help="Parts scanned beside triage.")
     ap.add_argument("--tmp", type=Path, default=None, help="Where the large runs' databases go.")
+    ap.add_argument("--rerun-max", type=int, default=20_000, help="Resume rerun up to this size.")
+    ap.add_argument("--no-rerun", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help="Large run: JSON results written after each size.")
+    ap.add_argument("--report-from", type=Path, help="Large run: report a saved --out JSON.")
     ap.add_argument("--large-child", choices=("triage", "scan"), help=argparse.SUPPRESS)
     ap.add_argument("--folders", nargs="*", help=argparse.SUPPRESS)
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
@@ -847,8 +867,8 @@ def main() -> None:
         args.work = Path(args.work)
         large_child(args)
         return
-    if args.large:
-        res = large(args)
+    if args.large or args.report_from:
+        res = json.loads(args.report_from.read_text()) if args.report_from else large(args)
         body = large_report(res, args)
         print(body)
         if not args.no_results:
@@ -860,11 +880,9 @@ def main() -> None:
         work = Path(tmp)
         q = quality(work, args)
         print(json.dumps(q, indent=1, default=str), flush=True)
-        if args.quality_only:
-            return
-        t = throughput(work, args)
+        t = None if args.quality_only else throughput(work, args)
         print(json.dumps(t, indent=1), flush=True)
-        sc = scaling(work, args) if args.sizes else []
+        sc = scaling(work, args) if args.sizes and not args.quality_only else []
         print(json.dumps(sc, indent=1), flush=True)
     body = report(q, t, sc, args)
     print(body)

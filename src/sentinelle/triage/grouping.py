@@ -114,35 +114,64 @@ def _result_of(row: Any, meta: dict[str, Any]) -> HashResult:
 
 
 def _match_all(
-    engine: Engine, case_id: int, matcher: Any, reader: Any, res: GroupingResult
+    engine: Engine,
+    case_id: int,
+    matcher: Any,
+    reader: Any,
+    res: GroupingResult,
+    workers: int = 1,
+    limits: Any = None,
 ) -> dict[int, list[dict[str, Any]]]:
-    """media id -> compact matches, for every media that matched a bank."""
+    """media id -> compact matches, for every media that matched a bank.
+
+    A fast hash near a threshold is re-hashed exactly, as ``scan`` does: per batch of
+    2,000 media, in ``workers`` processes (in this one with ``workers`` 1)."""
     out: dict[int, list[dict[str, Any]]] = {}
     if matcher is None:
         return out
     last = 0
-    batch_ids: list[int] = []
-    while True:
-        with engine.connect() as c:
-            rows = c.execute(
-                select(triage_media)
-                .where(triage_media.c.case_id == case_id, triage_media.c.id > last)
-                .order_by(triage_media.c.id)
-                .limit(2000)
-            ).all()
-        if not rows:
-            return out
-        last = rows[-1].id
-        for r in rows:
-            meta = json.loads(r.meta) if r.meta else {}
-            result = _result_of(r, meta)
-            matches = matcher.match_fast(result)
-            if matches is None:  # near a threshold: the exact hash decides, as scan does
-                matches = _verify(engine, r, matcher, reader) or []
-                res.verified_exact += 1
-            if matches:
+    pool = None
+    try:
+        while True:
+            with engine.connect() as c:
+                rows = c.execute(
+                    select(triage_media)
+                    .where(triage_media.c.case_id == case_id, triage_media.c.id > last)
+                    .order_by(triage_media.c.id)
+                    .limit(2000)
+                ).all()
+            if not rows:
+                return out
+            last = rows[-1].id
+            found: dict[int, list[Any]] = {}
+            pending: list[Any] = []
+            for r in rows:
+                meta = json.loads(r.meta) if r.meta else {}
+                matches = matcher.match_fast(_result_of(r, meta))
+                if matches is None:  # near a threshold: the exact hash decides, as scan does
+                    pending.append(r)
+                elif matches:
+                    found[r.id] = matches
+            if pending:
+                if workers > 1 and pool is None:
+                    from .pipeline import _pool
+
+                    pool = _pool(workers)
+                for r, exact in zip(
+                    pending,
+                    _exact_hashes(engine, case_id, pending, reader, pool, limits),
+                    strict=True,
+                ):
+                    res.verified_exact += 1
+                    matches = matcher.match(exact) if exact is not None else None
+                    if matches:
+                        found[r.id] = matches
+            batch_ids: list[int] = []
+            for r in rows:
+                if r.id not in found:
+                    continue
                 seen: dict[tuple[str, int], dict[str, Any]] = {}
-                for m in matches:
+                for m in found[r.id]:
                     k = (m.bank, m.entry_id)
                     if k not in seen or m.distance < seen[k]["distance"]:
                         seen[k] = {
@@ -155,8 +184,10 @@ def _match_all(
                         }
                 out[r.id] = sorted(seen.values(), key=lambda d: (d["distance"], d["entry_id"]))[:20]
                 batch_ids.append(r.id)
-        _entry_facts(matcher, [out[i] for i in batch_ids])
-        batch_ids = []
+            _entry_facts(matcher, [out[i] for i in batch_ids])
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 FACTS = ("series", "victim_identified", "offender_identified", "is_distributed")
@@ -177,25 +208,67 @@ def _entry_facts(matcher: Any, lists: list[list[dict[str, Any]]]) -> None:
                     m[k] = v
 
 
-def _verify(engine: Engine, row: Any, matcher: Any, reader: Any) -> list[Any] | None:
+def exact_hash(source_path: str, member_path: str | None, limits: Any) -> HashResult | None:
+    """The reference-exact hashes of one copy (a worker task); None if unreadable."""
     from ..signals.hasher import hash_bytes
+    from .sources import DEFAULT_SOURCE_LIMITS, read_bytes
 
-    with engine.connect() as c:
-        f = c.execute(
-            select(triage_files.c.source_path, triage_files.c.member_path)
-            .where(triage_files.c.case_id == row.case_id, triage_files.c.media_id == row.id)
-            .limit(1)
-        ).first()
-    if f is None:
-        return None
     try:
-        data = reader(f.source_path, f.member_path)
+        data = read_bytes(source_path, member_path, limits or DEFAULT_SOURCE_LIMITS)
     except (OSError, KeyError, ValueError):
         return None
     exact = hash_bytes(data, query_variants=("trimmed",))
     if exact.error is not None and not exact.signals:
         return None
-    return matcher.match(exact)
+    return exact
+
+
+def _exact_hashes(
+    engine: Engine, case_id: int, rows: list[Any], reader: Any, pool: Any, limits: Any
+) -> list[HashResult | None]:
+    """Exact hashes of one copy of each media (its first path), in the pool if any."""
+    from ..signals.hasher import hash_bytes
+
+    where: dict[int, tuple[str, str | None]] = {}
+    ids = [r.id for r in rows]
+    with engine.connect() as c:
+        for s in range(0, len(ids), 500):
+            for mid, src, member in c.execute(
+                select(
+                    triage_files.c.media_id, triage_files.c.source_path, triage_files.c.member_path
+                )
+                .where(
+                    triage_files.c.case_id == case_id, triage_files.c.media_id.in_(ids[s : s + 500])
+                )
+                .order_by(triage_files.c.path)
+            ):
+                where.setdefault(mid, (src, member))
+    locs = [where.get(i) for i in ids]
+    if pool is not None:
+        todo = [loc for loc in locs if loc is not None]
+        got = iter(
+            pool.map(
+                exact_hash,
+                [t[0] for t in todo],
+                [t[1] for t in todo],
+                [limits] * len(todo),
+                chunksize=16,
+            )
+        )
+        return [next(got) if loc is not None else None for loc in locs]
+    out: list[HashResult | None] = []
+    for loc in locs:
+        if loc is None:
+            out.append(None)
+            continue
+        try:
+            data = reader(*loc)
+        except (OSError, KeyError, ValueError):
+            out.append(None)
+            continue
+        exact = hash_bytes(data, query_variants=("trimmed",))
+        out.append(None if exact.error is not None and not exact.signals else exact)
+    return out
 
 
 def group_case(
@@ -205,8 +278,13 @@ def group_case(
     matcher: Any = None,
     near_threshold: int = 31,
     reader: Any = None,
+    workers: int = 1,
+    limits: Any = None,
 ) -> GroupingResult:
     """(Re)build the case's groups from its media; see the module docstring.
+
+    ``workers`` > 1: exact re-hashes for bank matching run in that many processes,
+    reading copies under ``limits`` (:class:`.sources.SourceLimits`).
 
     Group keys are ``G-`` + the first 16 hex digits of the group's smallest SHA-256,
     so a rerun over the same material gives the same keys.
@@ -276,7 +354,7 @@ def group_case(
     # near: vPDQ
     res.near_pairs += _video_pairs(vids, pos, uf)
     del rows
-    matches = _match_all(engine, case_id, matcher, reader, res)
+    matches = _match_all(engine, case_id, matcher, reader, res, workers, limits)
     roots = uf.roots()
     _write_groups(engine, case_id, ids, roots, sha, mtype, matches, res)
     return res

@@ -134,6 +134,8 @@ def run_triage(
         matcher=matcher,
         near_threshold=near_threshold,
         reader=lambda s, m: read_bytes(s, m, source_limits),
+        workers=workers,
+        limits=source_limits,
     )
     secs["group"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -142,21 +142,50 @@ def vote_keys(des: np.ndarray, n: int = VOTE_DESCRIPTORS) -> np.ndarray:
     )
 
 
+def _ratio_matches(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's ratio test (0.75) over brute-force Hamming 2-NN of ``da`` in ``db``:
+    (query indices, train indices). faiss's popcount search gives OpenCV
+    ``BFMatcher(NORM_HAMMING).knnMatch(k=2)``'s matches about 3x faster; without faiss
+    (a bench extra, not a dependency) OpenCV's matcher answers."""
+    try:
+        import faiss
+    except ImportError:
+        return _ratio_matches_cv2(da, db)
+    if faiss.omp_get_max_threads() != 1:
+        faiss.omp_set_num_threads(1)  # 1,000 x 1,000: threads cost more than they give
+    index = faiss.IndexBinaryFlat(256)
+    index.add(np.ascontiguousarray(db))
+    dist, idx = index.search(np.ascontiguousarray(da), 2)
+    ok = (idx[:, 1] >= 0) & (dist[:, 0] < 0.75 * dist[:, 1])
+    q = np.flatnonzero(ok)
+    return q, idx[q, 0]
+
+
+def _ratio_matches_cv2(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+    good = [m for m, *rest in knn if rest and m.distance < 0.75 * rest[0].distance]
+    return (
+        np.array([m.queryIdx for m in good], dtype=np.int64),
+        np.array([m.trainIdx for m in good], dtype=np.int64),
+    )
+
+
 def orb_inliers(fa: Any, fb: Any) -> int:
+    """RANSAC-consistent ratio-test matches between two images' ORB features."""
     import cv2
 
     if fa is None or fb is None:
         return 0
     pa, da = fa
     pb, db = fb
-    bf = cv2.BFMatcher(cv2.NORM_HAMMING)
-    knn = bf.knnMatch(da, db, k=2)
-    good = [m for m, *rest in knn if rest and m.distance < 0.75 * rest[0].distance]
-    if len(good) < 8:
+    if len(db) < 2:
         return 0
-    src = pa[[m.queryIdx for m in good]]
-    dst = pb[[m.trainIdx for m in good]]
-    _h, mask = cv2.findHomography(src, dst, cv2.RANSAC, 5.0)
+    q, t = _ratio_matches(da, db)
+    if len(q) < 8:
+        return 0
+    _h, mask = cv2.findHomography(pa[q], pb[t], cv2.RANSAC, 5.0)
     return int(mask.sum()) if mask is not None else 0
 
 
@@ -180,74 +209,124 @@ def orb_pairs(
 # ------------------------------------------------------- voting candidates (default)
 
 
+VOTE_PASS_KEYS = 2_000_000
+"""Keys per voting pass: more images split the pair space into passes (memory stays
+near this many keys' worth of votes, whatever the number of images)."""
+
+
+def _runs(
+    sorted_codes: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, summed weights or counts) of a sorted array."""
+    if not len(sorted_codes):
+        return sorted_codes, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    if weights is None:
+        return sorted_codes[starts], np.diff(np.r_[starts, len(sorted_codes)])
+    return sorted_codes[starts], np.add.reduceat(weights, starts)
+
+
 def vote_pairs(
-    keys: Iterable[tuple[int, np.ndarray]],
+    keys: Iterable[tuple[int, np.ndarray]] | Callable[[], Iterable[tuple[int, np.ndarray]]],
     *,
     top_k: int = VOTE_TOP_K,
     min_votes: int = VOTE_MIN,
     max_posting: int = VOTE_MAX_POSTING,
+    pass_keys: int = VOTE_PASS_KEYS,
 ) -> list[tuple[int, int, int]]:
     """Candidate pairs ``(slot_a, slot_b, votes)``, ``a < b``, from the images' vote
-    keys (``(slot, keys)`` with :func:`vote_keys` arrays): two images vote once per
-    key (table, value) they share; keys held by more than ``max_posting`` images are
-    dropped (stop words); each image keeps its ``top_k`` best partners with at least
-    ``min_votes`` votes. Cost: one sort per table, plus the votes themselves (at most
-    ``max_posting`` per key)."""
-    per_table: list[list[np.ndarray]] = [[] for _ in range(VOTE_TABLES)]
-    owners: list[np.ndarray] = []
-    for slot, k in keys:
-        if k.size == 0:
+    keys (``(slot, keys)`` with :func:`vote_keys` arrays, or a callable giving them
+    afresh for each pass): two images vote once per key (table, value) they share;
+    keys held by more than ``max_posting`` images are dropped (stop words); each image
+    keeps its ``top_k`` best partners with at least ``min_votes`` votes.
+
+    Memory: one table's keys at a time, and the pair space split into passes
+    (pairs whose first slot is ``p`` modulo the number of passes) so that a pass
+    holds about ``pass_keys`` keys' worth of votes."""
+    if callable(keys):
+        source = keys
+    else:
+        kept = list(keys)
+
+        def source() -> Iterable[tuple[int, np.ndarray]]:
+            return kept
+
+    n_img = n_keys = 0
+    for _slot, k in source():
+        if k.size:
+            n_img += 1
+            n_keys += k.size
+    if n_img < 2:
+        return []
+    passes = max(1, -(-n_keys // max(1, pass_keys)))
+    kept_u: list[np.ndarray] = []
+    kept_n: list[np.ndarray] = []
+    for p in range(passes):
+        codes: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        for t in range(VOTE_TABLES):
+            parts = [
+                (np.unique(k[t]).astype(np.int64) << 32) | slot for slot, k in source() if k.size
+            ]
+            comb = np.concatenate(parts)
+            del parts
+            comb.sort()
+            key, own = comb >> 32, comb & 0xFFFFFFFF
+            del comb
+            # drop stop words: keys held by more than max_posting images
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+            lens = np.diff(np.r_[starts, len(key)])
+            keep = np.repeat(lens <= max_posting, lens)
+            key, own = key[keep], own[keep]
+            del starts, lens, keep
+            votes: list[np.ndarray] = []
+            for d in range(1, max_posting):
+                if d >= len(key):
+                    break
+                same = np.flatnonzero(key[:-d] == key[d:])
+                if not len(same):
+                    break
+                a, b = own[same], own[same + d]  # a < b: sorted by owner within a key
+                if passes > 1:
+                    mine = a % passes == p
+                    a, b = a[mine], b[mine]
+                votes.append((a << 32) | b)
+            del key, own
+            if votes:
+                v = np.concatenate(votes)
+                del votes
+                v.sort()
+                u, c = _runs(v)
+                codes.append(u)
+                counts.append(c)
+        if not codes:
             continue
-        for t in range(k.shape[0]):
-            per_table[t].append(np.unique(k[t]).astype(np.int64) << 32 | slot)
-        owners.append(np.array([slot]))
-    if len(owners) < 2:
+        allc = np.concatenate(codes)
+        alln = np.concatenate(counts)
+        del codes, counts
+        order = np.argsort(allc, kind="stable")
+        u, n = _runs(allc[order], alln[order])
+        del allc, alln, order
+        ok = n >= min_votes
+        kept_u.append(u[ok])
+        kept_n.append(n[ok])
+    if not kept_u:
         return []
-    codes: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
-    for t in range(VOTE_TABLES):
-        comb = np.concatenate(per_table[t])
-        per_table[t] = []
-        comb.sort()
-        key, own = comb >> 32, comb & 0xFFFFFFFF
-        del comb
-        # drop stop words: keys held by more than max_posting images
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        lens = np.diff(np.r_[starts, len(key)])
-        keep = np.repeat(lens <= max_posting, lens)
-        key, own = key[keep], own[keep]
-        votes: list[np.ndarray] = []
-        for d in range(1, max_posting):
-            if d >= len(key):
-                break
-            same = np.flatnonzero(key[:-d] == key[d:])
-            if not len(same):
-                break
-            a, b = own[same], own[same + d]
-            votes.append(np.minimum(a, b) << 32 | np.maximum(a, b))
-        if votes:
-            u, c = np.unique(np.concatenate(votes), return_counts=True)
-            codes.append(u)
-            counts.append(c)
-    if not codes:
-        return []
-    allc = np.concatenate(codes)
-    alln = np.concatenate(counts)
-    u, inv = np.unique(allc, return_inverse=True)
-    n = np.bincount(inv, weights=alln).astype(np.int64)
-    ok = n >= min_votes
-    u, n = u[ok], n[ok]
+    u, n = np.concatenate(kept_u), np.concatenate(kept_n).astype(np.int64)
+    order = np.argsort(u)  # the same answer whatever the number of passes
+    u, n = u[order], n[order]
     a, b = u >> 32, u & 0xFFFFFFFF
     # each image's top_k partners (either side of the pair)
     side = np.concatenate([a, b])
     pair = np.concatenate([np.arange(len(u)), np.arange(len(u))])
-    order = np.lexsort((-np.concatenate([n, n]), side))
+    order = np.lexsort((pair, -np.concatenate([n, n]), side))
     side, pair = side[order], pair[order]
     first = np.r_[True, side[1:] != side[:-1]]
     start = np.maximum.accumulate(np.where(first, np.arange(len(side)), 0))
     rank = np.arange(len(side)) - start
     chosen = np.unique(pair[rank < top_k])
-    return [(int(a[i]), int(b[i]), int(n[i])) for i in chosen]
+    order = np.argsort(u[chosen], kind="stable")
+    return [(int(a[i]), int(b[i]), int(n[i])) for i in chosen[order]]
 
 
 # record layout of the feature file: count, points, descriptors, vote keys
@@ -311,8 +390,13 @@ class FeatureFile:
         return _unpack(os.pread(self._fd, RECORD, slot * RECORD))
 
     def keys(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Every slot's vote keys (only that part of each record is read)."""
+        off = 8 + _REC_PTS + _REC_DES
         for slot in range(self.n):
-            yield slot, self.read(slot)[1]
+            head = os.pread(self._fd, 8, slot * RECORD)
+            nk = int(np.frombuffer(head, dtype=np.int32)[1])
+            raw = os.pread(self._fd, VOTE_TABLES * nk * 4, slot * RECORD + off)
+            yield slot, np.frombuffer(raw, dtype=np.uint32).reshape(VOTE_TABLES, nk)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -354,6 +438,12 @@ def verify_job(
     path: str, pairs: list[tuple[int, int]], min_inliers: int
 ) -> list[tuple[int, int, int]]:
     """Worker: RANSAC-verify candidate pairs of slots of the feature file ``path``."""
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # one core per worker process
+    except ImportError:
+        pass
     fd = os.open(path, os.O_RDONLY)
     cache: dict[int, Any] = {}
 

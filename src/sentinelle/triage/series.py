@@ -395,9 +395,7 @@ def _orb_scene(
             t1 = time.perf_counter()
             votes: dict[tuple[int, int], int] = {}
             if o.scene == "orb":
-                for a, b, v in scene.vote_pairs(
-                    ff.keys(), top_k=o.vote_top_k, min_votes=o.vote_min
-                ):
+                for a, b, v in scene.vote_pairs(ff.keys, top_k=o.vote_top_k, min_votes=o.vote_min):
                     votes[(a, b)] = v
                 pairs = sorted(votes)
             else:
@@ -412,22 +410,34 @@ def _orb_scene(
                 res.scene_truncated = total > len(pairs)
             t2 = time.perf_counter()
             res.scene_candidates = len(pairs)
-            chunks = [pairs[s : s + 512] for s in range(0, len(pairs), 512)]
-            if pool is not None:
-                found = [
-                    r
-                    for part in pool.map(
-                        scene.verify_job,
-                        [ff.path] * len(chunks),
-                        chunks,
-                        [o.orb_min_inliers] * len(chunks),
+            # strongest candidates first, in rounds; a pair whose groups earlier scene
+            # links already joined is skipped (it could not change the series)
+            if votes:
+                pairs.sort(key=lambda p: (-votes[p], p))
+            joined = _UnionFind(ff.n)
+            found: list[tuple[int, int, int]] = []
+            step = 128
+            for r0 in range(0, len(pairs), step * 8):
+                todo = [
+                    p for p in pairs[r0 : r0 + step * 8] if joined.find(p[0]) != joined.find(p[1])
+                ]
+                res.scene_skipped += min(len(pairs), r0 + step * 8) - r0 - len(todo)
+                chunks = [todo[k : k + step] for k in range(0, len(todo), step)]
+                if pool is not None:
+                    parts = list(
+                        pool.map(
+                            scene.verify_job,
+                            [ff.path] * len(chunks),
+                            chunks,
+                            [o.orb_min_inliers] * len(chunks),
+                        )
                     )
-                    for r in part
-                ]
-            else:
-                found = [
-                    r for ch in chunks for r in scene.verify_job(ff.path, ch, o.orb_min_inliers)
-                ]
+                else:
+                    parts = [scene.verify_job(ff.path, ch, o.orb_min_inliers) for ch in chunks]
+                for part in parts:
+                    for a, b, inl in part:
+                        joined.union(a, b)
+                        found.append((a, b, inl))
             for a, b, inl in found:
                 how = f"{votes[(a, b)]} key votes" if (a, b) in votes else "all pairs"
                 out.append((slot_mid[a], slot_mid[b], inl, how))
@@ -507,7 +517,8 @@ class SeriesResult:
     per_cue: dict[str, int] = field(default_factory=dict)
     face_links: dict[int, int] = field(default_factory=dict)  # group id -> face links
     scene_groups: int = 0  # groups the scene cue looked at
-    scene_candidates: int = 0  # pairs it verified
+    scene_candidates: int = 0  # candidate pairs it proposed ...
+    scene_skipped: int = 0  # ... of which already joined by earlier scene links
     scene_truncated: bool = False  # orb-all stopped at orb_max_pairs
     scene_seconds: dict[str, float] = field(default_factory=dict)
 

@@ -55,6 +55,24 @@ def test_vote_pairs_shared_keys_stop_words_and_top_k() -> None:
     assert scene.vote_pairs([(0, imgs[0])]) == []
 
 
+def test_vote_pairs_same_answer_in_one_pass_or_many() -> None:
+    """Splitting the pair space into passes (bounded memory) changes nothing."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 2**24, size=4000)
+    imgs = []
+    for i in range(300):
+        common = rng.random((scene.VOTE_TABLES, 120)) < 0.5
+        k = np.where(
+            common,
+            rng.choice(base, size=(scene.VOTE_TABLES, 120)),
+            rng.integers(0, 2**24, size=(scene.VOTE_TABLES, 120)),
+        )
+        imgs.append((i, k.astype(np.uint32)))
+    one = scene.vote_pairs(imgs, pass_keys=10**9)
+    many = scene.vote_pairs(lambda: iter(imgs), pass_keys=20_000)  # 8 passes
+    assert one and one == many
+
+
 def test_feature_file_round_trip_real_photo() -> None:
     import io
 
@@ -68,6 +86,8 @@ def test_feature_file_round_trip_real_photo() -> None:
         assert np.array_equal(got[0], feat[0]) and np.array_equal(got[1], feat[1])
         assert keys.shape == (scene.VOTE_TABLES, min(len(feat[1]), scene.VOTE_DESCRIPTORS))
         assert ff.read(s1)[0] is None and not ff.has_features(s1)
+        got_keys = dict(ff.keys())
+        assert np.array_equal(got_keys[s0], keys) and got_keys[s1].size == 0
         assert scene.orb_inliers(got, feat) >= scene.ORB_MIN_INLIERS
         path = ff.path
     assert not Path(path).exists()  # the temporary file goes with the run
@@ -163,3 +183,63 @@ def test_per_row_store_queries_use_the_case_indexes(tmp_path: Path) -> None:
                 assert "SCAN triage_" not in plan, plan
     finally:
         engine.dispose()
+
+
+def test_exact_rehash_in_workers_matches_the_serial_path(tmp_path: Path) -> None:
+    """Bank matching re-hashes near-threshold copies exactly; in two worker processes
+    it finds the same known groups as in one."""
+    from triage_seized import build_seized, enroll_known
+
+    from sentinelle.banks import BankStore
+    from sentinelle.index.matcher import Matcher
+    from sentinelle.triage.grouping import group_case
+
+    seized = build_seized(
+        tmp_path / "seized", n_known=6, n_series=1, shots_per_series=2, n_singles=3, n_ai=1
+    )
+    engine = open_engine(f"sqlite:///{tmp_path / 'ex.db'}")
+    try:
+        enroll_known(engine, seized)
+        matcher = Matcher(BankStore(engine))
+        s = run_triage(
+            engine, "ex", [seized.root], workers=1, series_options=SeriesOptions(scene="none")
+        )
+
+        def state() -> list[tuple[str, str, str | None]]:
+            return sorted(
+                (g.key, g.status, g.bank_category) for g in store.list_groups(engine, s.case.id)
+            )
+
+        one = group_case(engine, s.case.id, matcher=matcher, workers=1)
+        before = state()
+        two = group_case(engine, s.case.id, matcher=matcher, workers=2)
+        assert state() == before
+        assert (one.known, one.verified_exact) == (two.known, two.verified_exact)
+        assert two.known == 6 and two.verified_exact > 0  # the pool path ran
+    finally:
+        engine.dispose()
+
+
+def test_ratio_matches_faiss_and_opencv_agree() -> None:
+    """The fast 2-NN (faiss, when installed) keeps exactly OpenCV's ratio-test matches."""
+    import io
+
+    import pytest
+
+    pytest.importorskip("faiss")
+    feats = []
+    for i in (7, 8):
+        b = io.BytesIO()
+        _photo(i).save(b, "JPEG", quality=85)
+        feats.append(scene.orb_features(b.getvalue()))
+    w, h = _photo(7).size
+    b = io.BytesIO()
+    _photo(7).crop((0, 0, int(w * 0.7), int(h * 0.7))).resize((w, h)).save(b, "JPEG")
+    feats.append(scene.orb_features(b.getvalue()))
+    for x, y in ((0, 1), (0, 2), (2, 1)):
+        fq, ft = scene._ratio_matches(feats[x][1], feats[y][1])
+        cq, ct = scene._ratio_matches_cv2(feats[x][1], feats[y][1])
+        assert sorted(zip(fq.tolist(), ft.tolist(), strict=True)) == sorted(
+            zip(cq.tolist(), ct.tolist(), strict=True)
+        )
+    assert scene.orb_inliers(feats[0], feats[2]) >= scene.ORB_MIN_INLIERS
