@@ -243,3 +243,9 @@ def test_ratio_matches_faiss_and_opencv_agree() -> None:
             zip(cq.tolist(), ct.tolist(), strict=True)
         )
     assert scene.orb_inliers(feats[0], feats[2]) >= scene.ORB_MIN_INLIERS
+    # RANSAC is seeded per pair: the same count whatever was verified before
+    counts = set()
+    for x in range(3):
+        scene.orb_inliers(feats[x % 2], feats[1 - x % 2])
+        counts.add(scene.orb_inliers(feats[0], feats[2]))
+    assert len(counts) == 1
