@@ -582,7 +582,23 @@ def large_child(args: argparse.Namespace) -> None:
         md5 = hashlib.md5(src.read_bytes()).hexdigest()
         entries.append(EntryIn(signal_type="md5", hash=md5, media_ref=f"k{i}", category="B2"))
     banks.add_entries("known-bank", entries)
+    import threading
+
+    import psutil
+
+    timeline: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:  # this (main) process's RSS over time, to split by stage
+        me = psutil.Process()
+        while not stop.is_set():
+            timeline.append((time.perf_counter(), me.memory_info().rss / 2**20))
+            stop.wait(0.25)
+
+    threading.Thread(target=sample, daemon=True).start()
+    windows: dict[str, tuple[float, float]] = {}
     t0 = time.perf_counter()
+    start = t0
     s = run_triage(
         engine,
         "large",
@@ -593,6 +609,9 @@ def large_child(args: argparse.Namespace) -> None:
     )
     out["triage_s"] = time.perf_counter() - t0
     out["stages"] = s.seconds
+    for name, secs in s.seconds.items():  # run_triage's stages run one after the other
+        windows[name] = (start, start + secs)
+        start += secs
     out["files"] = s.hashing.files
     out["errors"] = s.hashing.errors
     out["grouping"] = {
@@ -626,6 +645,7 @@ def large_child(args: argparse.Namespace) -> None:
     except ImportError:
         pass
     out["writers"] = writers
+    windows["writers"] = (start, time.perf_counter())
     if not args.no_rerun:
         t0 = time.perf_counter()
         s2 = run_triage(
@@ -638,6 +658,12 @@ def large_child(args: argparse.Namespace) -> None:
         )
         out["rerun_s"] = time.perf_counter() - t0
         out["rerun_skipped"] = s2.hashing.skipped
+        windows["rerun"] = (t0, time.perf_counter())
+    stop.set()
+    out["rss_main_by_stage"] = {
+        k: round(max((m for t, m in timeline if lo <= t <= hi), default=0.0))
+        for k, (lo, hi) in windows.items()
+    }
     engine.dispose()
     print(json.dumps(out))
 
@@ -719,8 +745,11 @@ def large_report(res: dict[str, Any], args: argparse.Namespace) -> str:
         )
     for r in res["runs"]:
         t = r["triage"]
+        by_stage = json.dumps(t.get("rss_main_by_stage", {}))
         lines += [
             "",
+            f"{t['files']:,} files: main-process peak RSS by stage (MiB, sampled every "
+            f"0.25 s): {by_stage}.",
             f"{t['files']:,} files: groups {json.dumps(t['grouping'])}, tiers "
             f"{json.dumps(t['tiers'])}, errors {t['errors']}; series {t['series']['series']} "
             f"({t['series']['links']} links, per cue {json.dumps(t['series']['per_cue'])}); the "
