@@ -13,12 +13,17 @@
   does); a group with any matched member is ``known`` and carries its bank category
   (the most severe of ``A1 > A2 > B1 > B2``, else VICS categories, else the commonest).
 
-Arrays, not objects: memory is a few dozen bytes per media besides the PDQ index.
+Arrays, not objects: the media are read in keyset chunks of ``CHUNK`` rows into compact
+numpy arrays (a few dozen bytes per media besides the PDQ hashes); bank matches are
+spilled to a private temporary SQLite file and read back per batch of groups.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +63,13 @@ class _UnionFind:
         return True
 
     def roots(self) -> np.ndarray:
-        return np.array([self.find(i) for i in range(len(self.parent))], dtype=np.int64)
+        """Each element's root (pointer jumping over the forest: no per-element objects)."""
+        p = self.parent.copy()
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                return q
+            p = q
 
 
 @dataclass
@@ -121,14 +132,15 @@ def _match_all(
     res: GroupingResult,
     workers: int = 1,
     limits: Any = None,
-) -> dict[int, list[dict[str, Any]]]:
-    """media id -> compact matches, for every media that matched a bank.
+    spill: _MatchSpill | None = None,
+) -> None:
+    """Put media id -> compact matches into ``spill``, for every media that matched a bank.
 
     A fast hash near a threshold is re-hashed exactly, as ``scan`` does: per batch of
-    2,000 media, in ``workers`` processes (in this one with ``workers`` 1)."""
-    out: dict[int, list[dict[str, Any]]] = {}
-    if matcher is None:
-        return out
+    2,000 media, in ``workers`` processes (in this one with ``workers`` 1). Only one
+    batch's matches are held in memory."""
+    if matcher is None or spill is None:
+        return
     last = 0
     pool = None
     try:
@@ -141,9 +153,10 @@ def _match_all(
                     .limit(2000)
                 ).all()
             if not rows:
-                return out
+                return
             last = rows[-1].id
             found: dict[int, list[Any]] = {}
+            out: dict[int, list[dict[str, Any]]] = {}
             pending: list[Any] = []
             for r in rows:
                 meta = json.loads(r.meta) if r.meta else {}
@@ -185,6 +198,8 @@ def _match_all(
                 out[r.id] = sorted(seen.values(), key=lambda d: (d["distance"], d["entry_id"]))[:20]
                 batch_ids.append(r.id)
             _entry_facts(matcher, [out[i] for i in batch_ids])
+            spill.put([(i, out[i]) for i in batch_ids])
+            del rows, found, out, pending
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -293,74 +308,183 @@ def group_case(
 
     reader = reader or read_bytes
     res = GroupingResult()
-    with engine.connect() as c:
-        rows = c.execute(
-            select(
-                triage_media.c.id,
-                triage_media.c.sha256,
-                triage_media.c.md5,
-                triage_media.c.pdq,
-                triage_media.c.pdq_quality,
-                triage_media.c.media_type,
-                triage_media.c.meta,
-            )
-            .where(triage_media.c.case_id == case_id)
-            .order_by(triage_media.c.id)
-        ).all()
-        vids = c.execute(
-            select(triage_media.c.id, triage_media.c.vpdq).where(
-                triage_media.c.case_id == case_id, triage_media.c.vpdq.is_not(None)
-            )
-        ).all()
-    n = len(rows)
+    cols = _load_columns(engine, case_id)
+    ids = cols.ids
+    n = len(ids)
     res.media = n
-    ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=n)
-    pos = {int(i): k for k, i in enumerate(ids)}
-    sha = [r.sha256 for r in rows]
-    mtype = [r.media_type for r in rows]
     uf = _UnionFind(n)
     # exact: same MD5, different SHA-256
-    by_md5: dict[str, int] = {}
-    for k, r in enumerate(rows):
-        if r.md5:
-            if r.md5 in by_md5:
-                uf.union(by_md5[r.md5], k)
-            else:
-                by_md5[r.md5] = k
-    del by_md5
+    has = np.flatnonzero(cols.md5 != b"")
+    if len(has):
+        _u, first, inv = np.unique(cols.md5[has], return_index=True, return_inverse=True)
+        heads = has[first[inv.reshape(-1)]]
+        for a, b in zip(heads.tolist(), has.tolist(), strict=True):
+            if a != b:
+                uf.union(a, b)
+    del has
     # near: PDQ
-    good = [k for k, r in enumerate(rows) if r.pdq and (r.pdq_quality or 0) >= MIN_QUALITY]
-    if good:
+    if len(cols.pdq_pos):
         index = PDQIndex()
-        index.add(np.array(good, dtype=np.int64), _hex_rows([rows[k].pdq for k in good]))
-        q_pos: list[int] = []
-        q_hex: list[str] = []
-        for k in good:
-            q_pos.append(k)
-            q_hex.append(rows[k].pdq)
-            meta = json.loads(rows[k].meta) if rows[k].meta else {}
-            for _name, h, q in meta.get("variants") or []:
-                if int(q) >= MIN_QUALITY:
-                    q_pos.append(k)
-                    q_hex.append(str(h))
+        index.add(cols.pdq_pos, cols.pdq)
         step = 20_000
-        for s in range(0, len(q_pos), step):
-            found = index.search(_hex_rows(q_hex[s : s + step]), near_threshold)
-            for k, hits in zip(q_pos[s : s + step], found, strict=True):
+        for s in range(0, len(cols.q_pos), step):
+            found = index.search(cols.q[s : s + step], near_threshold)
+            for k, hits in zip(cols.q_pos[s : s + step].tolist(), found, strict=True):
                 for other, _d in hits:
                     if other != k and uf.union(k, int(other)):
                         res.near_pairs += 1
-        del index, q_hex, q_pos
+            del found
+        del index
+    cols.pdq = cols.q = cols.pdq_pos = cols.q_pos = np.zeros(0, dtype=np.int64)
     # near: vPDQ
-    res.near_pairs += _video_pairs(vids, pos, uf)
-    del rows
-    matches = _match_all(engine, case_id, matcher, reader, res, workers, limits)
+    with engine.connect() as c:
+        vids = c.execute(
+            select(triage_media.c.id, triage_media.c.vpdq)
+            .where(triage_media.c.case_id == case_id, triage_media.c.vpdq.is_not(None))
+            .order_by(triage_media.c.id)
+        ).all()
+    res.near_pairs += _video_pairs(vids, ids, uf)
+    del vids
     roots = uf.roots()
-    _write_groups(engine, case_id, ids, roots, sha, mtype, matches, res)
+    del uf
+    with tempfile.TemporaryDirectory(prefix="sentinelle-group-") as tmp:
+        spill = _MatchSpill(os.path.join(tmp, "matches.sqlite"))
+        try:
+            _match_all(engine, case_id, matcher, reader, res, workers, limits, spill)
+            _write_groups(engine, case_id, ids, roots, cols.sha16, cols.mtype, spill, res)
+        finally:
+            spill.close()
     return res
 
 
-def _video_pairs(vids: list[Any], pos: dict[int, int], uf: _UnionFind) -> int:
+CHUNK = 5_000  # triage_media rows read at a time (keyset by id)
+# media type codes: 0 is None; the others index TYPES (unknown names get "other")
+TYPES = (None, "image", "video", "other")
+
+
+@dataclass
+class _Columns:
+    """The case's media as compact arrays, in id order (position k is the k-th id)."""
+
+    ids: np.ndarray  # int64, sorted
+    sha16: np.ndarray  # S16: the first 16 hex digits of the SHA-256 (the group key)
+    md5: np.ndarray  # S32 hex, b"" when absent
+    mtype: np.ndarray  # uint8 codes into TYPES
+    pdq_pos: np.ndarray  # int64 positions of the PDQ hashes of quality >= MIN_QUALITY
+    pdq: np.ndarray  # uint8 (k, 32)
+    q_pos: np.ndarray  # int64 positions of the query hashes (plain + variants)
+    q: np.ndarray  # uint8 (m, 32)
+
+
+def _load_columns(engine: Engine, case_id: int) -> _Columns:
+    """Stream the case's media in keyset chunks of CHUNK rows, keeping only arrays."""
+    ids: list[np.ndarray] = []
+    sha16: list[np.ndarray] = []
+    md5: list[np.ndarray] = []
+    mtype: list[np.ndarray] = []
+    pdq_pos: list[np.ndarray] = []
+    pdq: list[np.ndarray] = []
+    q_pos: list[np.ndarray] = []
+    q: list[np.ndarray] = []
+    code = {t: i for i, t in enumerate(TYPES)}
+    last = None
+    base = 0
+    while True:
+        sel = select(
+            triage_media.c.id,
+            triage_media.c.sha256,
+            triage_media.c.md5,
+            triage_media.c.pdq,
+            triage_media.c.pdq_quality,
+            triage_media.c.media_type,
+            triage_media.c.meta,
+        ).where(triage_media.c.case_id == case_id)
+        if last is not None:
+            sel = sel.where(triage_media.c.id > last)
+        with engine.connect() as c:
+            rows = c.execute(sel.order_by(triage_media.c.id).limit(CHUNK)).all()
+        if not rows:
+            break
+        last = rows[-1].id
+        m = len(rows)
+        ids.append(np.fromiter((r.id for r in rows), dtype=np.int64, count=m))
+        sha16.append(np.array([r.sha256[:16].encode("ascii") for r in rows], dtype="S16"))
+        md5.append(np.array([(r.md5 or "").encode("ascii") for r in rows], dtype="S32"))
+        mtype.append(
+            np.fromiter((code.get(r.media_type, 3) for r in rows), dtype=np.uint8, count=m)
+        )
+        gp: list[int] = []
+        gh: list[str] = []
+        qp: list[int] = []
+        qh: list[str] = []
+        for k, r in enumerate(rows):
+            if not (r.pdq and (r.pdq_quality or 0) >= MIN_QUALITY):
+                continue
+            gp.append(base + k)
+            gh.append(r.pdq)
+            qp.append(base + k)
+            qh.append(r.pdq)
+            meta = json.loads(r.meta) if r.meta else {}
+            for _name, h, qq in meta.get("variants") or []:
+                if int(qq) >= MIN_QUALITY:
+                    qp.append(base + k)
+                    qh.append(str(h))
+        pdq_pos.append(np.array(gp, dtype=np.int64))
+        pdq.append(_hex_rows(gh))
+        q_pos.append(np.array(qp, dtype=np.int64))
+        q.append(_hex_rows(qh))
+        base += m
+        del rows
+    if not ids:
+        z = np.zeros(0, dtype=np.int64)
+        h = np.zeros((0, 32), dtype=np.uint8)
+        return _Columns(
+            z, np.zeros(0, "S16"), np.zeros(0, "S32"), np.zeros(0, np.uint8), z, h, z, h
+        )
+    return _Columns(
+        np.concatenate(ids),
+        np.concatenate(sha16),
+        np.concatenate(md5),
+        np.concatenate(mtype),
+        np.concatenate(pdq_pos),
+        np.concatenate(pdq),
+        np.concatenate(q_pos),
+        np.concatenate(q),
+    )
+
+
+class _MatchSpill:
+    """media id -> its compact bank matches (JSON), spilled to a private SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE m (id INTEGER PRIMARY KEY, js TEXT NOT NULL)")
+        self.count = 0
+
+    def put(self, items: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        self.db.executemany(
+            "INSERT INTO m (id, js) VALUES (?, ?)",
+            [(mid, json.dumps(ms, separators=(",", ":"))) for mid, ms in items],
+        )
+        self.db.commit()
+        self.count += len(items)
+
+    def get(self, mids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {}
+        if not self.count:
+            return out
+        for s in range(0, len(mids), 500):
+            part = mids[s : s + 500]
+            qs = ",".join("?" * len(part))
+            for mid, js in self.db.execute(f"SELECT id, js FROM m WHERE id IN ({qs})", part):
+                out[int(mid)] = json.loads(js)
+        return out
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _video_pairs(vids: list[Any], ids: np.ndarray, uf: _UnionFind) -> int:
     frames: list[tuple[int, str]] = []  # (video number, hash)
     uniq: list[int] = []
     for v, (_mid, vp) in enumerate(vids):
@@ -383,7 +507,9 @@ def _video_pairs(vids: list[Any], pos: dict[int, int], uf: _UnionFind) -> int:
         if a < b and uniq[a] and uniq[b]:
             n_ba = matched.get((b, a), 0)
             both = n_ab >= VIDEO_PCT * uniq[a] and n_ba >= VIDEO_PCT * uniq[b]
-            if both and uf.union(pos[int(vids[a][0])], pos[int(vids[b][0])]):
+            pa = int(np.searchsorted(ids, int(vids[a][0])))
+            pb = int(np.searchsorted(ids, int(vids[b][0])))
+            if both and uf.union(pa, pb):
                 pairs += 1
     return pairs
 
@@ -393,27 +519,36 @@ def _write_groups(
     case_id: int,
     ids: np.ndarray,
     roots: np.ndarray,
-    sha: list[str],
-    mtype: list[str | None],
-    matches: dict[int, list[dict[str, Any]]],
+    sha16: np.ndarray,
+    mtype: np.ndarray,
+    spill: _MatchSpill,
     res: GroupingResult,
 ) -> None:
     order = np.lexsort((ids, roots))
+    copies = np.zeros(len(ids), dtype=np.int64)
     with engine.connect() as c:
-        copies = dict(
-            c.execute(
-                select(triage_files.c.media_id, func.count())
-                .where(triage_files.c.case_id == case_id, triage_files.c.media_id.is_not(None))
-                .group_by(triage_files.c.media_id)
-            ).all()
+        cur = c.execute(
+            select(triage_files.c.media_id, func.count())
+            .where(triage_files.c.case_id == case_id, triage_files.c.media_id.is_not(None))
+            .group_by(triage_files.c.media_id)
         )
+        while part := cur.fetchmany(CHUNK):
+            mids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+            cnt = np.fromiter((r[1] for r in part), dtype=np.int64, count=len(part))
+            at = np.searchsorted(ids, mids)
+            ok = at < len(ids)
+            ok[ok] = ids[at[ok]] == mids[ok]
+            copies[at[ok]] += cnt[ok]
     with engine.begin() as c:
         c.execute(delete(triage_groups).where(triage_groups.c.case_id == case_id))
         c.execute(
             update(triage_media).where(triage_media.c.case_id == case_id).values(group_id=None)
         )
-    i = 0
     n = len(order)
+    sorted_roots = roots[order]
+    # group boundaries in the (root, id) order
+    starts = np.flatnonzero(np.r_[True, sorted_roots[1:] != sorted_roots[:-1]]) if n else []
+    ends = np.r_[starts[1:], n] if n else []
     batch_groups: list[dict[str, Any]] = []
     batch_members: list[list[int]] = []
 
@@ -444,43 +579,48 @@ def _write_groups(
         batch_groups.clear()
         batch_members.clear()
 
-    while i < n:
-        j = i
-        while j < n and roots[order[j]] == roots[order[i]]:
-            j += 1
-        members = [int(k) for k in order[i:j]]
-        i = j
-        member_ids = [int(ids[k]) for k in members]
-        found = [m for mid in member_ids for m in matches.get(mid, [])]
-        types = {mtype[k] for k in members} - {None}
-        if not types and not found:
-            continue  # undecodable and unmatched (text, junk): listed as file errors only
-        key = "G-" + min(sha[k] for k in members)[:16]
-        status = "known" if found else "new"
-        res.groups += 1
-        res.known += status == "known"
-        res.new += status == "new"
-        rep = min(member_ids)
-        batch_groups.append(
-            {
-                "case_id": case_id,
-                "key": key,
-                "media_type": "video" if "video" in types else ("image" if types else None),
-                "status": status,
-                "bank_category": _category(found),
-                "matches": json.dumps(found[:20], separators=(",", ":")) if found else None,
-                "series_id": None,
-                "tier": "known" if found else "unknown_new",
-                "priority": 0.0,
-                "rank": 0,
-                "reasons": "[]",
-                "provenance_verdict": None,
-                "n_media": len(members),
-                "n_files": int(sum(copies.get(m, 0) for m in member_ids)),
-                "representative_media_id": rep,
-            }
+    video = TYPES.index("video")
+    step = 500  # groups whose matches are fetched at once
+    for g0 in range(0, len(starts), step):
+        spans = list(
+            zip(starts[g0 : g0 + step].tolist(), ends[g0 : g0 + step].tolist(), strict=True)
         )
-        batch_members.append(member_ids)
-        if len(batch_groups) >= 500:
-            flush()
+        lo, hi = (spans[0][0], spans[-1][1]) if spans else (0, 0)
+        matches = spill.get(ids[order[lo:hi]].tolist())
+        for i, j in spans:
+            members = order[i:j]
+            member_ids = ids[members].tolist()
+            found = [m for mid in member_ids for m in matches.get(mid, [])]
+            codes = set(mtype[members].tolist()) - {0}
+            if not codes and not found:
+                continue  # undecodable and unmatched (text, junk): listed as file errors only
+            key = "G-" + min(sha16[members].tolist()).decode("ascii")
+            status = "known" if found else "new"
+            res.groups += 1
+            res.known += status == "known"
+            res.new += status == "new"
+            rep = min(member_ids)
+            batch_groups.append(
+                {
+                    "case_id": case_id,
+                    "key": key,
+                    "media_type": "video" if video in codes else ("image" if codes else None),
+                    "status": status,
+                    "bank_category": _category(found),
+                    "matches": json.dumps(found[:20], separators=(",", ":")) if found else None,
+                    "series_id": None,
+                    "tier": "known" if found else "unknown_new",
+                    "priority": 0.0,
+                    "rank": 0,
+                    "reasons": "[]",
+                    "provenance_verdict": None,
+                    "n_media": len(member_ids),
+                    "n_files": int(copies[members].sum()),
+                    "representative_media_id": rep,
+                }
+            )
+            batch_members.append(member_ids)
+            if len(batch_groups) >= 500:
+                flush()
+        del matches
     flush()
