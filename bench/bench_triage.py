@@ -606,16 +606,20 @@ def large_child(args: argparse.Namespace) -> None:
 
     threading.Thread(target=sample, daemon=True).start()
     windows: dict[str, tuple[float, float]] = {}
+
+    def triage() -> Any:  # the same defaults for the run and the resume rerun
+        return run_triage(
+            engine,
+            "large",
+            folders,
+            workers=args.workers,
+            matcher=Matcher(banks),
+            series_options=SeriesOptions(scene=args.scene, threads=args.workers),
+        )
+
     t0 = time.perf_counter()
     start = t0
-    s = run_triage(
-        engine,
-        "large",
-        folders,
-        workers=args.workers,
-        matcher=Matcher(banks),
-        series_options=SeriesOptions(scene=args.scene, threads=args.workers),
-    )
+    s = triage()
     out["triage_s"] = time.perf_counter() - t0
     out["stages"] = s.seconds
     for name, secs in s.seconds.items():  # run_triage's stages run one after the other
@@ -657,14 +661,7 @@ def large_child(args: argparse.Namespace) -> None:
     windows["writers"] = (start, time.perf_counter())
     if not args.no_rerun:
         t0 = time.perf_counter()
-        s2 = run_triage(
-            engine,
-            "large",
-            folders,
-            workers=args.workers,
-            matcher=Matcher(banks),
-            series_options=SeriesOptions(scene=args.scene, threads=args.workers),
-        )
+        s2 = triage()
         out["rerun_s"] = time.perf_counter() - t0
         out["rerun_skipped"] = s2.hashing.skipped
         windows["rerun"] = (t0, time.perf_counter())

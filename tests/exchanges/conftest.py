@@ -20,3 +20,15 @@ def xstore(db_url: str):  # type: ignore[no-untyped-def]
         yield ExchangeStore(engine)
     finally:
         engine.dispose()
+
+
+@pytest.fixture()
+def ncmec_clock(monkeypatch):  # type: ignore[no-untyped-def]
+    """NCMEC windows are cut against this clock (6 h after T0); tests move ``state["now"]``."""
+    from xhelpers import T0
+
+    from sentinelle.exchanges import ncmec
+
+    state = {"now": float(T0 + 6 * 3600)}
+    monkeypatch.setattr(ncmec, "now", lambda: state["now"])
+    return state

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import xhelpers
 from ncmec_server import NS, Event, ListSource, NCMECServer
-from xhelpers import bank_hashes, no_sleep, secret_file
+from xhelpers import T0, bank_hashes, no_sleep, secret_file
 
 from sentinelle.exchanges import bulk, ncmec, runner, xmlsafe
 from sentinelle.exchanges.credentials import make_ref
@@ -33,23 +34,20 @@ from sentinelle.exchanges.ncmec import NCMECExchange
 from sentinelle.exchanges.store import LeaseLost
 from sentinelle.exchanges.transport import HttpTransport
 
-T0 = 1_700_000_000
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def clock(monkeypatch):  # type: ignore[no-untyped-def]
-    state = {"now": float(T0 + 6 * 3600)}
-    monkeypatch.setattr(ncmec, "now", lambda: state["now"])
-    return state
+def clock(ncmec_clock):  # type: ignore[no-untyped-def]
+    return ncmec_clock
 
 
 def md5(i: int) -> str:
-    return hashlib.md5(f"gravel-{i}".encode()).hexdigest()
+    return xhelpers.md5(i, "gravel")
 
 
 def pdq(i: int) -> str:
-    return hashlib.sha256(f"gravel-{i}".encode()).hexdigest()
+    return xhelpers.pdq(i, "gravel")
 
 
 def add(xstore, srv, tmp_path, name):  # type: ignore[no-untyped-def]

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
+import xhelpers
 from ncmec_server import Event, ListSource, NCMECServer
-from xhelpers import bank_hashes, no_sleep, secret_file
+from xhelpers import T0, bank_hashes, no_sleep, secret_file
 
 from sentinelle.exchanges import runner
 from sentinelle.exchanges.credentials import make_ref
 from sentinelle.exchanges.transport import HttpTransport
 
-T0 = 1_700_000_000
-
 
 @pytest.fixture(autouse=True)
-def clock(monkeypatch):  # type: ignore[no-untyped-def]
-    """NCMEC windows are cut against this clock; tests move it forward."""
-    from sentinelle.exchanges import ncmec
-
-    state = {"now": float(T0 + 6 * 3600)}
-    monkeypatch.setattr(ncmec, "now", lambda: state["now"])
-    return state
+def clock(ncmec_clock):  # type: ignore[no-untyped-def]
+    return ncmec_clock
 
 
 def md5(i: int) -> str:
-    return hashlib.md5(f"benign-{i}".encode()).hexdigest()
+    return xhelpers.md5(i, "benign")
 
 
 def pdq(i: int) -> str:
-    return hashlib.sha256(f"benign-{i}".encode()).hexdigest()
+    return xhelpers.pdq(i, "benign")
 
 
 def events(n: int, t0: int = T0) -> list[Event]:

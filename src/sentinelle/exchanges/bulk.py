@@ -31,18 +31,14 @@ materialises before it returns, so entries are in the bank when a fetch ends.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import InvalidHashError
-from ..formats.entry import normalize_signal_hash
-from ..signals.signal_types import find_signal_type
 from ..store.models import utcnow
 from .api import FetchPage
-from .store import _TAG_TEXT, _VALIDATORS, ExchangeInfo, ExchangeStore, LeaseLost, PageResult
+from .store import ExchangeInfo, ExchangeStore, LeaseLost, PageResult, record_signals
 from .tables import exchange_staged, exchanges
 
 S, X = exchange_staged, exchanges
@@ -69,51 +65,19 @@ def _stage_rows(records: list[Any], res: PageResult, xid: int, base: int) -> lis
     for a record with none (a deletion or an emptied record)."""
     rows: list[tuple[Any, ...]] = []
     append = rows.append
-    validators = _VALIDATORS
-    tag_text = _TAG_TEXT
-    unknown = malformed = 0
     i = base
     for rec in records:
         key = rec.key[:255]
         first = i + 1
         if not rec.deleted:
-            tags = rec.tags
-            tj = tag_text.get(tags) if tags else (None, None)
-            if tj is None:
-                tj = (json.dumps(list(tags)), f"tags: {', '.join(tags)}")
-                if len(tag_text) < 1000:
-                    tag_text[tags] = tj
-            seen: set[str] | None = None
+            tj, signals = record_signals(rec, res)
             owner, category = rec.owner, rec.category
-            for s in rec.signals:
-                st = s.signal_type
-                if st is None:
-                    unknown += 1
-                    continue
-                check = validators.get(st)
-                try:
-                    if check is None:
-                        st, h = normalize_signal_hash(st, s.value)
-                        if len(validators) < 100:
-                            validators[st] = find_signal_type(st).validate  # type: ignore[union-attr]
-                    else:
-                        h = check(s.value)
-                except InvalidHashError:
-                    malformed += 1
-                    continue
-                if seen is None:
-                    seen = {st}
-                elif st in seen:
-                    continue
-                else:
-                    seen.add(st)
+            for st, h in signals:
                 i += 1
                 append((i, xid, first, key, st, h, owner, category, tj[0], tj[1]))
         if i < first:  # nothing bankable: the record still replaces its key
             i += 1
             append((i, xid, first, key, None, None, None, None, None, None))
-    res.unknown_types += unknown
-    res.malformed += malformed
     return rows
 
 

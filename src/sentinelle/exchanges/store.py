@@ -57,6 +57,49 @@ SQLITE_WAL_CHECKPOINT_PAGES = 8192
 #: signal type -> its validator, and tags -> (JSON, note) (hot-loop caches)
 _VALIDATORS: dict[str, Any] = {}
 _TAG_TEXT: dict[tuple[str, ...], tuple[str, str]] = {}
+
+
+def record_signals(
+    rec: Any, res: PageResult
+) -> tuple[tuple[str | None, str | None], list[tuple[str, str]]]:
+    """A record's ``(tags JSON, tags note)`` and its valid ``(type, hash)`` pairs, the
+    first of each signal type; unknown types and bad hashes are counted on ``res``.
+    Cached validators and tag texts: this runs once per record of every fetch (page by
+    page and staged)."""
+    tags = rec.tags
+    tj = _TAG_TEXT.get(tags) if tags else (None, None)
+    if tj is None:
+        tj = (json.dumps(list(tags)), f"tags: {', '.join(tags)}")
+        if len(_TAG_TEXT) < 1000:
+            _TAG_TEXT[tags] = tj
+    out: list[tuple[str, str]] = []
+    seen: set[str] | None = None
+    for s in rec.signals:
+        st = s.signal_type
+        if st is None:
+            res.unknown_types += 1
+            continue
+        check = _VALIDATORS.get(st)
+        try:
+            if check is None:
+                st, h = normalize_signal_hash(st, s.value)
+                if len(_VALIDATORS) < 100:
+                    _VALIDATORS[st] = find_signal_type(st).validate  # type: ignore[union-attr]
+            else:
+                h = check(s.value)
+        except InvalidHashError:
+            res.malformed += 1
+            continue
+        if seen is None:
+            seen = {st}
+        elif st in seen:
+            continue
+        else:
+            seen.add(st)
+        out.append((st, h))
+    return tj, out
+
+
 #: bank_entries columns after ``note`` (VICS fields...): left NULL for exchange rows
 _PAD = (None,) * (len(_ENTRY_COLS) - 12)
 MIN_INTERVAL_S = 10
@@ -557,48 +600,16 @@ class ExchangeStore:
             final[rec.key] = rec
         rows: list[tuple[Any, ...]] = []
         new_pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
-        validators = _VALIDATORS
-        tag_text = _TAG_TEXT
-        unknown = malformed = 0
         for key, rec in final.items():
             if rec.deleted:
                 continue
-            tags = rec.tags
-            tj = tag_text.get(tags) if tags else (None, None)
-            if tj is None:
-                tj = (json.dumps(list(tags)), f"tags: {', '.join(tags)}")
-                if len(tag_text) < 1000:
-                    tag_text[tags] = tj
+            tj, signals = record_signals(rec, res)
             key = key[:255]
-            seen: set[str] | None = None
-            for s in rec.signals:
-                st = s.signal_type
-                if st is None:
-                    unknown += 1
-                    continue
-                check = validators.get(st)
-                try:
-                    if check is None:
-                        st, h = normalize_signal_hash(st, s.value)
-                        if len(validators) < 100:
-                            validators[st] = find_signal_type(st).validate  # type: ignore[union-attr]
-                    else:
-                        h = check(s.value)
-                except InvalidHashError:
-                    malformed += 1
-                    continue
-                if seen is None:
-                    seen = {st}
-                elif st in seen:
-                    continue
-                else:
-                    seen.add(st)
+            for st, h in signals:
                 row = (key, st, h, rec.owner, rec.category, tj[0], tj[1])
                 rows.append(row)
                 if (st, h) not in new_pairs:
                     new_pairs[(st, h)] = row
-        res.unknown_types += unknown
-        res.malformed += malformed
         transient: set[tuple[str, str]] = set()
         for rec in superseded:  # rare: a key twice on a page (or in a group of pages)
             for s in rec.signals:
