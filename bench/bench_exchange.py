@@ -196,7 +196,9 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _machine import append_results
 
-        append_results("Exchange ingest: NCMEC 1M entries vs python-threatexchange", body)
+        append_results(
+            f"Exchange ingest: NCMEC {args.entries:,} entries vs python-threatexchange", body
+        )
     _ = resource
 
 
