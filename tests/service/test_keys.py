@@ -109,3 +109,38 @@ def test_key_cli(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     eng = open_engine(sqlite_url)
     assert verify_token(eng, token) is None and verify_token(eng, new_token) is None
     eng.dispose()
+
+
+def test_key_changes_wait_for_a_concurrent_writer_instead_of_failing(sqlite_url: str) -> None:
+    """A key change that overlaps another writer (the key-use audit thread, another
+    instance) queues for the write lock. Started as a reader (``BEGIN DEFERRED``), its
+    snapshot would be stale once the other writer commits, and SQLite refuses the
+    upgrade at once ("database is locked") whatever the busy timeout."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    eng = open_engine(sqlite_url)
+    rec, _ = create_key(eng, "rotated while busy", ["scan"])
+    other = eng.connect().execution_options(sqlite_begin="IMMEDIATE")
+    tx = other.begin()
+    other.execute(text("UPDATE api_keys SET name = name WHERE id = :i"), {"i": rec.id})
+    out: dict[str, object] = {}
+
+    def rotate() -> None:
+        try:
+            out["rotated"] = rotate_key(eng, rec.id)
+        except Exception as e:  # noqa: BLE001 - reported below
+            out["error"] = e
+
+    t = threading.Thread(target=rotate)
+    t.start()
+    time.sleep(0.3)  # rotate_key is now waiting for the lock the other writer holds
+    tx.commit()
+    other.close()
+    t.join(30)
+    assert "error" not in out, out.get("error")
+    new_rec, _token = out["rotated"]  # type: ignore[misc]
+    assert new_rec.name == "rotated while busy" and new_rec.id != rec.id
+    eng.dispose()

@@ -46,6 +46,7 @@ from sqlalchemy import (
     update,
 )
 
+from ..audit.chain import write_transaction
 from ..errors import SentinelleError
 from ..store.models import UTCDateTime, utcnow
 
@@ -182,7 +183,7 @@ def create_key(
         raise KeyError_(f"key name must be 1-{MAX_NAME} printable characters")
     sc = check_scopes(scopes)
     rate = _check_rate(rate_limit)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         kid, token = _insert_key(conn, name, sc, rate)
         _audit(conn, actor, "key.create", kid, {"name": name, "scopes": sorted(sc)})
     rec = get_key(engine, kid)
@@ -215,7 +216,7 @@ def revoke_key(engine: Engine, key_id: int, *, actor: str = "system") -> ApiKeyR
     """Revoke a key (idempotent). Raises :class:`KeyError_` for an unknown id.
 
     An actual revocation is written to the audit trail (``key.revoke``)."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         n = conn.execute(
             update(api_keys)
             .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -236,7 +237,7 @@ def revoke_key(engine: Engine, key_id: int, *, actor: str = "system") -> ApiKeyR
 def rotate_key(engine: Engine, key_id: int, *, actor: str = "system") -> tuple[ApiKeyRecord, str]:
     """New key with the same name, scopes and rate; the old one is revoked atomically
     (audited as ``key.rotate``)."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         r = conn.execute(select(api_keys).where(api_keys.c.id == key_id).with_for_update()).first()
         if r is None:
             raise KeyError_(f"no key with id {key_id}")
