@@ -210,9 +210,10 @@ def orb_pairs(
 # ------------------------------------------------------- voting candidates (default)
 
 
-VOTE_PASS_KEYS = 2_000_000
-"""Keys per voting pass: more images split the pair space into passes (memory stays
-near this many keys' worth of votes, whatever the number of images)."""
+VOTE_PASS_KEYS = 1_000_000
+"""Keys (or pair votes) worked on at once: more images split the keys into more slices
+and the votes into more partitions on disk, so memory stays near a few arrays of this
+many int64 entries (about 50 MB) whatever the number of images."""
 
 
 def _runs(
@@ -227,107 +228,186 @@ def _runs(
     return sorted_codes[starts], np.add.reduceat(weights, starts)
 
 
+class _Spill:
+    """Append-only int64 files ``0..n-1`` in a temporary folder: an array routed by a
+    bucket number is split into them (stable: the order within a bucket is kept)."""
+
+    def __init__(self, folder: str, name: str, n: int) -> None:
+        self.paths = [os.path.join(folder, f"{name}-{i}.bin") for i in range(n)]
+        self.sizes = [0] * n
+
+    def route(self, values: np.ndarray, bucket: np.ndarray) -> None:
+        order = np.argsort(bucket, kind="stable")
+        counts = np.bincount(bucket, minlength=len(self.paths))
+        values, at = values[order], 0
+        for i, c in enumerate(counts.tolist()):
+            if c:
+                with open(self.paths[i], "ab") as fh:
+                    fh.write(np.ascontiguousarray(values[at : at + c]).tobytes())
+                self.sizes[i] += c
+                at += c
+
+    def read(self, i: int) -> np.ndarray:
+        if not self.sizes[i]:
+            return np.zeros(0, dtype=np.int64)
+        out = np.fromfile(self.paths[i], dtype=np.int64)
+        os.unlink(self.paths[i])
+        return out
+
+
+def _slice_votes(codes: np.ndarray, max_posting: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pair votes ``(a << 32 | b, count)`` of one key slice of one table: ``codes`` are
+    ``key << 32 | owner``, each image's keys distinct."""
+    codes.sort()
+    key, own = codes >> 32, codes & 0xFFFFFFFF
+    # drop stop words: keys held by more than max_posting images
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    lens = np.diff(np.r_[starts, len(key)])
+    keep = np.repeat(lens <= max_posting, lens)
+    key, own = key[keep], own[keep]
+    del starts, lens, keep
+    votes: list[np.ndarray] = []
+    for d in range(1, max_posting):
+        if d >= len(key):
+            break
+        same = np.flatnonzero(key[:-d] == key[d:])
+        if not len(same):
+            break
+        votes.append((own[same] << 32) | own[same + d])  # a < b: sorted by owner in a key
+    if not votes:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    v = np.concatenate(votes)
+    del votes
+    v.sort()
+    return _runs(v)
+
+
 def vote_pairs(
     keys: Iterable[tuple[int, np.ndarray]] | Callable[[], Iterable[tuple[int, np.ndarray]]],
     *,
     top_k: int = VOTE_TOP_K,
     min_votes: int = VOTE_MIN,
     max_posting: int = VOTE_MAX_POSTING,
-    pass_keys: int = VOTE_PASS_KEYS,
+    pass_keys: int | None = None,
 ) -> list[tuple[int, int, int]]:
-    """Candidate pairs ``(slot_a, slot_b, votes)``, ``a < b``, from the images' vote
-    keys (``(slot, keys)`` with :func:`vote_keys` arrays, or a callable giving them
-    afresh for each pass): two images vote once per key (table, value) they share;
-    keys held by more than ``max_posting`` images are dropped (stop words); each image
-    keeps its ``top_k`` best partners with at least ``min_votes`` votes.
+    """:func:`vote_arrays` as a list of ``(slot_a, slot_b, votes)``, sorted."""
+    a, b, n = vote_arrays(
+        keys, top_k=top_k, min_votes=min_votes, max_posting=max_posting, pass_keys=pass_keys
+    )
+    return list(zip(a.tolist(), b.tolist(), n.tolist(), strict=True))
 
-    Memory: one table's keys at a time, and the pair space split into passes
-    (pairs whose first slot is ``p`` modulo the number of passes) so that a pass
-    holds about ``pass_keys`` keys' worth of votes."""
-    if callable(keys):
-        source = keys
-    else:
-        kept = list(keys)
 
-        def source() -> Iterable[tuple[int, np.ndarray]]:
-            return kept
+def vote_arrays(
+    keys: Iterable[tuple[int, np.ndarray]] | Callable[[], Iterable[tuple[int, np.ndarray]]],
+    *,
+    top_k: int = VOTE_TOP_K,
+    min_votes: int = VOTE_MIN,
+    max_posting: int = VOTE_MAX_POSTING,
+    pass_keys: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs (arrays ``slot_a, slot_b, votes``, ``a < b``, sorted by pair)
+    from the images' vote keys (``(slot, keys)`` with :func:`vote_keys` arrays, or a
+    callable giving them afresh for each pass): two images vote once per key (table,
+    value) they share; keys held by more than ``max_posting`` images are dropped (stop
+    words); each image keeps its ``top_k`` best partners with at least ``min_votes``
+    votes.
 
+    Memory: a partitioned count on disk. One pass over the images routes each table's
+    ``key << 32 | slot`` codes into key slices (``key % slices``: all holders of a key
+    share a slice); each slice gives its pair votes, written to pair partitions
+    (``a % partitions``); each partition sums its votes. About ``pass_keys`` entries
+    are in memory at a time, whatever the number of images; only the candidates (at
+    most ``top_k`` per image) are kept."""
+    source = keys if callable(keys) else (lambda kept=list(keys): kept)
     n_img = n_keys = 0
     for _slot, k in source():
         if k.size:
             n_img += 1
             n_keys += k.size
+    none = np.zeros(0, dtype=np.int64)
     if n_img < 2:
-        return []
-    passes = max(1, -(-n_keys // max(1, pass_keys)))
-    kept_u: list[np.ndarray] = []
-    kept_n: list[np.ndarray] = []
-    for p in range(passes):
-        codes: list[np.ndarray] = []
-        counts: list[np.ndarray] = []
-        for t in range(VOTE_TABLES):
-            parts = [
-                (np.unique(k[t]).astype(np.int64) << 32) | slot for slot, k in source() if k.size
-            ]
-            comb = np.concatenate(parts)
-            del parts
-            comb.sort()
-            key, own = comb >> 32, comb & 0xFFFFFFFF
-            del comb
-            # drop stop words: keys held by more than max_posting images
-            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-            lens = np.diff(np.r_[starts, len(key)])
-            keep = np.repeat(lens <= max_posting, lens)
-            key, own = key[keep], own[keep]
-            del starts, lens, keep
-            votes: list[np.ndarray] = []
-            for d in range(1, max_posting):
-                if d >= len(key):
+        return none, none, none
+    budget = max(1, VOTE_PASS_KEYS if pass_keys is None else pass_keys)
+    slices = max(1, -(-n_keys // budget))
+    with tempfile.TemporaryDirectory(prefix="sentinelle-votes-") as tmp:
+        tables = [_Spill(tmp, f"keys{t}", slices) for t in range(VOTE_TABLES)]
+        pending: list[list[np.ndarray]] = [[] for _ in range(VOTE_TABLES)]
+        held = 0
+
+        def flush() -> None:
+            for t, parts in enumerate(pending):
+                if parts:
+                    codes = np.concatenate(parts)
+                    tables[t].route(codes, ((codes >> 32) % slices).astype(np.int64))
+                    parts.clear()
+
+        for slot, k in source():
+            if not k.size:
+                continue
+            for t in range(VOTE_TABLES):
+                pending[t].append((np.unique(k[t]).astype(np.int64) << 32) | slot)
+            held += k.size
+            if held >= budget // 2:
+                flush()
+                held = 0
+        flush()
+        # votes of each slice, summed per pair within the slice (pairs, then counts)
+        pair_file = os.path.join(tmp, "votes.bin")
+        n_votes = 0
+        with open(pair_file, "wb") as fh:
+            for t in range(VOTE_TABLES):
+                for q in range(slices):
+                    u, c = _slice_votes(tables[t].read(q), max_posting)
+                    if len(u):
+                        fh.write(np.stack([u, c.astype(np.int64)], axis=1).tobytes())
+                        n_votes += len(u)
+        parts_n = max(1, -(-n_votes // max(1, budget // 2)))
+        split = _Spill(tmp, "pairs", parts_n)
+        with open(pair_file, "rb") as fh:
+            while True:
+                raw = fh.read(16 * max(1, budget // 4))
+                if not raw:
                     break
-                same = np.flatnonzero(key[:-d] == key[d:])
-                if not len(same):
-                    break
-                a, b = own[same], own[same + d]  # a < b: sorted by owner within a key
-                if passes > 1:
-                    mine = a % passes == p
-                    a, b = a[mine], b[mine]
-                votes.append((a << 32) | b)
-            del key, own
-            if votes:
-                v = np.concatenate(votes)
-                del votes
-                v.sort()
-                u, c = _runs(v)
-                codes.append(u)
-                counts.append(c)
-        if not codes:
-            continue
-        allc = np.concatenate(codes)
-        alln = np.concatenate(counts)
-        del codes, counts
-        order = np.argsort(allc, kind="stable")
-        u, n = _runs(allc[order], alln[order])
-        del allc, alln, order
-        ok = n >= min_votes
-        kept_u.append(u[ok])
-        kept_n.append(n[ok])
-    if not kept_u:
-        return []
-    u, n = np.concatenate(kept_u), np.concatenate(kept_n).astype(np.int64)
-    order = np.argsort(u)  # the same answer whatever the number of passes
-    u, n = u[order], n[order]
-    a, b = u >> 32, u & 0xFFFFFFFF
-    # each image's top_k partners (either side of the pair)
-    side = np.concatenate([a, b])
-    pair = np.concatenate([np.arange(len(u)), np.arange(len(u))])
-    order = np.lexsort((pair, -np.concatenate([n, n]), side))
-    side, pair = side[order], pair[order]
+                rec = np.frombuffer(raw, dtype=np.int64).reshape(-1, 2)
+                split.route(rec.reshape(-1), np.repeat((rec[:, 0] >> 32) % parts_n, 2))
+        os.unlink(pair_file)
+        # each pair's total, routed to both of its images' partitions; there, each
+        # image's top_k partners (either side of the pair)
+        by_side = _Spill(tmp, "sides", parts_n)
+        for r in range(parts_n):
+            rec = split.read(r).reshape(-1, 2)
+            order = np.argsort(rec[:, 0], kind="stable")
+            u, n = _runs(rec[order, 0], rec[order, 1])
+            del rec, order
+            ok = n >= min_votes
+            u, n = u[ok], n[ok].astype(np.int64)
+            for side in (u >> 32, u & 0xFFFFFFFF):
+                by_side.route(
+                    np.stack([side, u, n], axis=1).reshape(-1), np.repeat(side % parts_n, 3)
+                )
+        chosen: list[np.ndarray] = []
+        for r in range(parts_n):
+            rec = by_side.read(r).reshape(-1, 3)
+            chosen.append(_top(rec[:, 1], rec[:, 2], rec[:, 0], top_k))
+    both = np.concatenate(chosen).reshape(-1, 2) if chosen else np.zeros((0, 2), np.int64)
+    if not len(both):
+        return none, none, none
+    u, first = np.unique(both[:, 0], return_index=True)  # sorted: the same at any size
+    n = both[first, 1]
+    return u >> 32, u & 0xFFFFFFFF, n
+
+
+def _top(u: np.ndarray, n: np.ndarray, side: np.ndarray, top_k: int) -> np.ndarray:
+    """``(pair, votes)`` rows of the pairs among each ``side`` image's ``top_k`` best
+    (most votes, then smallest pair code), flattened."""
+    if not len(u):
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((u, -n, side))
+    side = side[order]
     first = np.r_[True, side[1:] != side[:-1]]
     start = np.maximum.accumulate(np.where(first, np.arange(len(side)), 0))
-    rank = np.arange(len(side)) - start
-    chosen = np.unique(pair[rank < top_k])
-    order = np.argsort(u[chosen], kind="stable")
-    return [(int(a[i]), int(b[i]), int(n[i])) for i in chosen[order]]
+    keep = order[(np.arange(len(side)) - start) < top_k]
+    return np.stack([u[keep], n[keep].astype(np.int64)], axis=1).reshape(-1)
 
 
 # record layout of the feature file: count, points, descriptors, vote keys
@@ -380,9 +460,14 @@ class FeatureFile:
         return self.append_packed(_pack(feat))
 
     def append_packed(self, rec: bytes) -> int:
-        os.pwrite(self._fd, rec, self.n * RECORD)
-        self.n += 1
-        return self.n - 1
+        return self.put_packed(self.n, rec)
+
+    def put_packed(self, slot: int, rec: bytes) -> int:
+        """Write a packed record at ``slot`` (records may arrive out of order; slots
+        not written yet read as images without features)."""
+        os.pwrite(self._fd, rec, slot * RECORD)
+        self.n = max(self.n, slot + 1)
+        return slot
 
     def has_features(self, slot: int) -> bool:
         return bool(np.frombuffer(os.pread(self._fd, 4, slot * RECORD), dtype=np.int32)[0])
