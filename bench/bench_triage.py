@@ -749,6 +749,33 @@ def large_report(res: dict[str, Any], args: argparse.Namespace) -> str:
             f"{m.get('main_mib', 0):.0f} / {m.get('worker_mib', 0):.0f} / "
             f"{m.get('workers_sum_mib', 0):.0f} | {m.get('load_max', 0):.1f} |"
         )
+    runs = sorted(res["runs"], key=lambda r: r["triage"]["files"])
+    stages = [
+        k
+        for k in ("hash", "group", "series", "priority", "writers")
+        if all(k in r["triage"].get("rss_main_by_stage", {}) for r in runs)
+    ]
+    if len(runs) > 1 and stages:
+        lo, hi = runs[0]["triage"], runs[-1]["triage"]
+        span = hi["files"] - lo["files"]
+        lines += [
+            "",
+            "Main-process peak RSS by stage (MiB) and its growth between the smallest and the "
+            "largest run (KiB per file; 0 = bounded):",
+            "",
+            "| files | " + " | ".join(stages) + " |",
+            "|---|" + "---|" * len(stages),
+        ]
+        for r in runs:
+            m = r["triage"]["rss_main_by_stage"]
+            lines.append(
+                f"| {r['triage']['files']:,} | " + " | ".join(f"{m[k]:.0f}" for k in stages) + " |"
+            )
+        growth = [
+            (hi["rss_main_by_stage"][k] - lo["rss_main_by_stage"][k]) * 1024 / max(1, span)
+            for k in stages
+        ]
+        lines.append("| KiB per file | " + " | ".join(f"{g:.2f}" for g in growth) + " |")
     for r in res["runs"]:
         t = r["triage"]
         by_stage = json.dumps(t.get("rss_main_by_stage", {}))
