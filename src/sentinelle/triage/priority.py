@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
 
+from ..audit.chain import write_transaction
+from .store import id_list
 from .tables import triage_groups, triage_media, triage_series
+
+CHUNK = 1000  # groups scored and written at a time (memory does not grow with the case)
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "tier.camera_new": 300.0,
@@ -205,6 +210,92 @@ def score(
     return tier, w[f"tier.{tier}"] + total, reasons + bonus
 
 
+def _scored_chunks(
+    c: Connection,
+    case_id: int,
+    weights: dict[str, float],
+    face_links: dict[int, int],
+    age_cues: dict[int, str] | None,
+    chunk: int,
+) -> Iterator[list[dict[str, Any]]]:
+    """The case's groups scored, by id, ``chunk`` groups at a time (update params)."""
+    g, m = triage_groups, triage_media
+    last = 0
+    while True:
+        groups = c.execute(
+            select(
+                g.c.id,
+                g.c.key,
+                g.c.status,
+                g.c.bank_category,
+                g.c.n_files,
+                g.c.n_media,
+                g.c.series_id,
+                g.c.media_type,
+                g.c.matches,
+            )
+            .where(g.c.case_id == case_id, g.c.id > last)
+            .order_by(g.c.id)
+            .limit(chunk)
+        ).all()
+        if not groups:
+            return
+        last = groups[-1].id
+        sids = sorted({r.series_id for r in groups if r.series_id is not None})
+        # a series' size: its groups in this case (what the whole-case count gave)
+        sizes: dict[int, int] = (
+            dict(
+                c.execute(
+                    select(g.c.series_id, func.count())
+                    .where(g.c.case_id == case_id, g.c.series_id.in_(id_list(sids)))
+                    .group_by(g.c.series_id)
+                ).all()
+            )
+            if sids
+            else {}
+        )
+        evidence: dict[int, _Evidence] = defaultdict(_Evidence)
+        group_age: dict[int, str] = {}
+        # by media id, as the whole-case pass read them (evidence order, age cue)
+        rows = c.execute(
+            select(m.c.id, m.c.group_id, m.c.provenance_verdict, m.c.provenance)
+            .where(m.c.case_id == case_id, m.c.group_id.in_(id_list(r.id for r in groups)))
+            .order_by(m.c.id)
+        )
+        for r in rows:
+            prov = json.loads(r.provenance) if r.provenance else None
+            _read(evidence[r.group_id], r.provenance_verdict, prov)
+            if age_cues and r.id in age_cues:
+                group_age.setdefault(r.group_id, str(age_cues[r.id])[:200])
+        params = []
+        for r in groups:
+            ev = evidence[r.id]
+            tier, pri, reasons = score(
+                r.status,
+                r.bank_category,
+                ev,
+                weights,
+                n_files=r.n_files,
+                n_media=r.n_media,
+                series_size=sizes.get(r.series_id, 1) if r.series_id is not None else 1,
+                faces=face_links.get(r.id, 0),
+                media_type=r.media_type,
+                age_cue=group_age.get(r.id),
+                matches=json.loads(r.matches) if r.matches else None,
+            )
+            verdict = max(ev.verdicts, key=lambda v: ev.verdicts[v]) if ev.verdicts else None
+            params.append(
+                {
+                    "gid": r.id,
+                    "b_tier": tier,
+                    "pri": pri,
+                    "b_reasons": json.dumps(reasons, separators=(",", ":")),
+                    "verdict": verdict,
+                }
+            )
+        yield params
+
+
 def prioritise(
     engine: Engine,
     case_id: int,
@@ -212,114 +303,98 @@ def prioritise(
     *,
     face_links: dict[int, int] | None = None,
     age_cues: dict[int, str] | None = None,
+    chunk: int | None = None,
 ) -> dict[str, int]:
     """Tier, priority, reasons and rank of every group of the case; series priority.
 
-    Returns the number of groups per tier.
+    Streams: groups are scored ``chunk`` (default :data:`CHUNK`) at a time, by id,
+    and written as they are; the rank (priority, then tier order, then key) and each
+    series' priority (its best group's) are then set in SQL, so memory does not grow
+    with the number of groups. One transaction: readers see the old ranking or the
+    new one. Returns the number of groups per tier.
     """
     face_links = face_links or {}
-    with engine.connect() as c:
-        groups = c.execute(
+    chunk = chunk or CHUNK
+    g, s = triage_groups, triage_series
+    with write_transaction(engine) as c:
+        inexact = False  # a priority that rounding changes (non-integer weights)
+        for params in _scored_chunks(c, case_id, weights, face_links, age_cues, chunk):
+            inexact = inexact or any(p["pri"] != round(p["pri"], 3) for p in params)
+            c.execute(_WRITE, params)
+        # the rank orders the unrounded priorities (stored rounded to 3 decimals, below)
+        key = g.c.key.collate("C") if c.dialect.name == "postgresql" else g.c.key
+        tier_order = case({t: i for i, t in enumerate(TIERS)}, value=g.c.tier, else_=len(TIERS))
+        ordered = (
             select(
-                triage_groups.c.id,
-                triage_groups.c.key,
-                triage_groups.c.status,
-                triage_groups.c.bank_category,
-                triage_groups.c.n_files,
-                triage_groups.c.n_media,
-                triage_groups.c.series_id,
-                triage_groups.c.media_type,
-                triage_groups.c.matches,
-            ).where(triage_groups.c.case_id == case_id)
+                g.c.id,
+                func.row_number()
+                .over(order_by=(g.c.priority.desc(), tier_order, key, g.c.id))
+                .label("rn"),
+            )
+            .where(g.c.case_id == case_id)
+            .subquery()
+        )
+        c.execute(update(g).where(g.c.id == ordered.c.id).values(rank=ordered.c.rn))
+        if inexact:
+            _round_priorities(c, case_id, chunk)
+        best = (
+            select(func.max(g.c.priority))
+            .where(g.c.case_id == case_id, g.c.series_id == s.c.id)
+            .scalar_subquery()
+        )
+        c.execute(
+            update(s)
+            .where(
+                s.c.case_id == case_id,
+                s.c.id.in_(
+                    select(g.c.series_id).where(g.c.case_id == case_id, g.c.series_id.is_not(None))
+                ),
+            )
+            # its best group's priority, never below 0
+            .values(priority=case((best > 0.0, best), else_=0.0))
+        )
+        counts = c.execute(
+            select(g.c.tier, func.count())
+            .where(g.c.case_id == case_id)
+            .group_by(g.c.tier)
+            .order_by(func.min(g.c.rank))
         ).all()
-        series_sizes: dict[int, int] = defaultdict(int)
-        for g in groups:
-            if g.series_id is not None:
-                series_sizes[g.series_id] += 1
-    evidence: dict[int, _Evidence] = defaultdict(_Evidence)
-    group_age: dict[int, str] = {}
+    return {t: int(n) for t, n in counts}
+
+
+_WRITE = (
+    update(triage_groups)
+    .where(triage_groups.c.id == bindparam("gid"))
+    .values(
+        tier=bindparam("b_tier"),
+        priority=bindparam("pri"),
+        reasons=bindparam("b_reasons"),
+        provenance_verdict=bindparam("verdict"),
+    )
+)
+
+
+def _round_priorities(c: Connection, case_id: int, chunk: int) -> None:
+    """Store every priority of the case rounded to 3 decimals (Python's rounding)."""
+    g = triage_groups
     last = 0
     while True:
-        with engine.connect() as c:
-            rows = c.execute(
-                select(
-                    triage_media.c.id,
-                    triage_media.c.group_id,
-                    triage_media.c.provenance_verdict,
-                    triage_media.c.provenance,
-                )
-                .where(
-                    triage_media.c.case_id == case_id,
-                    triage_media.c.id > last,
-                    triage_media.c.group_id.is_not(None),
-                )
-                .order_by(triage_media.c.id)
-                .limit(5000)
-            ).all()
+        rows = c.execute(
+            select(g.c.id, g.c.priority)
+            .where(g.c.case_id == case_id, g.c.id > last)
+            .order_by(g.c.id)
+            .limit(chunk)
+        ).all()
         if not rows:
-            break
+            return
         last = rows[-1].id
-        for r in rows:
-            prov = json.loads(r.provenance) if r.provenance else None
-            _read(evidence[r.group_id], r.provenance_verdict, prov)
-            if age_cues and r.id in age_cues:
-                group_age.setdefault(r.group_id, str(age_cues[r.id])[:200])
-    scored = []
-    for g in groups:
-        ev = evidence[g.id]
-        tier, pri, reasons = score(
-            g.status,
-            g.bank_category,
-            ev,
-            weights,
-            n_files=g.n_files,
-            n_media=g.n_media,
-            series_size=series_sizes.get(g.series_id, 1) if g.series_id is not None else 1,
-            faces=face_links.get(g.id, 0),
-            media_type=g.media_type,
-            age_cue=group_age.get(g.id),
-            matches=json.loads(g.matches) if g.matches else None,
-        )
-        verdict = max(ev.verdicts, key=lambda v: ev.verdicts[v]) if ev.verdicts else None
-        scored.append((g.id, g.key, tier, pri, reasons, verdict, g.series_id))
-    scored.sort(key=lambda t: (-t[3], TIERS.index(t[2]), t[1]))
-    params = [
-        {
-            "gid": gid,
-            "b_tier": tier,
-            "pri": round(pri, 3),
-            "b_rank": rank,
-            "b_reasons": json.dumps(reasons, separators=(",", ":")),
-            "verdict": verdict,
-        }
-        for rank, (gid, _k, tier, pri, reasons, verdict, _s) in enumerate(scored, start=1)
-    ]
-    series_pri: dict[int, float] = {}
-    for _gid, _k, _t, pri, _r, _v, sid in scored:
-        if sid is not None:
-            series_pri[sid] = max(series_pri.get(sid, 0.0), pri)
-    with engine.begin() as c:
-        for s in range(0, len(params), 2000):
+        params = [
+            {"gid": r.id, "pri": round(r.priority, 3)}
+            for r in rows
+            if round(r.priority, 3) != r.priority
+        ]
+        if params:
             c.execute(
-                update(triage_groups)
-                .where(triage_groups.c.id == bindparam("gid"))
-                .values(
-                    tier=bindparam("b_tier"),
-                    priority=bindparam("pri"),
-                    rank=bindparam("b_rank"),
-                    reasons=bindparam("b_reasons"),
-                    provenance_verdict=bindparam("verdict"),
-                ),
-                params[s : s + 2000],
+                update(g).where(g.c.id == bindparam("gid")).values(priority=bindparam("pri")),
+                params,
             )
-        if series_pri:
-            c.execute(
-                update(triage_series)
-                .where(triage_series.c.id == bindparam("sid"))
-                .values(priority=bindparam("pri")),
-                [{"sid": k, "pri": round(v, 3)} for k, v in series_pri.items()],
-            )
-    counts: dict[str, int] = defaultdict(int)
-    for t in scored:
-        counts[t[2]] += 1
-    return dict(counts)

@@ -28,15 +28,20 @@ import base64
 import hashlib
 import io
 import os
+import sqlite3
 from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 from PIL import Image, ImageFilter, ImageOps
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from .. import __version__
 from ..errors import MediaError
@@ -44,8 +49,7 @@ from ..media.detect import HEAD_BYTES, detect
 from ..media.image import open_image
 from ..media.limits import Limits
 from . import store
-from .tables import triage_files, triage_media
-from .vics_case import _fill_match_facts, _reviews
+from .vics_case import _fill_match_facts, _reviews_of
 
 THUMB_SIDE = 160
 DEFAULT_BLUR_LEVEL = 24  # as the console's default (sentinelle.console.blur)
@@ -57,6 +61,8 @@ DEFAULT_MAX_THUMBNAILS = 2000
 DEFAULT_MAX_PATHS = 50
 DEFAULT_MAX_ERRORS = 1000
 DEFAULT_MAX_ROWS = 5000  # groups listed in the queue (the VICS export and CSV list them all)
+CHUNK = 500  # groups read at a time
+FILES_BUDGET = 2000  # copies read at a time (a group with more: alone)
 TIER_LABELS = {
     "camera_new": "New, camera evidence: possible real victim",
     "unknown_new": "New, origin unknown",
@@ -98,15 +104,23 @@ class SeriesView:
 
 @dataclass
 class ReportData:
+    """What the template shows. ``queue`` and ``series`` are read from the database
+    as the template walks them (see :func:`collect`), so they are iterables that
+    can be walked once, and ``sharp`` is a function yielding the ``{group key: sharp
+    thumbnail}`` JSON (``|tojson``'s bytes) piece by piece."""
+
     case: store.Case
     summary: dict[str, Any]
     weights: dict[str, Any]
-    queue: list[GroupView] = field(default_factory=list)
-    series: list[SeriesView] = field(default_factory=list)
+    queue: Iterable[GroupView] = ()
+    series: Iterable[SeriesView] = ()
+    n_queue: int = 0  # groups listed in the queue
+    n_series: int = 0
     errors: list[store.File] = field(default_factory=list)
     error_codes: list[tuple[str, int]] = field(default_factory=list)
     victims: dict[str, int] = field(default_factory=dict)
-    sharp: dict[str, str] = field(default_factory=dict)
+    sharp: Callable[[], Iterator[Markup]] = lambda: iter((Markup("{}"),))
+    revealable: bool = False  # some sharp thumbnail was written
     more_rows: int = 0  # groups beyond max_rows, counted but not listed
 
 
@@ -191,30 +205,203 @@ def _group_thumb(
     return None, "no preview (file not readable)"
 
 
-def _files_by_group(
-    engine: Engine, case_id: int, group_ids: list[int], batch: int = 500
-) -> dict[int, list[store.File]]:
-    """Every copy of each group, by group, in a few indexed queries (case, group)."""
-    out: dict[int, list[store.File]] = {}
-    j = triage_files.join(triage_media, triage_files.c.media_id == triage_media.c.id)
-    with engine.connect() as c:
-        for k in range(0, len(group_ids), batch):
-            chunk = group_ids[k : k + batch]
-            rows = c.execute(
-                select(triage_files, triage_media.c.group_id.label("gid"))
-                .select_from(j)
-                .where(
-                    triage_media.c.case_id == case_id,
-                    triage_media.c.group_id.in_(chunk),
-                    triage_files.c.case_id == case_id,
+def _json_html(value: Any) -> str:
+    """``value`` as the ``|tojson`` filter writes it (HTML-safe JSON)."""
+    return str(htmlsafe_json_dumps(value))
+
+
+class _Previews:
+    """The listed groups' rank, key and preview (thumbnail or note), in a private
+    temporary SQLite database on disk: the series view and the sharp-thumbnail map
+    read them back after the queue, without holding them in memory."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("")  # "": a private temporary file, removed on close
+        self.db.execute(
+            "CREATE TABLE p (gid INTEGER PRIMARY KEY, seq INTEGER NOT NULL, rank INTEGER,"
+            " key TEXT NOT NULL, blurred TEXT, sharp TEXT, note TEXT)"
+        )
+        self.sharp = 0
+
+    def put(self, rows: list[tuple[int, int, int, str, Thumb | None, str | None]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO p VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (gid, seq, rank, key, t.blurred if t else None, t.sharp if t else None, note)
+                for gid, seq, rank, key, t, note in rows
+            ],
+        )
+        self.db.commit()
+        self.sharp += sum(1 for r in rows if r[4] is not None and r[4].sharp)
+
+    def get(self, gids: Iterable[int]) -> dict[int, tuple[int, str, Thumb | None, str | None]]:
+        """gid -> (rank, key, thumb, note) of the listed groups among ``gids``."""
+        out: dict[int, tuple[int, str, Thumb | None, str | None]] = {}
+        ids = sorted(set(gids))
+        for k in range(0, len(ids), 500):
+            part = store.id_list(ids[k : k + 500])
+            qs = ",".join("?" * len(part))
+            sql = f"SELECT gid, rank, key, blurred, sharp, note FROM p WHERE gid IN ({qs})"
+            for gid, rank, key, blurred, sharp, note in self.db.execute(sql, part):
+                thumb = Thumb(blurred, sharp) if blurred is not None else None
+                out[int(gid)] = (rank, key, thumb, note)
+        return out
+
+    def sharp_json(self) -> Iterator[Markup]:
+        """``{key: sharp thumbnail}`` of every listed group, as ``|tojson`` writes the
+        dict (keys sorted; a key listed twice keeps its later thumbnail)."""
+        yield Markup("{")
+        cur = self.db.execute(
+            "SELECT key, sharp FROM p WHERE sharp IS NOT NULL ORDER BY key, seq DESC"
+        )
+        last: str | None = None
+        first = True
+        while rows := cur.fetchmany(50):
+            for key, sharp in rows:
+                if key == last:
+                    continue
+                last = key
+                yield Markup(("" if first else ", ") + _json_html(key) + ": " + _json_html(sharp))
+                first = False
+        yield Markup("}")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _previews(
+    engine: Engine,
+    case_id: int,
+    previews: _Previews,
+    *,
+    thumbnails: bool,
+    revealable: bool,
+    known_thumbnails: bool,
+    blur_level: int,
+    max_thumbnails: int,
+    max_rows: int,
+) -> None:
+    """Thumbnails (or why none) of the first ``max_rows`` groups, in queue order, into
+    ``previews``: at most ``max_thumbnails`` made, one at a time."""
+    n_thumbs = 0
+    seq = 0
+    for page in store.iter_groups(engine, case_id, batch=CHUNK):
+        rows: list[tuple[int, int, int, str, Thumb | None, str | None]] = []
+        for g in page[: max_rows - seq]:
+            thumb, note = None, None
+            want = thumbnails and (g.status != "known" or known_thumbnails)
+            if want and n_thumbs < max_thumbnails:
+                thumb, note = _group_thumb(engine, g, blur_level=blur_level, revealable=revealable)
+                n_thumbs += thumb is not None
+            elif want:
+                note = f"no preview (over the {max_thumbnails} thumbnail limit)"
+            elif g.status == "known":
+                note = "known: not shown"
+            rows.append((g.id, seq, g.rank, g.key, thumb, note))
+            seq += 1
+        previews.put(rows)
+        if seq >= max_rows:
+            return
+
+
+def _victims(engine: Engine, case_id: int) -> dict[str, int]:
+    """Known groups by whether their bank entries say the victim is identified."""
+    victims: Counter[str] = Counter()
+    for page in store.iter_groups(engine, case_id, status="known", batch=CHUNK):
+        facts = _fill_match_facts(engine, {g.id: g for g in page})
+        for g in page:
+            v = facts.get(g.id, {}).get("victim_identified")
+            victims["identified" if v is True else "unidentified" if v is False else "unknown"] += 1
+    return dict(victims)
+
+
+def _queue(
+    engine: Engine, case_id: int, previews: _Previews, *, max_rows: int, max_paths: int
+) -> Iterator[GroupView]:
+    """The first ``max_rows`` groups by rank, read :data:`CHUNK` at a time (their
+    copies :data:`FILES_BUDGET` files at a time)."""
+    n = 0
+    for page in store.iter_groups(engine, case_id, batch=CHUNK):
+        page = page[: max_rows - n]
+        if not page:
+            return
+        n += len(page)
+        series = store.series_by_id(
+            engine, case_id, (g.series_id for g in page if g.series_id is not None)
+        )
+        facts = _fill_match_facts(engine, {g.id: g for g in page})
+        reviews = _reviews_of(engine, case_id, (g.id for g in page))
+        for run in store.by_files(page, FILES_BUDGET):
+            files = store.files_by_group(engine, case_id, [g.id for g in run])
+            shown = previews.get(g.id for g in run)
+            for g in run:
+                f = facts.get(g.id, {})
+                _r, _k, thumb, note = shown.get(g.id, (g.rank, g.key, None, None))
+                copies = files.get(g.id, [])
+                s = series.get(g.series_id) if g.series_id is not None else None
+                yield GroupView(
+                    group=g,
+                    tier_label=TIER_LABELS.get(g.tier, g.tier),
+                    thumb=thumb,
+                    thumb_note=note,
+                    paths=[x.path for x in copies[:max_paths]],
+                    more_paths=max(0, len(copies) - max_paths),
+                    series_key=s.key if s else None,
+                    series_name=(s.name if s else None) or f.get("series"),
+                    facts=f,
+                    review=reviews.get(g.id),
+                    media_type=g.media_type,
                 )
-                .order_by(triage_files.c.path)
+            del files
+        if n >= max_rows:
+            return
+
+
+def _series_views(engine: Engine, case_id: int, previews: _Previews) -> Iterator[SeriesView]:
+    """Every series (:func:`store.list_series` order), one at a time: its groups
+    listed in the queue and the links between its groups."""
+    for page in store.iter_series(engine, case_id):
+        for s in page:
+            groups = store.series_groups(engine, s.id)
+            links = store.series_links(engine, s.id)
+            shown = previews.get(
+                [g.id for g in groups] + [i for ln in links for i in (ln.group_a, ln.group_b)]
             )
-            for r in rows:
-                out.setdefault(int(r.gid), []).append(store._file(r))
-    return out
+            members = []
+            for g in groups:
+                if g.id in shown:
+                    _r, _k, thumb, note = shown[g.id]
+                    members.append(
+                        GroupView(
+                            group=g,
+                            tier_label=TIER_LABELS.get(g.tier, g.tier),
+                            thumb=thumb,
+                            thumb_note=note,
+                            paths=[],
+                            more_paths=0,
+                            series_key=s.key,
+                            series_name=s.name,
+                            facts={},
+                            review=None,
+                            media_type=g.media_type,
+                        )
+                    )
+            views = [
+                {
+                    "a": shown[ln.group_a][0] if ln.group_a in shown else None,
+                    "b": shown[ln.group_b][0] if ln.group_b in shown else None,
+                    "a_key": shown[ln.group_a][1] if ln.group_a in shown else "?",
+                    "b_key": shown[ln.group_b][1] if ln.group_b in shown else "?",
+                    "cue": ln.cue,
+                    "score": ln.score,
+                    "detail": ln.detail,
+                }
+                for ln in links
+            ]
+            yield SeriesView(s, members, views)
 
 
+@contextmanager
 def collect(
     engine: Engine,
     case_name: str,
@@ -227,82 +414,48 @@ def collect(
     max_paths: int = DEFAULT_MAX_PATHS,
     max_errors: int = DEFAULT_MAX_ERRORS,
     max_rows: int = DEFAULT_MAX_ROWS,
-) -> ReportData:
+) -> Iterator[ReportData]:
+    """The report's data, for the time of the ``with`` block.
+
+    Memory does not grow with the case: the thumbnails are made first (the queue's
+    first ``max_thumbnails`` wanted groups, one at a time) and kept in a temporary
+    file with each listed group's rank and key; the queue and the series are then
+    read chunk by chunk while the template walks them; counts come from SQL.
+    """
     case = store.get_case(engine, case_name)
     if case is None:
         raise store.TriageError(f"no triage case named {case_name!r}", "unknown_case")
-    groups = store.list_groups(engine, case.id)
-    series = {s.id: s for s in store.list_series(engine, case.id)}
-    facts = _fill_match_facts(engine, {g.id: g for g in groups})
-    reviews = _reviews(engine, case.id)
-    data = ReportData(
-        case=case,
-        summary=store.case_summary(engine, case.id),
-        weights=dict(case.settings.get("weights") or {}),
-    )
-    views: dict[int, GroupView] = {}
-    n_thumbs = 0
-    victims: Counter[str] = Counter()
-    shown_files = _files_by_group(engine, case.id, [g.id for g in groups[:max_rows]])
-    for i, g in enumerate(groups):
-        f = facts.get(g.id, {})
-        if g.status == "known":
-            v = f.get("victim_identified")
-            victims["identified" if v is True else "unidentified" if v is False else "unknown"] += 1
-        if i >= max_rows:
-            data.more_rows += 1
-            continue
-        thumb, note = None, None
-        want = thumbnails and (g.status != "known" or known_thumbnails)
-        if want and n_thumbs < max_thumbnails:
-            thumb, note = _group_thumb(engine, g, blur_level=blur_level, revealable=revealable)
-            n_thumbs += thumb is not None
-        elif want:
-            note = f"no preview (over the {max_thumbnails} thumbnail limit)"
-        elif g.status == "known":
-            note = "known: not shown"
-        files = shown_files.get(g.id, [])
-        s = series.get(g.series_id) if g.series_id is not None else None
-        media_type = g.media_type
-        view = GroupView(
-            group=g,
-            tier_label=TIER_LABELS.get(g.tier, g.tier),
-            thumb=thumb,
-            thumb_note=note,
-            paths=[x.path for x in files[:max_paths]],
-            more_paths=max(0, len(files) - max_paths),
-            series_key=s.key if s else None,
-            series_name=(s.name if s else None) or f.get("series"),
-            facts=f,
-            review=reviews.get(g.id),
-            media_type=media_type,
+    summary = store.case_summary(engine, case.id)
+    previews = _Previews()
+    try:
+        _previews(
+            engine,
+            case.id,
+            previews,
+            thumbnails=thumbnails,
+            revealable=revealable,
+            known_thumbnails=known_thumbnails,
+            blur_level=blur_level,
+            max_thumbnails=max_thumbnails,
+            max_rows=max_rows,
         )
-        if thumb is not None and thumb.sharp:
-            data.sharp[g.key] = thumb.sharp
-        views[g.id] = view
-        data.queue.append(view)
-    data.victims = dict(victims)
-    for s in series.values():
-        members = [views[g.id] for g in store.series_groups(engine, s.id) if g.id in views]
-        links = [
-            {
-                "a": views[ln.group_a].group.rank if ln.group_a in views else None,
-                "b": views[ln.group_b].group.rank if ln.group_b in views else None,
-                "a_key": views[ln.group_a].group.key if ln.group_a in views else "?",
-                "b_key": views[ln.group_b].group.key if ln.group_b in views else "?",
-                "cue": ln.cue,
-                "score": ln.score,
-                "detail": ln.detail,
-            }
-            for ln in store.series_links(engine, s.id)
-        ]
-        data.series.append(SeriesView(s, members, links))
-    errors = store.file_errors(engine, case.id)
-    data.error_codes = sorted(
-        Counter(e.error_code or "?" for e in errors).items(), key=lambda kv: (-kv[1], kv[0])
-    )
-    data.errors = errors[:max_errors]
-    return data
+        yield ReportData(
+            case=case,
+            summary=summary,
+            weights=dict(case.settings.get("weights") or {}),
+            queue=_queue(engine, case.id, previews, max_rows=max_rows, max_paths=max_paths),
+            series=_series_views(engine, case.id, previews),
+            n_queue=min(summary["groups"], max_rows),
+            n_series=summary["series"],
+            errors=store.file_errors(engine, case.id, limit=max_errors),
+            error_codes=store.file_error_counts(engine, case.id),
+            victims=_victims(engine, case.id),
+            sharp=previews.sharp_json,
+            revealable=previews.sharp > 0,
+            more_rows=max(0, summary["groups"] - max_rows),
+        )
+    finally:
+        previews.close()
 
 
 def _env() -> Environment:
@@ -312,38 +465,54 @@ def _env() -> Environment:
     )
 
 
-def render_report(engine: Engine, case_name: str, **kw: Any) -> str:
-    """The report as one HTML string (see :func:`collect` for the options)."""
-    data = collect(engine, case_name, **kw)
+def generate_report(engine: Engine, case_name: str, **kw: Any) -> Generator[str, None, None]:
+    """The report's HTML, piece by piece (see :func:`collect` for the options). An
+    unknown case raises here, before any piece."""
+    if store.get_case(engine, case_name) is None:
+        raise store.TriageError(f"no triage case named {case_name!r}", "unknown_case")
+    return _pieces(engine, case_name, **kw)
+
+
+def _pieces(engine: Engine, case_name: str, **kw: Any) -> Generator[str, None, None]:
     script = SCRIPT_FILE.read_text(encoding="utf-8")
     script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    return (
-        _env()
-        .get_template("triage_report.html")
-        .render(
-            d=data,
-            title=f"Triage report: {data.case.name}",
-            version=__version__,
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            tier_labels=TIER_LABELS,
-            tier_order=TIER_ORDER,
-            script=script,
-            script_hash=script_hash,
-            reveal_seconds=REVEAL_SECONDS,
-            revealable=bool(data.sharp),
+    with collect(engine, case_name, **kw) as data:
+        yield from (
+            _env()
+            .get_template("triage_report.html")
+            .generate(
+                d=data,
+                title=f"Triage report: {data.case.name}",
+                version=__version__,
+                generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                tier_labels=TIER_LABELS,
+                tier_order=TIER_ORDER,
+                script=script,
+                script_hash=script_hash,
+                reveal_seconds=REVEAL_SECONDS,
+                revealable=data.revealable,
+            )
         )
-    )
+
+
+def render_report(engine: Engine, case_name: str, **kw: Any) -> str:
+    """The report as one HTML string (see :func:`collect` for the options)."""
+    return "".join(generate_report(engine, case_name, **kw))
 
 
 def write_report(engine: Engine, case_name: str, out: str | os.PathLike[str], **kw: Any) -> Path:
-    """Write the report to ``out`` atomically (temporary file, then rename)."""
-    html = render_report(engine, case_name, **kw)
+    """Write the report to ``out`` atomically (temporary file, then rename), as it is
+    rendered: memory does not grow with the case."""
+    pieces = generate_report(engine, case_name, **kw)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        tmp.write_text(html, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for piece in pieces:
+                f.write(piece)
         os.replace(tmp, out)
     finally:
+        pieces.close()
         tmp.unlink(missing_ok=True)
     return out

@@ -16,12 +16,12 @@ export, console queue) never write SQL themselves::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
 from ..errors import SentinelleError
 from .tables import (
@@ -212,6 +212,17 @@ def _link(r: Any) -> Link:
     return Link(r.group_a, r.group_b, r.cue, r.score, r.detail, r.series_id)
 
 
+def id_list(ids: Iterable[int]) -> list[int]:
+    """``ids`` (distinct, sorted) padded with its last id to a power of two (16 at
+    least), for an ``IN`` list. Every length of ``IN`` list is another SQL text, and
+    so another prepared statement in the driver's cache (SQLite's keeps 128, each
+    as large as its list): chunked readers would otherwise grow it with the case."""
+    out = sorted(set(ids))
+    if out:
+        out += [out[-1]] * ((1 << max(4, (len(out) - 1).bit_length())) - len(out))
+    return out
+
+
 # ------------------------------------------------------------------------- cases
 
 
@@ -302,6 +313,82 @@ def list_groups(
         q = q.limit(limit)
     with engine.connect() as c:
         return [_group(r) for r in c.execute(q)]
+
+
+def iter_groups(
+    engine: Engine, case_id: int, *, status: str | None = None, batch: int = 500
+) -> Iterator[list[Group]]:
+    """The case's groups by rank (as :func:`list_groups`), ``batch`` at a time: keyset
+    pages on ``(rank, id)``, so memory does not grow with the case."""
+    g = triage_groups
+    after: tuple[int, int] | None = None
+    while True:
+        q = select(g).where(g.c.case_id == case_id)
+        if status:
+            q = q.where(g.c.status == status)
+        if after is not None:
+            r, i = after
+            q = q.where(g.c.rank >= r, or_(g.c.rank > r, g.c.id > i))
+        with engine.connect() as c:
+            rows = [_group(r) for r in c.execute(q.order_by(g.c.rank, g.c.id).limit(batch))]
+        if not rows:
+            return
+        yield rows
+        after = (rows[-1].rank, rows[-1].id)
+
+
+def groups_by_id(engine: Engine, case_id: int, ids: Iterable[int]) -> dict[int, Group]:
+    """The case's groups among ``ids``, by id (one query: keep ``ids`` to a chunk)."""
+    want = id_list(ids)
+    if not want:
+        return {}
+    with engine.connect() as c:
+        rows = c.execute(
+            select(triage_groups).where(
+                triage_groups.c.case_id == case_id, triage_groups.c.id.in_(want)
+            )
+        )
+        return {int(r.id): _group(r) for r in rows}
+
+
+def by_files(groups: list[Group], budget: int = 2000) -> Iterator[list[Group]]:
+    """``groups`` in consecutive runs of about ``budget`` files (``n_files``) at most
+    (a larger group alone): what a chunked reader loads with their media or files."""
+    run: list[Group] = []
+    n = 0
+    for g in groups:
+        if run and n + g.n_files > budget:
+            yield run
+            run, n = [], 0
+        run.append(g)
+        n += g.n_files
+    if run:
+        yield run
+
+
+def files_by_group(engine: Engine, case_id: int, group_ids: Iterable[int]) -> dict[int, list[File]]:
+    """Every copy of each of ``group_ids`` (as :func:`group_files`: by path), by group,
+    in one indexed query (case, group) -> (case, media)."""
+    want = id_list(group_ids)
+    if not want:
+        return {}
+    out: dict[int, list[File]] = {}
+    j = triage_files.join(triage_media, triage_files.c.media_id == triage_media.c.id)
+    # files by an IN subquery on the groups' media: SQLite then walks (case, group) ->
+    # (case, media), not every file of the case for each chunk
+    media = select(triage_media.c.id).where(
+        triage_media.c.case_id == case_id, triage_media.c.group_id.in_(want)
+    )
+    with engine.connect() as c:
+        rows = c.execute(
+            select(triage_files, triage_media.c.group_id.label("gid"))
+            .select_from(j)
+            .where(triage_files.c.case_id == case_id, triage_files.c.media_id.in_(media))
+            .order_by(triage_files.c.path)
+        )
+        for r in rows:
+            out.setdefault(int(r.gid), []).append(_file(r))
+    return out
 
 
 def _case_of(table: Any, row_id: int) -> Any:
@@ -406,15 +493,32 @@ def iter_files(engine: Engine, case_id: int, batch: int = 5000) -> Iterator[File
         last = rows[-1].id
 
 
-def file_errors(engine: Engine, case_id: int) -> list[File]:
-    """The files that could not be read or hashed (each with a stable error code)."""
+def file_errors(engine: Engine, case_id: int, *, limit: int | None = None) -> list[File]:
+    """The files that could not be read or hashed (each with a stable error code), by
+    path; the first ``limit`` only if given."""
+    q = (
+        select(triage_files)
+        .where(triage_files.c.case_id == case_id, triage_files.c.error_code.is_not(None))
+        .order_by(triage_files.c.path)
+    )
+    if limit is not None:
+        q = q.limit(limit)
+    with engine.connect() as c:
+        return [_file(r) for r in c.execute(q)]
+
+
+def file_error_counts(engine: Engine, case_id: int) -> list[tuple[str, int]]:
+    """``(error code, files)`` of the case, most frequent first (then by code)."""
+    counts: dict[str, int] = {}
     with engine.connect() as c:
         rows = c.execute(
-            select(triage_files)
+            select(triage_files.c.error_code, func.count())
             .where(triage_files.c.case_id == case_id, triage_files.c.error_code.is_not(None))
-            .order_by(triage_files.c.path)
+            .group_by(triage_files.c.error_code)
         )
-        return [_file(r) for r in rows]
+        for code, n in rows:
+            counts[code or "?"] = counts.get(code or "?", 0) + int(n)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 # ------------------------------------------------------------------------ series
@@ -429,6 +533,42 @@ def list_series(engine: Engine, case_id: int) -> list[Series]:
             .order_by(triage_series.c.priority.desc(), triage_series.c.key)
         )
         return [_series(r) for r in rows]
+
+
+def iter_series(engine: Engine, case_id: int, *, batch: int = 200) -> Iterator[list[Series]]:
+    """The case's series in :func:`list_series` order, ``batch`` at a time (keyset
+    pages on ``(priority, key, id)``)."""
+    t = triage_series
+    after: tuple[float, str, int] | None = None
+    while True:
+        q = select(t).where(t.c.case_id == case_id)
+        if after is not None:
+            p, k, i = after
+            q = q.where(
+                t.c.priority <= p,
+                or_(t.c.priority < p, t.c.key > k, and_(t.c.key == k, t.c.id > i)),
+            )
+        q = q.order_by(t.c.priority.desc(), t.c.key, t.c.id).limit(batch)
+        with engine.connect() as c:
+            rows = [_series(r) for r in c.execute(q)]
+        if not rows:
+            return
+        yield rows
+        after = (rows[-1].priority, rows[-1].key, rows[-1].id)
+
+
+def series_by_id(engine: Engine, case_id: int, ids: Iterable[int]) -> dict[int, Series]:
+    """The case's series among ``ids``, by id (one query: keep ``ids`` to a chunk)."""
+    want = id_list(ids)
+    if not want:
+        return {}
+    with engine.connect() as c:
+        rows = c.execute(
+            select(triage_series).where(
+                triage_series.c.case_id == case_id, triage_series.c.id.in_(want)
+            )
+        )
+        return {int(r.id): _series(r) for r in rows}
 
 
 def get_series(engine: Engine, case_id: int, key: str) -> Series | None:

@@ -41,12 +41,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -93,9 +94,24 @@ def _iso(ns: int | None) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _posix_name(path: str) -> str:
+    """``PurePosixPath(path).name`` without pathlib, which interns every part of a
+    path it parses: the interpreter's table of interned strings would then grow with
+    the number of files exported."""
+    for part in reversed(path.split("/")):
+        if part and part != ".":
+            return part
+    return ""
+
+
+def _file_name(path: str) -> str:
+    """``Path(path).name`` (the platform's rules), without pathlib on POSIX."""
+    return _posix_name(path) if os.sep == "/" and not os.altsep else Path(path).name
+
+
 def _basename(path: str) -> str:
     last = path.rsplit("!/", 1)[-1]
-    return PurePosixPath(last.replace("\\", "/")).name or last
+    return _posix_name(last.replace("\\", "/")) or last
 
 
 def media_file(f: store.File, md5: str) -> dict[str, Any]:
@@ -105,7 +121,7 @@ def media_file(f: store.File, md5: str) -> dict[str, Any]:
     if written:
         out["Written"] = written
     if f.member_path:  # inside an archive: the archive on disk is the parent
-        out["ParentFileName"] = Path(f.source_path).name
+        out["ParentFileName"] = _file_name(f.source_path)
         out["ParentFilePath"] = f.source_path
     return out
 
@@ -125,6 +141,23 @@ def match_facts(matches: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _bank_entries(engine: Engine, entry_ids: Iterable[int]) -> dict[int, Any]:
+    """The bank entries that exist among ``entry_ids``, by id (as
+    :meth:`~sentinelle.banks.BankStore.get_entries`, with padded ``IN`` lists)."""
+    from ..banks.records import row_to_entry
+    from ..store.models import BankEntry
+
+    e = BankEntry.__table__
+    ids = sorted(set(entry_ids))
+    out: dict[int, Any] = {}
+    with engine.connect() as c:
+        for k in range(0, len(ids), _BATCH):
+            rows = c.execute(select(e).where(e.c.id.in_(store.id_list(ids[k : k + _BATCH]))))
+            for r in rows:
+                out[int(r.id)] = row_to_entry(r)
+    return out
+
+
 def _fill_match_facts(engine: Engine, groups: dict[int, store.Group]) -> dict[int, dict[str, Any]]:
     """Facts of each known group: from its matches, or the matched bank entries."""
     facts: dict[int, dict[str, Any]] = {}
@@ -140,9 +173,7 @@ def _fill_match_facts(engine: Engine, groups: dict[int, store.Group]) -> dict[in
         if ids:
             need[g.id] = ids
     if need:
-        from ..banks import BankStore
-
-        entries = BankStore(engine).get_entries(i for ids in need.values() for i in ids)
+        entries = _bank_entries(engine, (i for ids in need.values() for i in ids))
         for gid, ids in need.items():
             rows = [
                 {k: getattr(entries[i], k) for k in ("series", *FACTS)} for i in ids if i in entries
@@ -151,15 +182,6 @@ def _fill_match_facts(engine: Engine, groups: dict[int, store.Group]) -> dict[in
             if f:
                 facts[gid] = f
     return facts
-
-
-def _reviews(engine: Engine, case_id: int) -> dict[int, Any]:
-    """Latest review decision per group (table of the console queue), if present."""
-    try:
-        from . import reviews
-    except ImportError:  # pragma: no cover - reviews ship with the console queue
-        return {}
-    return {r.group_id: r for r in reviews.list_reviews(engine, case_id)}
 
 
 def _media_object(
@@ -230,7 +252,9 @@ def _files_by_media(engine: Engine, case_id: int, ids: list[int]) -> dict[int, l
     with engine.connect() as c:
         rows = c.execute(
             select(triage_files)
-            .where(triage_files.c.case_id == case_id, triage_files.c.media_id.in_(ids))
+            .where(
+                triage_files.c.case_id == case_id, triage_files.c.media_id.in_(store.id_list(ids))
+            )
             .order_by(triage_files.c.path)
         )
         for r in rows:
@@ -238,17 +262,44 @@ def _files_by_media(engine: Engine, case_id: int, ids: list[int]) -> dict[int, l
     return out
 
 
-def iter_case_media(engine: Engine, case: store.Case) -> Iterator[dict[str, Any]]:
-    """The case's VICS ``Media`` objects, one distinct content at a time."""
-    groups = {g.id: g for g in store.list_groups(engine, case.id)}
-    series = {s.id: s for s in store.list_series(engine, case.id)}
-    facts = _fill_match_facts(engine, groups)
-    reviews = _reviews(engine, case.id)
-    batch: list[store.Media] = []
+def _reviews_of(engine: Engine, case_id: int, group_ids: Iterable[int]) -> dict[int, Any]:
+    """Latest review decision of each of ``group_ids`` that has one."""
+    want = store.id_list(group_ids)
+    if not want:
+        return {}
+    try:
+        from . import reviews
+        from .tables import triage_reviews
+    except ImportError:  # pragma: no cover - reviews ship with the console queue
+        return {}
+    t = triage_reviews
+    with engine.connect() as c:
+        rows = c.execute(select(t).where(t.c.case_id == case_id, t.c.group_id.in_(want)))
+        return {int(r.group_id): reviews._review(r) for r in rows}
+
+
+def iter_case_media(
+    engine: Engine, case: store.Case, *, batch: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The case's VICS ``Media`` objects, one distinct content at a time, by media id.
+
+    Media are read ``batch`` at a time with their groups, series, bank facts and
+    reviews (memory does not grow with the case)."""
+    batch = batch or _BATCH
+    pending: list[store.Media] = []
 
     def flush() -> Iterator[dict[str, Any]]:
-        files = _files_by_media(engine, case.id, [m.id for m in batch])
-        for m in batch:
+        ids = [m.id for m in pending]
+        files = _files_by_media(engine, case.id, ids)
+        groups = store.groups_by_id(
+            engine, case.id, (m.group_id for m in pending if m.group_id is not None)
+        )
+        series = store.series_by_id(
+            engine, case.id, (g.series_id for g in groups.values() if g.series_id is not None)
+        )
+        facts = _fill_match_facts(engine, groups)
+        reviews = _reviews_of(engine, case.id, groups)
+        for m in pending:
             g = groups.get(m.group_id) if m.group_id is not None else None
             s = series.get(g.series_id) if g is not None and g.series_id is not None else None
             yield _media_object(
@@ -259,15 +310,15 @@ def iter_case_media(engine: Engine, case: store.Case) -> Iterator[dict[str, Any]
                 facts.get(g.id, {}) if g else {},
                 reviews.get(g.id) if g else None,
             )
-        batch.clear()
+        pending.clear()
 
-    for m in store.iter_media(engine, case.id):
+    for m in store.iter_media(engine, case.id, batch=4 * batch):
         if not m.md5:  # unreadable media: no hash VICS can carry (listed as file errors)
             continue
-        batch.append(m)
-        if len(batch) >= _BATCH:
+        pending.append(m)
+        if len(pending) >= batch:
             yield from flush()
-    if batch:
+    if pending:
         yield from flush()
 
 
