@@ -13,9 +13,16 @@
   does); a group with any matched member is ``known`` and carries its bank category
   (the most severe of ``A1 > A2 > B1 > B2``, else VICS categories, else the commonest).
 
-Arrays, not objects: the media are read in keyset chunks of ``CHUNK`` rows into compact
-numpy arrays (a few dozen bytes per media besides the PDQ hashes); bank matches are
-spilled to a private temporary SQLite file and read back per batch of groups.
+Arrays, not objects: no Python object per media or group lives through the run. The
+media are read in keyset chunks of ``CHUNK`` rows into numpy arrays: 25 bytes per media
+(id, key prefix, type code) and 40 per PDQ hash, which the index keeps (~105 bytes per
+hash with its MIH tables); then the union-find (8 bytes per media) and, to write, four
+more int64 arrays (roots, order, sorted roots, copies). MD5 twins are found by the
+database (GROUP BY). The PDQ queries (plain + variants) are streamed from the database
+a second time and searched ``QUERY_STEP`` at a time; videos are streamed
+``VIDEO_CHUNK`` at a time into frame arrays. Bank matches are spilled to a private
+temporary SQLite file and read back per window of at most ``GROUP_STEP`` groups and
+``MEMBER_STEP`` members.
 """
 
 from __future__ import annotations
@@ -88,14 +95,15 @@ def _hex_rows(hexes: list[str]) -> np.ndarray:
     return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(-1, 32)
 
 
-def _category(matches: list[dict[str, Any]]) -> str | None:
-    cats = [str(m["category"]) for m in matches if m.get("category")]
+def _category_of(cats: Counter[str]) -> str | None:
+    """A group's bank category from its matches' category counts (in match order):
+    the most severe of SEVERITY, else the commonest (the first seen on a tie)."""
     if not cats:
         return None
     for sev in SEVERITY:
         if sev in cats:
             return sev
-    return Counter(cats).most_common(1)[0][0]
+    return cats.most_common(1)[0][0]
 
 
 def _result_of(row: Any, meta: dict[str, Any]) -> HashResult:
@@ -124,6 +132,24 @@ def _result_of(row: Any, meta: dict[str, Any]) -> HashResult:
     )
 
 
+# what bank matching reads of a media (not its embedding, provenance...)
+MATCH_COLUMNS = tuple(
+    triage_media.c[k]
+    for k in (
+        "id",
+        "md5",
+        "sha1",
+        "sha256",
+        "size",
+        "media_type",
+        "pdq",
+        "pdq_quality",
+        "vpdq",
+        "meta",
+    )
+)
+
+
 def _match_all(
     engine: Engine,
     case_id: int,
@@ -147,7 +173,7 @@ def _match_all(
         while True:
             with engine.connect() as c:
                 rows = c.execute(
-                    select(triage_media)
+                    select(*MATCH_COLUMNS)
                     .where(triage_media.c.case_id == case_id, triage_media.c.id > last)
                     .order_by(triage_media.c.id)
                     .limit(2000)
@@ -313,38 +339,14 @@ def group_case(
     n = len(ids)
     res.media = n
     uf = _UnionFind(n)
-    # exact: same MD5, different SHA-256
-    has = np.flatnonzero(cols.md5 != b"")
-    if len(has):
-        _u, first, inv = np.unique(cols.md5[has], return_index=True, return_inverse=True)
-        heads = has[first[inv.reshape(-1)]]
-        for a, b in zip(heads.tolist(), has.tolist(), strict=True):
-            if a != b:
-                uf.union(a, b)
-    del has
-    # near: PDQ
-    if len(cols.pdq_pos):
+    _md5_joins(engine, case_id, ids, uf)  # exact: same MD5, different SHA-256
+    if len(cols.pdq_pos):  # near: PDQ (the index holds the plain hashes; queries streamed)
         index = PDQIndex()
         index.add(cols.pdq_pos, cols.pdq)
-        step = 20_000
-        for s in range(0, len(cols.q_pos), step):
-            found = index.search(cols.q[s : s + step], near_threshold)
-            for k, hits in zip(cols.q_pos[s : s + step].tolist(), found, strict=True):
-                for other, _d in hits:
-                    if other != k and uf.union(k, int(other)):
-                        res.near_pairs += 1
-            del found
+        cols.pdq = cols.pdq_pos = np.zeros(0, dtype=np.int64)
+        res.near_pairs += _pdq_pairs(engine, case_id, ids, index, near_threshold, uf)
         del index
-    cols.pdq = cols.q = cols.pdq_pos = cols.q_pos = np.zeros(0, dtype=np.int64)
-    # near: vPDQ
-    with engine.connect() as c:
-        vids = c.execute(
-            select(triage_media.c.id, triage_media.c.vpdq)
-            .where(triage_media.c.case_id == case_id, triage_media.c.vpdq.is_not(None))
-            .order_by(triage_media.c.id)
-        ).all()
-    res.near_pairs += _video_pairs(vids, ids, uf)
-    del vids
+    res.near_pairs += _video_pairs(engine, case_id, ids, uf)  # near: vPDQ
     roots = uf.roots()
     del uf
     with tempfile.TemporaryDirectory(prefix="sentinelle-group-") as tmp:
@@ -358,6 +360,10 @@ def group_case(
 
 
 CHUNK = 5_000  # triage_media rows read at a time (keyset by id)
+QUERY_STEP = 1_024  # PDQ query hashes searched at once (their hits are Python lists)
+VIDEO_CHUNK = 100  # video rows read at a time (a vPDQ column holds every frame)
+GROUP_STEP = 500  # groups written at once...
+MEMBER_STEP = 2_000  # ...and at most this many members (bar one bigger group)
 # media type codes: 0 is None; the others index TYPES (unknown names get "other")
 TYPES = (None, "image", "video", "other")
 
@@ -368,89 +374,137 @@ class _Columns:
 
     ids: np.ndarray  # int64, sorted
     sha16: np.ndarray  # S16: the first 16 hex digits of the SHA-256 (the group key)
-    md5: np.ndarray  # S32 hex, b"" when absent
     mtype: np.ndarray  # uint8 codes into TYPES
     pdq_pos: np.ndarray  # int64 positions of the PDQ hashes of quality >= MIN_QUALITY
     pdq: np.ndarray  # uint8 (k, 32)
-    q_pos: np.ndarray  # int64 positions of the query hashes (plain + variants)
-    q: np.ndarray  # uint8 (m, 32)
 
 
 def _load_columns(engine: Engine, case_id: int) -> _Columns:
-    """Stream the case's media in keyset chunks of CHUNK rows, keeping only arrays."""
+    """Stream the case's media in keyset chunks of CHUNK rows, keeping only arrays
+    (8 + 16 + 1 bytes per media, 40 more per PDQ hash of quality >= MIN_QUALITY)."""
+    m = triage_media.c
     ids: list[np.ndarray] = []
     sha16: list[np.ndarray] = []
-    md5: list[np.ndarray] = []
     mtype: list[np.ndarray] = []
     pdq_pos: list[np.ndarray] = []
     pdq: list[np.ndarray] = []
-    q_pos: list[np.ndarray] = []
-    q: list[np.ndarray] = []
     code = {t: i for i, t in enumerate(TYPES)}
     last = None
     base = 0
     while True:
-        sel = select(
-            triage_media.c.id,
-            triage_media.c.sha256,
-            triage_media.c.md5,
-            triage_media.c.pdq,
-            triage_media.c.pdq_quality,
-            triage_media.c.media_type,
-            triage_media.c.meta,
-        ).where(triage_media.c.case_id == case_id)
+        sel = select(m.id, m.sha256, m.pdq, m.pdq_quality, m.media_type).where(m.case_id == case_id)
         if last is not None:
-            sel = sel.where(triage_media.c.id > last)
+            sel = sel.where(m.id > last)
         with engine.connect() as c:
-            rows = c.execute(sel.order_by(triage_media.c.id).limit(CHUNK)).all()
+            rows = c.execute(sel.order_by(m.id).limit(CHUNK)).all()
         if not rows:
             break
         last = rows[-1].id
-        m = len(rows)
-        ids.append(np.fromiter((r.id for r in rows), dtype=np.int64, count=m))
+        n = len(rows)
+        ids.append(np.fromiter((r.id for r in rows), dtype=np.int64, count=n))
         sha16.append(np.array([r.sha256[:16].encode("ascii") for r in rows], dtype="S16"))
-        md5.append(np.array([(r.md5 or "").encode("ascii") for r in rows], dtype="S32"))
         mtype.append(
-            np.fromiter((code.get(r.media_type, 3) for r in rows), dtype=np.uint8, count=m)
+            np.fromiter((code.get(r.media_type, 3) for r in rows), dtype=np.uint8, count=n)
         )
-        gp: list[int] = []
-        gh: list[str] = []
-        qp: list[int] = []
-        qh: list[str] = []
-        for k, r in enumerate(rows):
-            if not (r.pdq and (r.pdq_quality or 0) >= MIN_QUALITY):
-                continue
-            gp.append(base + k)
-            gh.append(r.pdq)
-            qp.append(base + k)
-            qh.append(r.pdq)
-            meta = json.loads(r.meta) if r.meta else {}
-            for _name, h, qq in meta.get("variants") or []:
-                if int(qq) >= MIN_QUALITY:
-                    qp.append(base + k)
-                    qh.append(str(h))
-        pdq_pos.append(np.array(gp, dtype=np.int64))
-        pdq.append(_hex_rows(gh))
-        q_pos.append(np.array(qp, dtype=np.int64))
-        q.append(_hex_rows(qh))
-        base += m
+        good = [k for k, r in enumerate(rows) if r.pdq and (r.pdq_quality or 0) >= MIN_QUALITY]
+        pdq_pos.append(np.array(good, dtype=np.int64) + base)
+        pdq.append(_hex_rows([rows[k].pdq for k in good]))
+        base += n
         del rows
     if not ids:
         z = np.zeros(0, dtype=np.int64)
         h = np.zeros((0, 32), dtype=np.uint8)
-        return _Columns(
-            z, np.zeros(0, "S16"), np.zeros(0, "S32"), np.zeros(0, np.uint8), z, h, z, h
-        )
+        return _Columns(z, np.zeros(0, "S16"), np.zeros(0, np.uint8), z, h)
     return _Columns(
         np.concatenate(ids),
         np.concatenate(sha16),
-        np.concatenate(md5),
         np.concatenate(mtype),
         np.concatenate(pdq_pos),
         np.concatenate(pdq),
-        np.concatenate(q_pos),
-        np.concatenate(q),
     )
+
+
+def _positions(ids: np.ndarray, mids: np.ndarray) -> np.ndarray:
+    """Positions of ``mids`` in the sorted ``ids``; -1 for an id not there."""
+    at = np.searchsorted(ids, mids)
+    ok = at < len(ids)
+    ok[ok] = ids[at[ok]] == mids[ok]
+    return np.where(ok, at, -1)
+
+
+def _md5_joins(engine: Engine, case_id: int, ids: np.ndarray, uf: _UnionFind) -> None:
+    """Join the media that share an MD5 (not a SHA-256): the database finds them."""
+    m = triage_media.c
+    shared = (
+        select(m.md5)
+        .where(m.case_id == case_id, m.md5.is_not(None), m.md5 != "")
+        .group_by(m.md5)
+        .having(func.count() > 1)
+    )
+    sel = select(m.id, m.md5).where(m.case_id == case_id, m.md5.in_(shared)).order_by(m.md5, m.id)
+    head_md5, head = None, -1
+    with engine.connect() as c:
+        cur = c.execute(sel)
+        while part := cur.fetchmany(CHUNK):
+            pos = _positions(ids, np.fromiter((r[0] for r in part), np.int64, len(part)))
+            for (_mid, md5), k in zip(part, pos.tolist(), strict=True):
+                if k < 0:
+                    continue
+                if md5 != head_md5:
+                    head_md5, head = md5, k
+                elif k != head:
+                    uf.union(head, k)
+
+
+def _pdq_pairs(
+    engine: Engine,
+    case_id: int,
+    ids: np.ndarray,
+    index: PDQIndex,
+    near_threshold: int,
+    uf: _UnionFind,
+) -> int:
+    """Join each media whose query hashes (plain + variants of quality >= MIN_QUALITY)
+    lie within ``near_threshold`` of an indexed plain hash; the queries are streamed
+    from the database (CHUNK rows, QUERY_STEP hashes searched at once)."""
+    m = triage_media.c
+    pairs = 0
+    last = None
+    while True:
+        sel = select(m.id, m.pdq, m.meta).where(
+            m.case_id == case_id,
+            m.pdq.is_not(None),
+            m.pdq != "",
+            m.pdq_quality >= MIN_QUALITY,
+        )
+        if last is not None:
+            sel = sel.where(m.id > last)
+        with engine.connect() as c:
+            rows = c.execute(sel.order_by(m.id).limit(CHUNK)).all()
+        if not rows:
+            return pairs
+        last = rows[-1].id
+        pos = _positions(ids, np.fromiter((r.id for r in rows), np.int64, len(rows))).tolist()
+        qp: list[int] = []
+        qh: list[str] = []
+        for r, k in zip(rows, pos, strict=True):
+            if k < 0:
+                continue
+            qp.append(k)
+            qh.append(r.pdq)
+            meta = json.loads(r.meta) if r.meta else {}
+            for _name, h, qq in meta.get("variants") or []:
+                if int(qq) >= MIN_QUALITY:
+                    qp.append(k)
+                    qh.append(str(h))
+        del rows
+        for s in range(0, len(qh), QUERY_STEP):
+            found = index.search(_hex_rows(qh[s : s + QUERY_STEP]), near_threshold)
+            for k, hits in zip(qp[s : s + QUERY_STEP], found, strict=True):
+                for other, _d in hits:
+                    if other != k and uf.union(k, int(other)):
+                        pairs += 1
+            del found
 
 
 class _MatchSpill:
@@ -484,34 +538,101 @@ class _MatchSpill:
         self.db.close()
 
 
-def _video_pairs(vids: list[Any], ids: np.ndarray, uf: _UnionFind) -> int:
-    frames: list[tuple[int, str]] = []  # (video number, hash)
-    uniq: list[int] = []
-    for v, (_mid, vp) in enumerate(vids):
-        seen = {h for _f, h, q, _t in json.loads(vp) if int(q) >= MIN_QUALITY}
-        uniq.append(len(seen))
-        frames.extend((v, h) for h in sorted(seen))
-    if len(vids) < 2 or not frames:
+def _video_pairs(engine: Engine, case_id: int, ids: np.ndarray, uf: _UnionFind) -> int:
+    """Join videos by the vPDQ rule: >= VIDEO_PCT of each one's unique frames of
+    quality >= MIN_QUALITY match a frame of the other within 31 bits.
+
+    The videos are streamed (VIDEO_CHUNK rows); held are arrays: per video its
+    position and unique-frame count, per unique frame its video and hash (+ the
+    index), and per (video, video) pair with a matching frame its count."""
+    m = triage_media.c
+    vpos: list[np.ndarray] = []  # per video: its position in ids (int64)
+    uniq: list[np.ndarray] = []  # per video: its unique frames of good quality (int64)
+    fvid: list[np.ndarray] = []  # per frame: its video number (int32)
+    fhash: list[np.ndarray] = []  # per frame: uint8 (32,)
+    nv = 0
+    last = None
+    step = max(1, min(CHUNK, VIDEO_CHUNK))
+    while True:
+        sel = select(m.id, m.vpdq).where(m.case_id == case_id, m.vpdq.is_not(None))
+        if last is not None:
+            sel = sel.where(m.id > last)
+        with engine.connect() as c:
+            rows = c.execute(sel.order_by(m.id).limit(step)).all()
+        if not rows:
+            break
+        last = rows[-1].id
+        pos = _positions(ids, np.fromiter((r.id for r in rows), np.int64, len(rows))).tolist()
+        hexes: list[str] = []
+        owners: list[int] = []
+        at: list[int] = []
+        nu: list[int] = []
+        for (_mid, vp), k in zip(rows, pos, strict=True):
+            if k < 0:
+                continue
+            seen = sorted({h for _f, h, q, _t in json.loads(vp) if int(q) >= MIN_QUALITY})
+            owners.extend([nv] * len(seen))
+            hexes.extend(seen)
+            at.append(k)
+            nu.append(len(seen))
+            nv += 1
+        del rows
+        vpos.append(np.array(at, dtype=np.int64))
+        uniq.append(np.array(nu, dtype=np.int64))
+        fvid.append(np.array(owners, dtype=np.int32))
+        fhash.append(_hex_rows(hexes))
+    frames = np.concatenate(fhash) if fhash else np.zeros((0, 32), np.uint8)
+    del fhash
+    if nv < 2 or not len(frames):
         return 0
+    owner = np.concatenate(fvid)
+    del fvid
     index = PDQIndex()
-    index.add(np.arange(len(frames), dtype=np.int64), _hex_rows([h for _v, h in frames]))
-    hits = index.search(_hex_rows([h for _v, h in frames]), 31)
-    # matched[a][b]: how many of a's unique frames match some frame of b
-    matched: dict[tuple[int, int], int] = Counter()
-    for (va, _h), found in zip(frames, hits, strict=True):
-        for vb in {frames[int(j)][0] for j, _d in found}:
-            if vb != va:
-                matched[(va, vb)] += 1
+    index.add(np.arange(len(frames), dtype=np.int64), frames)
+    # matched (a * nv + b -> count): how many of a's unique frames match some frame of b
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    held = 0
+    for s in range(0, len(frames), QUERY_STEP):
+        found = index.search(frames[s : s + QUERY_STEP], 31)
+        keys: list[int] = []
+        for va, hits in zip(owner[s : s + QUERY_STEP].tolist(), found, strict=True):
+            keys.extend(va * nv + vb for vb in {int(owner[j]) for j, _d in hits} if vb != va)
+        del found
+        if keys:
+            parts.append(np.unique(np.array(keys, dtype=np.int64), return_counts=True))
+            held += len(parts[-1][0])
+            if held > 1 << 20:
+                parts = [_sum_counts(parts)]
+                held = len(parts[0][0])
+    del index, frames, owner
+    if not parts:
+        return 0
+    key, cnt = _sum_counts(parts)  # sorted, unique
+    del parts
+    a, b = key // nv, key % nv
+    nu = np.concatenate(uniq)
+    sel = (a < b) & (nu[a] > 0) & (nu[b] > 0)
+    a, b, n_ab = a[sel], b[sel], cnt[sel]
+    back = b * nv + a
+    at = np.minimum(np.searchsorted(key, back), len(key) - 1)
+    n_ba = np.where(key[at] == back, cnt[at], 0)
+    both = (n_ab >= VIDEO_PCT * nu[a]) & (n_ba >= VIDEO_PCT * nu[b])
+    where = np.concatenate(vpos)
     pairs = 0
-    for (a, b), n_ab in matched.items():
-        if a < b and uniq[a] and uniq[b]:
-            n_ba = matched.get((b, a), 0)
-            both = n_ab >= VIDEO_PCT * uniq[a] and n_ba >= VIDEO_PCT * uniq[b]
-            pa = int(np.searchsorted(ids, int(vids[a][0])))
-            pb = int(np.searchsorted(ids, int(vids[b][0])))
-            if both and uf.union(pa, pb):
-                pairs += 1
+    for pa, pb in zip(where[a[both]].tolist(), where[b[both]].tolist(), strict=True):
+        if uf.union(pa, pb):
+            pairs += 1
     return pairs
+
+
+def _sum_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, counts) parts -> the sorted unique keys and their summed counts."""
+    keys = np.concatenate([k for k, _c in parts])
+    counts = np.concatenate([c for _k, c in parts])
+    u, inv = np.unique(keys, return_inverse=True)
+    total = np.zeros(len(u), dtype=np.int64)
+    np.add.at(total, inv.reshape(-1), counts)
+    return u, total
 
 
 def _write_groups(
@@ -550,9 +671,11 @@ def _write_groups(
     starts = np.flatnonzero(np.r_[True, sorted_roots[1:] != sorted_roots[:-1]]) if n else []
     ends = np.r_[starts[1:], n] if n else []
     batch_groups: list[dict[str, Any]] = []
-    batch_members: list[list[int]] = []
+    batch_members: list[np.ndarray] = []
+    held = 0  # members in the batch
 
     def flush() -> None:
+        nonlocal held
         if not batch_groups:
             return
         with engine.begin() as c:
@@ -565,49 +688,71 @@ def _write_groups(
                     )
                 ).all()
             )
-            params = [
-                {"mid": m, "gid": gid[g["key"]]}
-                for g, members in zip(batch_groups, batch_members, strict=True)
-                for m in members
-            ]
-            c.execute(
+            set_group = (
                 update(triage_media)
                 .where(triage_media.c.id == bindparam("mid"))
-                .values(group_id=bindparam("gid")),
-                params,
+                .values(group_id=bindparam("gid"))
             )
+            params: list[dict[str, int]] = []
+            for g, members in zip(batch_groups, batch_members, strict=True):
+                for s in range(0, len(members), MEMBER_STEP):
+                    params.extend(
+                        {"mid": m, "gid": gid[g["key"]]}
+                        for m in members[s : s + MEMBER_STEP].tolist()
+                    )
+                    if len(params) >= MEMBER_STEP:
+                        c.execute(set_group, params)
+                        params.clear()
+            if params:
+                c.execute(set_group, params)
         batch_groups.clear()
         batch_members.clear()
+        held = 0
 
     video = TYPES.index("video")
-    step = 500  # groups whose matches are fetched at once
-    for g0 in range(0, len(starts), step):
-        spans = list(
-            zip(starts[g0 : g0 + step].tolist(), ends[g0 : g0 + step].tolist(), strict=True)
-        )
-        lo, hi = (spans[0][0], spans[-1][1]) if spans else (0, 0)
-        matches = spill.get(ids[order[lo:hi]].tolist())
-        for i, j in spans:
+    n_groups = len(starts)
+    g0 = 0
+    while g0 < n_groups:
+        # a window of groups: at most GROUP_STEP of them and MEMBER_STEP members
+        # (or one bigger group), whose bank matches are fetched at once
+        g1 = g0 + 1
+        while g1 < n_groups and g1 - g0 < GROUP_STEP and ends[g1] - starts[g0] <= MEMBER_STEP:
+            g1 += 1
+        lo, hi = int(starts[g0]), int(ends[g1 - 1])
+        window = spill.get(ids[order[lo:hi]].tolist()) if hi - lo <= MEMBER_STEP else None
+        for i, j in zip(starts[g0:g1].tolist(), ends[g0:g1].tolist(), strict=True):
             members = order[i:j]
-            member_ids = ids[members].tolist()
-            found = [m for mid in member_ids for m in matches.get(mid, [])]
-            codes = set(mtype[members].tolist()) - {0}
+            first: list[dict[str, Any]] = []  # the first 20 matches, in member id order
+            cats: Counter[str] = Counter()
+            found = False
+            for s in range(i, j, MEMBER_STEP):
+                part = ids[order[s : min(j, s + MEMBER_STEP)]].tolist()
+                got = window if window is not None else spill.get(part)
+                for mid in part:
+                    for mm in got.get(mid, ()):
+                        found = True
+                        if len(first) < 20:
+                            first.append(mm)
+                        if mm.get("category"):
+                            cats[str(mm["category"])] += 1
+                del got
+            codes = set(np.unique(mtype[members]).tolist()) - {0}
             if not codes and not found:
                 continue  # undecodable and unmatched (text, junk): listed as file errors only
-            key = "G-" + min(sha16[members].tolist()).decode("ascii")
+            key = "G-" + bytes(np.sort(sha16[members])[0]).decode("ascii")
             status = "known" if found else "new"
             res.groups += 1
             res.known += status == "known"
             res.new += status == "new"
-            rep = min(member_ids)
+            member_ids = ids[members]
             batch_groups.append(
                 {
                     "case_id": case_id,
                     "key": key,
                     "media_type": "video" if video in codes else ("image" if codes else None),
                     "status": status,
-                    "bank_category": _category(found),
-                    "matches": json.dumps(found[:20], separators=(",", ":")) if found else None,
+                    "bank_category": _category_of(cats),
+                    "matches": json.dumps(first, separators=(",", ":")) if found else None,
                     "series_id": None,
                     "tier": "known" if found else "unknown_new",
                     "priority": 0.0,
@@ -616,11 +761,13 @@ def _write_groups(
                     "provenance_verdict": None,
                     "n_media": len(member_ids),
                     "n_files": int(copies[members].sum()),
-                    "representative_media_id": rep,
+                    "representative_media_id": int(member_ids.min()),
                 }
             )
             batch_members.append(member_ids)
-            if len(batch_groups) >= 500:
+            held += len(member_ids)
+            if len(batch_groups) >= GROUP_STEP or held >= MEMBER_STEP:
                 flush()
-        del matches
+        del window
+        g0 = g1
     flush()
