@@ -667,7 +667,13 @@ def large_child(args: argparse.Namespace) -> None:
         windows["rerun"] = (t0, time.perf_counter())
     stop.set()
     out["rss_main_by_stage"] = {
-        k: round(max((m for t, m in timeline if lo <= t <= hi), default=0.0))
+        # a stage shorter than the sampling period: the first sample after it ended
+        k: round(
+            max(
+                (m for t, m in timeline if lo <= t <= hi),
+                default=next((m for t, m in timeline if t > hi), 0.0),
+            )
+        )
         for k, (lo, hi) in windows.items()
     }
     engine.dispose()
@@ -768,14 +774,14 @@ def large_report(res: dict[str, Any], args: argparse.Namespace) -> str:
         ]
         for r in runs:
             m = r["triage"]["rss_main_by_stage"]
-            lines.append(
-                f"| {r['triage']['files']:,} | " + " | ".join(f"{m[k]:.0f}" for k in stages) + " |"
-            )
-        growth = [
-            (hi["rss_main_by_stage"][k] - lo["rss_main_by_stage"][k]) * 1024 / max(1, span)
+            cells = [f"{m[k]:.0f}" if m[k] else "-" for k in stages]
+            lines.append(f"| {r['triage']['files']:,} | " + " | ".join(cells) + " |")
+        hm, lm = hi["rss_main_by_stage"], lo["rss_main_by_stage"]
+        growth = [  # a stage shorter than one sample has no figure ("-")
+            f"{(hm[k] - lm[k]) * 1024 / max(1, span):.2f}" if hm[k] and lm[k] else "-"
             for k in stages
         ]
-        lines.append("| KiB per file | " + " | ".join(f"{g:.2f}" for g in growth) + " |")
+        lines.append("| KiB per file | " + " | ".join(growth) + " |")
     for r in res["runs"]:
         t = r["triage"]
         by_stage = json.dumps(t.get("rss_main_by_stage", {}))
