@@ -16,7 +16,7 @@ export, console queue) never write SQL themselves::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -337,18 +337,21 @@ def iter_groups(
         after = (rows[-1].rank, rows[-1].id)
 
 
-def groups_by_id(engine: Engine, case_id: int, ids: Iterable[int]) -> dict[int, Group]:
-    """The case's groups among ``ids``, by id (one query: keep ``ids`` to a chunk)."""
+def _rows_by_id(
+    engine: Engine, table: Any, case_id: int, ids: Iterable[int], build: Callable[[Any], Any]
+) -> dict[int, Any]:
+    """``build(row)`` of the case's rows of ``table`` among ``ids``, by id (one query)."""
     want = id_list(ids)
     if not want:
         return {}
     with engine.connect() as c:
-        rows = c.execute(
-            select(triage_groups).where(
-                triage_groups.c.case_id == case_id, triage_groups.c.id.in_(want)
-            )
-        )
-        return {int(r.id): _group(r) for r in rows}
+        rows = c.execute(select(table).where(table.c.case_id == case_id, table.c.id.in_(want)))
+        return {int(r.id): build(r) for r in rows}
+
+
+def groups_by_id(engine: Engine, case_id: int, ids: Iterable[int]) -> dict[int, Group]:
+    """The case's groups among ``ids``, by id (one query: keep ``ids`` to a chunk)."""
+    return _rows_by_id(engine, triage_groups, case_id, ids, _group)
 
 
 def by_files(groups: list[Group], budget: int = 2000) -> Iterator[list[Group]]:
@@ -559,16 +562,7 @@ def iter_series(engine: Engine, case_id: int, *, batch: int = 200) -> Iterator[l
 
 def series_by_id(engine: Engine, case_id: int, ids: Iterable[int]) -> dict[int, Series]:
     """The case's series among ``ids``, by id (one query: keep ``ids`` to a chunk)."""
-    want = id_list(ids)
-    if not want:
-        return {}
-    with engine.connect() as c:
-        rows = c.execute(
-            select(triage_series).where(
-                triage_series.c.case_id == case_id, triage_series.c.id.in_(want)
-            )
-        )
-        return {int(r.id): _series(r) for r in rows}
+    return _rows_by_id(engine, triage_series, case_id, ids, _series)
 
 
 def get_series(engine: Engine, case_id: int, key: str) -> Series | None:
