@@ -108,6 +108,32 @@ def test_search_equals_brute_force(kind: str) -> None:
 
 
 @pytest.mark.parametrize("layout", ["one segment", "segments + buffer"])
+def test_search_pairs_holds_the_same_hits_as_search(layout: str) -> None:
+    """The array form: one (query row, id, distance) per hit, the same set as search."""
+    rng = np.random.default_rng(9)
+    hashes = clustered(rng, 6_000, n_centres=30, max_flips=6)
+    ids = np.arange(6_000, dtype=np.int64) * 3 - 100
+    idx = PDQIndex()
+    if layout == "one segment":
+        idx.add(ids, hashes)
+    else:
+        idx.add(ids[:5_000], hashes[:5_000])
+        idx.add(ids[5_000:], hashes[5_000:])
+    queries = make_queries(rng, hashes, 60)
+    for d in (0, 31, 60):  # 60: beyond the MIH distance, the exact scan
+        qi, hit, dist = idx.search_pairs(queries, d)
+        assert qi.dtype == hit.dtype == dist.dtype == np.int64
+        got = sorted(zip(qi.tolist(), hit.tolist(), dist.tolist(), strict=True))
+        want = sorted((q, i, dd) for q, hits in enumerate(idx.search(queries, d)) for i, dd in hits)
+        assert got == want
+        assert d == 0 or len(got) > len(queries) // 2  # many queries hit (clustered)
+    empty = idx.search_pairs(np.zeros((0, 32), np.uint8))
+    assert [len(a) for a in empty] == [0, 0, 0]
+    with pytest.raises(IndexInputError):
+        idx.search_pairs(np.zeros((2, 31), np.uint8))
+
+
+@pytest.mark.parametrize("layout", ["one segment", "segments + buffer"])
 def test_one_query_per_call_equals_batch_and_brute_force(layout: str) -> None:
     """The single-query fast paths (one segment, nq == 1) sort and report like a batch."""
     rng = np.random.default_rng(7)

@@ -94,10 +94,3 @@ def test_small_chunks_give_the_same_groups(tmp_path: Path, monkeypatch: pytest.M
         assert _state(engine, cid) == whole
     finally:
         engine.dispose()
-
-
-def test_union_find_roots_are_each_components_smallest() -> None:
-    uf = grouping._UnionFind(7)
-    for a, b in ((5, 6), (6, 2), (1, 3), (3, 0)):
-        uf.union(a, b)
-    assert uf.roots().tolist() == [0, 0, 2, 0, 4, 2, 2]

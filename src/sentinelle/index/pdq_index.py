@@ -736,6 +736,25 @@ def _check_distance(max_distance: int) -> int:
 # --------------------------------------------------------------------------- the index
 
 
+def _split_hits(
+    nq: int, qi: np.ndarray, ids: np.ndarray, dist: np.ndarray
+) -> list[list[tuple[int, int]]]:
+    """Per query, its ``(id, distance)`` hits sorted by distance then id."""
+    if nq == 1:  # the common "one file, one hash" call: skip the per-query split
+        if len(ids) <= 1:
+            return [[(int(ids[0]), int(dist[0]))]] if len(ids) else [[]]
+        order = np.lexsort((ids, dist))
+        return [list(zip(ids[order].tolist(), dist[order].tolist(), strict=True))]
+    order = np.lexsort((ids, dist, qi))
+    qi, ids, dist = qi[order], ids[order], dist[order]
+    bounds = np.searchsorted(qi, np.arange(nq + 1))
+    ids_l, dist_l = ids.tolist(), dist.tolist()
+    return [
+        list(zip(ids_l[bounds[i] : bounds[i + 1]], dist_l[bounds[i] : bounds[i + 1]], strict=True))
+        for i in range(nq)
+    ]
+
+
 class PDQIndex:
     """Exact PDQ range search with incremental add / remove.
 
@@ -785,23 +804,20 @@ class PDQIndex:
         if nq == 0:
             return []
         qi, ids, dist = self._search_arrays(qwords, max_d)
-        if nq == 1:  # the common "one file, one hash" call: skip the per-query split
-            if len(ids) <= 1:
-                return [[(int(ids[0]), int(dist[0]))]] if len(ids) else [[]]
-            order = np.lexsort((ids, dist))
-            return [list(zip(ids[order].tolist(), dist[order].tolist(), strict=True))]
-        order = np.lexsort((ids, dist, qi))
-        qi, ids, dist = qi[order], ids[order], dist[order]
-        bounds = np.searchsorted(qi, np.arange(nq + 1))
-        ids_l, dist_l = ids.tolist(), dist.tolist()
-        return [
-            list(
-                zip(
-                    ids_l[bounds[i] : bounds[i + 1]], dist_l[bounds[i] : bounds[i + 1]], strict=True
-                )
-            )
-            for i in range(nq)
-        ]
+        return _split_hits(nq, qi, ids, dist)
+
+    def search_pairs(
+        self, queries: np.ndarray, max_distance: int = 31
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`search` as three int64 arrays ``(query row, id, distance)``, one entry
+        per hit, in no particular order: no Python object per hit, for callers that
+        join many queries with many hits each (near-duplicate grouping)."""
+        qwords = _as_words(queries, "queries")
+        max_d = _check_distance(max_distance)
+        if len(qwords) == 0:
+            return _EMPTY_IDS, _EMPTY_IDS, _EMPTY_IDS
+        qi, ids, dist = self._search_arrays(qwords, max_d)
+        return qi.astype(np.int64, copy=False), ids, dist.astype(np.int64, copy=False)
 
     def search_hex(
         self, hex_list: Sequence[str], max_distance: int = 31

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .union_find import UnionFind
+
 #: dlib's published same-person distance.
 DLIB_THRESHOLD = 0.6
 #: Stricter default for a case (see module docstring).
@@ -160,22 +162,6 @@ def pairs_below(emb: np.ndarray, threshold: float) -> Iterable[tuple[int, int, f
                 yield i, c, d
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def cluster_faces(refs: Iterable[FaceRef], threshold: float = DEFAULT_THRESHOLD) -> FaceClusters:
     """Cluster the faces of one case; links between files and between series, with reasons.
 
@@ -188,7 +174,7 @@ def cluster_faces(refs: Iterable[FaceRef], threshold: float = DEFAULT_THRESHOLD)
     if len(set(keys)) != len(keys):
         raise ValueError("two faces share one (file_id, face_index)")
     emb = _check(items)
-    uf = _UnionFind(len(items))
+    uf = UnionFind(len(items))
     links: list[FaceLink] = []
     for i, j, d in pairs_below(emb, threshold):
         if items[i].file_id == items[j].file_id:

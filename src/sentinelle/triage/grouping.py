@@ -41,42 +41,11 @@ from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from ..index.pdq_index import PDQIndex
 from ..signals.types import HashResult, HashSignal, PDQVariant, VideoFrame, VPDQSignal
 from .tables import triage_files, triage_groups, triage_media
+from .union_find import UnionFind
 
 MIN_QUALITY = 50
 VIDEO_PCT = 0.8
 SEVERITY = ("A1", "A2", "B1", "B2")
-
-
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n, dtype=np.int64)
-
-    def find(self, i: int) -> int:
-        p = self.parent
-        root = i
-        while p[root] != root:
-            root = int(p[root])
-        while p[i] != root:
-            p[i], i = root, int(p[i])
-        return root
-
-    def union(self, a: int, b: int) -> bool:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return False
-        if ra > rb:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        return True
-
-    def roots(self) -> np.ndarray:
-        """Each element's root (pointer jumping over the forest: no per-element objects)."""
-        p = self.parent.copy()
-        while True:
-            q = p[p]
-            if np.array_equal(q, p):
-                return q
-            p = q
 
 
 @dataclass
@@ -338,7 +307,7 @@ def group_case(
     ids = cols.ids
     n = len(ids)
     res.media = n
-    uf = _UnionFind(n)
+    uf = UnionFind(n)
     _md5_joins(engine, case_id, ids, uf)  # exact: same MD5, different SHA-256
     if len(cols.pdq_pos):  # near: PDQ (the index holds the plain hashes; queries streamed)
         index = PDQIndex()
@@ -432,7 +401,7 @@ def _positions(ids: np.ndarray, mids: np.ndarray) -> np.ndarray:
     return np.where(ok, at, -1)
 
 
-def _md5_joins(engine: Engine, case_id: int, ids: np.ndarray, uf: _UnionFind) -> None:
+def _md5_joins(engine: Engine, case_id: int, ids: np.ndarray, uf: UnionFind) -> None:
     """Join the media that share an MD5 (not a SHA-256): the database finds them."""
     m = triage_media.c
     shared = (
@@ -462,7 +431,7 @@ def _pdq_pairs(
     ids: np.ndarray,
     index: PDQIndex,
     near_threshold: int,
-    uf: _UnionFind,
+    uf: UnionFind,
 ) -> int:
     """Join each media whose query hashes (plain + variants of quality >= MIN_QUALITY)
     lie within ``near_threshold`` of an indexed plain hash; the queries are streamed
@@ -498,13 +467,11 @@ def _pdq_pairs(
                     qp.append(k)
                     qh.append(str(h))
         del rows
+        at = np.array(qp, dtype=np.int64)
         for s in range(0, len(qh), QUERY_STEP):
-            found = index.search(_hex_rows(qh[s : s + QUERY_STEP]), near_threshold)
-            for k, hits in zip(qp[s : s + QUERY_STEP], found, strict=True):
-                for other, _d in hits:
-                    if other != k and uf.union(k, int(other)):
-                        pairs += 1
-            del found
+            qi, other, _d = index.search_pairs(_hex_rows(qh[s : s + QUERY_STEP]), near_threshold)
+            pairs += uf.union_many(at[s + qi], other)
+            del qi, other, _d
 
 
 class _MatchSpill:
@@ -538,7 +505,7 @@ class _MatchSpill:
         self.db.close()
 
 
-def _video_pairs(engine: Engine, case_id: int, ids: np.ndarray, uf: _UnionFind) -> int:
+def _video_pairs(engine: Engine, case_id: int, ids: np.ndarray, uf: UnionFind) -> int:
     """Join videos by the vPDQ rule: >= VIDEO_PCT of each one's unique frames of
     quality >= MIN_QUALITY match a frame of the other within 31 bits.
 
@@ -593,13 +560,16 @@ def _video_pairs(engine: Engine, case_id: int, ids: np.ndarray, uf: _UnionFind) 
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     held = 0
     for s in range(0, len(frames), QUERY_STEP):
-        found = index.search(frames[s : s + QUERY_STEP], 31)
-        keys: list[int] = []
-        for va, hits in zip(owner[s : s + QUERY_STEP].tolist(), found, strict=True):
-            keys.extend(va * nv + vb for vb in {int(owner[j]) for j, _d in hits} if vb != va)
-        del found
-        if keys:
-            parts.append(np.unique(np.array(keys, dtype=np.int64), return_counts=True))
+        qi, hit, _d = index.search_pairs(frames[s : s + QUERY_STEP], 31)
+        va, vb = owner[s + qi].astype(np.int64), owner[hit].astype(np.int64)
+        # one entry per (query frame, other video): a frame matching several frames of
+        # one video counts once
+        keys = np.unique(((s + qi) << 32 | vb)[va != vb])
+        del qi, hit, _d, vb
+        if len(keys):
+            frame = keys >> 32
+            pair = owner[frame].astype(np.int64) * nv + (keys & 0xFFFFFFFF)
+            parts.append(np.unique(pair, return_counts=True))
             held += len(parts[-1][0])
             if held > 1 << 20:
                 parts = [_sum_counts(parts)]
@@ -618,11 +588,7 @@ def _video_pairs(engine: Engine, case_id: int, ids: np.ndarray, uf: _UnionFind) 
     n_ba = np.where(key[at] == back, cnt[at], 0)
     both = (n_ab >= VIDEO_PCT * nu[a]) & (n_ba >= VIDEO_PCT * nu[b])
     where = np.concatenate(vpos)
-    pairs = 0
-    for pa, pb in zip(where[a[both]].tolist(), where[b[both]].tolist(), strict=True):
-        if uf.union(pa, pb):
-            pairs += 1
-    return pairs
+    return uf.union_many(where[a[both]], where[b[both]])
 
 
 def _sum_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

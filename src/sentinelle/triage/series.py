@@ -63,8 +63,9 @@ import numpy as np
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from ..index.pdq_index import PDQIndex
-from .grouping import MIN_QUALITY, _hex_rows, _UnionFind
+from .grouping import MIN_QUALITY, _hex_rows
 from .tables import triage_files, triage_groups, triage_links, triage_media, triage_series
+from .union_find import UnionFind
 
 SCORES = {
     "near_duplicate": 1.0,
@@ -442,29 +443,27 @@ def _pdq_links(cues: _Cues, o: SeriesOptions) -> dict[int, tuple[float, str]]:
         return out
     index = PDQIndex()
     index.add(np.arange(len(rows), dtype=np.int64), rows)
-    codes: list[np.ndarray] = []
-    dists: list[np.ndarray] = []
-    step = 20_000
+    code = np.zeros(0, dtype=np.int64)
+    dist = np.zeros(0, dtype=np.int64)
+    step = 4_096
     for s in range(0, len(rows), step):
-        qa: list[int] = []
-        qb: list[int] = []
-        qd: list[int] = []
-        for qi, hits in enumerate(index.search(rows[s : s + step], min(o.series_pdq, 47))):
-            for j, d in hits:
-                qa.append(s + qi)
-                qb.append(j)
-                qd.append(d)
-        a, b = owner[np.array(qa, dtype=np.int64)], owner[np.array(qb, dtype=np.int64)]
+        qi, j, d = index.search_pairs(rows[s : s + step], min(o.series_pdq, 47))
+        a, b = owner[s + qi], owner[j]
         keep = a != b
-        codes.append(_code(a[keep], b[keep]))
-        dists.append(np.array(qd, dtype=np.int64)[keep])
-    code, dist = np.concatenate(codes), np.concatenate(dists)
+        # the smallest distance of each group pair so far (one entry per pair held)
+        code, dist = _closest(np.r_[code, _code(a[keep], b[keep])], np.r_[dist, d[keep]])
+        del qi, j, d, a, b, keep
+    for k, d in zip(code.tolist(), dist.tolist(), strict=True):
+        out[k] = (SCORES["near_duplicate"], f"PDQ distance {d} bits")
+    return out
+
+
+def _closest(code: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct codes (sorted), each with its smallest distance."""
     order = np.lexsort((dist, code))
     code, dist = code[order], dist[order]
     first = np.r_[True, code[1:] != code[:-1]] if len(code) else np.zeros(0, dtype=bool)
-    for k, d in zip(code[first].tolist(), dist[first].tolist(), strict=True):
-        out[k] = (SCORES["near_duplicate"], f"PDQ distance {d} bits")
-    return out
+    return code[first], dist[first]
 
 
 def _scene_links(
@@ -613,7 +612,7 @@ def _orb_scene(
             res.scene_candidates = len(pa)
             # in rounds; a pair whose groups earlier scene links already joined is
             # skipped (it could not change the series)
-            joined = _UnionFind(ff.n)
+            joined = UnionFind(ff.n)
             found: list[tuple[int, int, int]] = []
             step = 128
             for r0 in range(0, len(pa), step * 8):
@@ -775,7 +774,7 @@ def build_series(
     if face_pairs and "face" in o.cues:
         _face_extra(engine, cues, face_pairs, extra)
     cand = np.union1d(_candidates(cues, o), np.fromiter(extra, dtype=np.int64, count=len(extra)))
-    uf = _UnionFind(cues.n)
+    uf = UnionFind(cues.n)
     linked = array("q")
     last: list[Any] = [None, None]  # (position, _G) of the last pair's first group
 
@@ -798,7 +797,8 @@ def build_series(
                             gid = int(cues.ids[p])
                             res.face_links[gid] = res.face_links.get(gid, 0) + 1
 
-    consider(cand.tolist())
+    for s in range(0, len(cand), CHUNK):  # Python ints for one chunk at a time
+        consider(cand[s : s + CHUNK].tolist())
     del cand
     # The scene cue last, and only between what the other cues left apart: one group per
     # linked component (the one with the smallest key) and every unlinked group. It is
@@ -811,9 +811,11 @@ def build_series(
     res.scene_groups = len(reps) if o.scene != "none" and "scene" in o.cues else 0
     for k, v in scene_pairs.items():
         extra[k]["scene"] = v
-    done = set(linked.tolist()) if scene_pairs else set()
-    consider(k for k in sorted(scene_pairs) if k not in done)
-    del done
+    scene_only = np.fromiter(sorted(scene_pairs), dtype=np.int64, count=len(scene_pairs))
+    scene_only = scene_only[~np.isin(scene_only, np.array(linked, dtype=np.int64))]
+    for s in range(0, len(scene_only), CHUNK):
+        consider(scene_only[s : s + CHUNK].tolist())
+    del scene_only
     _write(engine, case_id, cues, uf, linked, kept, previous, cues_of, res)
     return res
 
@@ -848,7 +850,7 @@ def _write(
     engine: Engine,
     case_id: int,
     cues: _Cues,
-    uf: _UnionFind,
+    uf: UnionFind,
     linked: array[int],
     kept: np.ndarray,
     previous: dict[str, Any],
