@@ -15,11 +15,12 @@
 
 Arrays, not objects: no Python object per media or group lives through the run. The
 media are read in keyset chunks of ``CHUNK`` rows into numpy arrays: 25 bytes per media
-(id, key prefix, type code) and 40 per PDQ hash, which the index keeps (~105 bytes per
-hash with its MIH tables); then the union-find (8 bytes per media) and, to write, four
-more int64 arrays (roots, order, sorted roots, copies). MD5 twins are found by the
-database (GROUP BY). The PDQ queries (plain + variants) are streamed from the database
-a second time and searched ``QUERY_STEP`` at a time; videos are streamed
+(id, key prefix, type code); the union-find (8 bytes per media) and, to write, four
+more int64 arrays (roots, order, sorted roots, copies). The PDQ index holds the plain
+hashes, ``INDEX_BUDGET`` at most at a time (about 90 bytes each with its MIH tables);
+the PDQ queries (plain + variants) are streamed from the database past each part and
+searched ``QUERY_STEP`` at a time, their hits as arrays joined in a compiled
+union-find. MD5 twins are found by the database (GROUP BY). Videos are streamed
 ``VIDEO_CHUNK`` at a time into frame arrays. Bank matches are spilled to a private
 temporary SQLite file and read back per window of at most ``GROUP_STEP`` groups and
 ``MEMBER_STEP`` members.
@@ -32,6 +33,7 @@ import os
 import sqlite3
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,10 +311,12 @@ def group_case(
     res.media = n
     uf = UnionFind(n)
     _md5_joins(engine, case_id, ids, uf)  # exact: same MD5, different SHA-256
-    if len(cols.pdq_pos):  # near: PDQ (the index holds the plain hashes; queries streamed)
+    # near: PDQ. The index holds at most INDEX_BUDGET plain hashes; every query is
+    # streamed past each part of them (one part up to that many images)
+    for pos, hashes in _plain_parts(engine, case_id, ids, INDEX_BUDGET):
         index = PDQIndex()
-        index.add(cols.pdq_pos, cols.pdq)
-        cols.pdq = cols.pdq_pos = np.zeros(0, dtype=np.int64)
+        index.add(pos, hashes)
+        del pos, hashes
         res.near_pairs += _pdq_pairs(engine, case_id, ids, index, near_threshold, uf)
         del index
     res.near_pairs += _video_pairs(engine, case_id, ids, uf)  # near: vPDQ
@@ -329,6 +333,7 @@ def group_case(
 
 
 CHUNK = 5_000  # triage_media rows read at a time (keyset by id)
+INDEX_BUDGET = 2_000_000  # plain PDQ hashes indexed at once (~90 bytes each with the MIH tables)
 QUERY_STEP = 1_024  # PDQ query hashes searched at once (their hits are Python lists)
 VIDEO_CHUNK = 100  # video rows read at a time (a vPDQ column holds every frame)
 GROUP_STEP = 500  # groups written at once...
@@ -344,24 +349,19 @@ class _Columns:
     ids: np.ndarray  # int64, sorted
     sha16: np.ndarray  # S16: the first 16 hex digits of the SHA-256 (the group key)
     mtype: np.ndarray  # uint8 codes into TYPES
-    pdq_pos: np.ndarray  # int64 positions of the PDQ hashes of quality >= MIN_QUALITY
-    pdq: np.ndarray  # uint8 (k, 32)
 
 
 def _load_columns(engine: Engine, case_id: int) -> _Columns:
     """Stream the case's media in keyset chunks of CHUNK rows, keeping only arrays
-    (8 + 16 + 1 bytes per media, 40 more per PDQ hash of quality >= MIN_QUALITY)."""
+    (8 + 16 + 1 bytes per media)."""
     m = triage_media.c
     ids: list[np.ndarray] = []
     sha16: list[np.ndarray] = []
     mtype: list[np.ndarray] = []
-    pdq_pos: list[np.ndarray] = []
-    pdq: list[np.ndarray] = []
     code = {t: i for i, t in enumerate(TYPES)}
     last = None
-    base = 0
     while True:
-        sel = select(m.id, m.sha256, m.pdq, m.pdq_quality, m.media_type).where(m.case_id == case_id)
+        sel = select(m.id, m.sha256, m.media_type).where(m.case_id == case_id)
         if last is not None:
             sel = sel.where(m.id > last)
         with engine.connect() as c:
@@ -375,22 +375,49 @@ def _load_columns(engine: Engine, case_id: int) -> _Columns:
         mtype.append(
             np.fromiter((code.get(r.media_type, 3) for r in rows), dtype=np.uint8, count=n)
         )
-        good = [k for k, r in enumerate(rows) if r.pdq and (r.pdq_quality or 0) >= MIN_QUALITY]
-        pdq_pos.append(np.array(good, dtype=np.int64) + base)
-        pdq.append(_hex_rows([rows[k].pdq for k in good]))
-        base += n
         del rows
     if not ids:
-        z = np.zeros(0, dtype=np.int64)
-        h = np.zeros((0, 32), dtype=np.uint8)
-        return _Columns(z, np.zeros(0, "S16"), np.zeros(0, np.uint8), z, h)
-    return _Columns(
-        np.concatenate(ids),
-        np.concatenate(sha16),
-        np.concatenate(mtype),
-        np.concatenate(pdq_pos),
-        np.concatenate(pdq),
-    )
+        return _Columns(np.zeros(0, dtype=np.int64), np.zeros(0, "S16"), np.zeros(0, np.uint8))
+    return _Columns(np.concatenate(ids), np.concatenate(sha16), np.concatenate(mtype))
+
+
+def _good_pdq(m: Any) -> Any:
+    """The media rows whose plain PDQ hash joins by PDQ (quality >= MIN_QUALITY)."""
+    return (m.pdq.is_not(None)) & (m.pdq != "") & (m.pdq_quality >= MIN_QUALITY)
+
+
+def _plain_parts(
+    engine: Engine, case_id: int, ids: np.ndarray, budget: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The plain PDQ hashes of quality >= MIN_QUALITY, by id, in parts of at most
+    ``budget`` hashes: (positions int64, hashes uint8 (k, 32)), read in CHUNK rows."""
+    m = triage_media.c
+    budget = max(1, budget)
+    last = None
+    while True:
+        pos: list[np.ndarray] = []
+        rows_h: list[np.ndarray] = []
+        held = 0
+        while held < budget:
+            sel = select(m.id, m.pdq).where(m.case_id == case_id, _good_pdq(m))
+            if last is not None:
+                sel = sel.where(m.id > last)
+            with engine.connect() as c:
+                rows = c.execute(sel.order_by(m.id).limit(min(CHUNK, budget - held))).all()
+            if not rows:
+                break
+            last = rows[-1].id
+            at = _positions(ids, np.fromiter((r.id for r in rows), np.int64, len(rows)))
+            keep = at >= 0
+            pos.append(at[keep])
+            rows_h.append(_hex_rows([r.pdq for r, k in zip(rows, keep, strict=True) if k]))
+            held += len(rows)
+            del rows
+        if not held:
+            return
+        yield np.concatenate(pos), np.concatenate(rows_h)
+        if held < budget:
+            return
 
 
 def _positions(ids: np.ndarray, mids: np.ndarray) -> np.ndarray:
@@ -440,12 +467,7 @@ def _pdq_pairs(
     pairs = 0
     last = None
     while True:
-        sel = select(m.id, m.pdq, m.meta).where(
-            m.case_id == case_id,
-            m.pdq.is_not(None),
-            m.pdq != "",
-            m.pdq_quality >= MIN_QUALITY,
-        )
+        sel = select(m.id, m.pdq, m.meta).where(m.case_id == case_id, _good_pdq(m))
         if last is not None:
             sel = sel.where(m.id > last)
         with engine.connect() as c:
