@@ -185,6 +185,41 @@ def test_per_row_store_queries_use_the_case_indexes(tmp_path: Path) -> None:
         engine.dispose()
 
 
+
+def test_keyset_chunks_are_range_reads(tmp_path: Path) -> None:
+    """Every keyset chunk a triage run reads (``id > ? ORDER BY id LIMIT n``) is a range
+    read of a ``(case_id, id)`` index: no chunk reads the whole case and sorts it
+    (which made the stages quadratic in the case size)."""
+    from sqlalchemy import event
+
+    root = tmp_path / "seized"
+    _shots(root, _photo(51), 3, "K")
+    engine = open_engine(f"sqlite:///{tmp_path / 'keyset.db'}")
+    seen: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        sql = " ".join(statement.split()).upper()
+        if sql.startswith("SELECT") and ".ID > " in sql and "LIMIT" in sql:
+            seen.append((statement, params))
+
+    try:
+        event.listen(engine, "before_cursor_execute", grab)
+        s = run_triage(engine, "keyset", [root], workers=1)
+        event.remove(engine, "before_cursor_execute", grab)
+        assert s.grouping.groups and s.series.series
+        tables = {t for sql, _p in seen for t in ("triage_media", "triage_groups") if t in sql}
+        assert len(seen) >= 5 and tables == {"triage_media", "triage_groups"}
+        with engine.connect() as c:
+            for sql, params in seen:
+                plan = " | ".join(
+                    r[-1] for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
+                )
+                assert "_case_id (case_id=? AND id>?)" in plan, plan
+                assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+    finally:
+        engine.dispose()
+
+
 def test_exact_rehash_in_workers_matches_the_serial_path(tmp_path: Path) -> None:
     """Bank matching re-hashes near-threshold copies exactly; in two worker processes
     it finds the same known groups as in one."""

@@ -89,6 +89,8 @@ triage_media = Table(
 )
 Index("ix_triage_media_group", triage_media.c.case_id, triage_media.c.group_id)
 Index("ix_triage_media_md5", triage_media.c.case_id, triage_media.c.md5)
+# keyset reads of a case (migration 0017)
+Index("ix_triage_media_case_id", triage_media.c.case_id, triage_media.c.id)
 
 triage_files = Table(
     "triage_files",
@@ -110,6 +112,7 @@ triage_files = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_triage_files_media", triage_files.c.case_id, triage_files.c.media_id)
+Index("ix_triage_files_case_id", triage_files.c.case_id, triage_files.c.id)
 
 triage_groups = Table(
     "triage_groups",
@@ -135,6 +138,7 @@ triage_groups = Table(
 )
 Index("ix_triage_groups_rank", triage_groups.c.case_id, triage_groups.c.rank)
 Index("ix_triage_groups_series", triage_groups.c.case_id, triage_groups.c.series_id)
+Index("ix_triage_groups_case_id", triage_groups.c.case_id, triage_groups.c.id)
 
 triage_series = Table(
     "triage_series",
