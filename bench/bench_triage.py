@@ -680,6 +680,23 @@ def large_child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+def _warm_up(part: Path, args: argparse.Namespace, n: int = 300) -> None:
+    """A small triage run (copies of the first ``n`` files of ``part``), not measured, so
+    that every measured run finds the numba kernels compiled and cached: the run that
+    compiles them holds some 90 MiB more in its main process (LLVM), which made the
+    first size measured look like growth."""
+    with tempfile.TemporaryDirectory(prefix="bench_triage_warm_", dir=args.tmp) as tmp:
+        folder = Path(tmp) / "warm"
+        folder.mkdir()
+        for f in sorted(p for p in part.rglob("*") if p.is_file())[:n]:
+            shutil.copyfile(f, folder / f.name)
+        work = Path(tmp) / "work"
+        work.mkdir()
+        cmd = [sys.executable, __file__, "--work", str(work), "--workers", str(args.workers)]
+        cmd += ["--scene", args.scene, "--no-rerun", "--large-child", "triage"]
+        subprocess.run([*cmd, "--folders", str(folder)], check=True, stdout=subprocess.DEVNULL)
+
+
 def large(args: argparse.Namespace) -> dict[str, Any]:
     """Build (or reuse) the large folder; per size: triage (its process tree sampled) and,
     in the same run, plain ``scan`` on the first part(s)."""
@@ -689,6 +706,7 @@ def large(args: argparse.Namespace) -> dict[str, Any]:
     per_part = comp["files"] // comp["parts"]
     res: dict[str, Any] = {"composition": comp, "runs": []}
     scan: tuple[dict[str, Any], dict[str, Any]] | None = None
+    _warm_up(parts[0], args)
     for size in args.large_sizes:
         k = max(1, min(len(parts), size // per_part))
         folders = [str(p) for p in parts[:k]]
