@@ -680,11 +680,13 @@ def large_child(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def _warm_up(part: Path, args: argparse.Namespace, n: int = 300) -> None:
+def _warm_up(part: Path, args: argparse.Namespace, n: int = 3_000) -> None:
     """A small triage run (copies of the first ``n`` files of ``part``), not measured, so
     that every measured run finds the numba kernels compiled and cached: the run that
     compiles them holds some 90 MiB more in its main process (LLVM), which made the
-    first size measured look like growth."""
+    first size measured look like growth. ``n`` must give more PDQ hashes than the
+    index's buffer (2,048): fewer are only scanned, and the index kernels would then
+    compile in the first measured run."""
     with tempfile.TemporaryDirectory(prefix="bench_triage_warm_", dir=args.tmp) as tmp:
         folder = Path(tmp) / "warm"
         folder.mkdir()
