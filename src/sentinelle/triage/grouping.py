@@ -334,7 +334,7 @@ def group_case(
 
 CHUNK = 5_000  # triage_media rows read at a time (keyset by id)
 INDEX_BUDGET = 2_000_000  # plain PDQ hashes indexed at once (~90 bytes each with the MIH tables)
-QUERY_STEP = 1_024  # PDQ query hashes searched at once (their hits are Python lists)
+QUERY_STEP = 1_024  # PDQ query hashes searched at once (their hits held as arrays)
 VIDEO_CHUNK = 100  # video rows read at a time (a vPDQ column holds every frame)
 GROUP_STEP = 500  # groups written at once...
 MEMBER_STEP = 2_000  # ...and at most this many members (bar one bigger group)
