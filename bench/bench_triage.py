@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -681,17 +682,20 @@ def large_child(args: argparse.Namespace) -> None:
 
 
 def _warm_up(part: Path, args: argparse.Namespace, n: int = 3_000) -> None:
-    """A small triage run (copies of the first ``n`` files of ``part``), not measured, so
-    that every measured run finds the numba kernels compiled and cached: the run that
-    compiles them holds some 90 MiB more in its main process (LLVM), which made the
-    first size measured look like growth. ``n`` must give more PDQ hashes than the
-    index's buffer (2,048): fewer are only scanned, and the index kernels would then
-    compile in the first measured run."""
+    """A small triage run (hard links to, or copies of, the first ``n`` files of
+    ``part``), not measured, so that every measured run finds the numba kernels
+    compiled and cached: the run that compiles them holds some 90 MiB more in its
+    main process (LLVM), which made the first size measured look like growth. ``n``
+    must give more PDQ hashes than the index's buffer (2,048): fewer are only
+    scanned, and the index kernels would then compile in the first measured run."""
     with tempfile.TemporaryDirectory(prefix="bench_triage_warm_", dir=args.tmp) as tmp:
         folder = Path(tmp) / "warm"
         folder.mkdir()
         for f in sorted(p for p in part.rglob("*") if p.is_file())[:n]:
-            shutil.copyfile(f, folder / f.name)
+            try:  # a hard link is a plain file to triage; copy across file systems
+                os.link(f, folder / f.name)
+            except OSError:
+                shutil.copyfile(f, folder / f.name)
         work = Path(tmp) / "work"
         work.mkdir()
         cmd = [sys.executable, __file__, "--work", str(work), "--workers", str(args.workers)]

@@ -12,6 +12,7 @@ import random
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, insert, select
 
@@ -294,3 +295,9 @@ def test_groups_match_the_brute_force_reference_at_any_batch_size(
     small = group_case(engine, case_id, matcher=matcher, near_threshold=THRESHOLD)
     assert _state(engine, case_id)[0] == whole
     assert vars(small) == vars(res)
+    # the budget really splits the index: parts of at most 5 hashes, each good hash once
+    ids = grouping._load_columns(engine, case_id).ids
+    parts = list(grouping._plain_parts(engine, case_id, ids, 5))
+    good = sorted(m["id"] for m in media if m["pdq"] and (m["pdq_quality"] or 0) >= MIN_QUALITY)
+    assert len(parts) > 2 and all(len(p) <= 5 and len(p) == len(h) for p, h in parts)
+    assert sorted(ids[np.concatenate([p for p, _h in parts])].tolist()) == good

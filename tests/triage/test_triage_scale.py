@@ -185,7 +185,6 @@ def test_per_row_store_queries_use_the_case_indexes(tmp_path: Path) -> None:
         engine.dispose()
 
 
-
 def test_keyset_chunks_are_range_reads(tmp_path: Path) -> None:
     """Every keyset chunk a triage run reads (``id > ? ORDER BY id LIMIT n``) is a range
     read of a ``(case_id, id)`` index: no chunk reads the whole case and sorts it

@@ -49,4 +49,10 @@ def test_union_many_rejects_bad_positions() -> None:
         uf.union_many(np.array([-1]), np.array([0]))
     with pytest.raises(ValueError):
         uf.union_many(np.array([0, 1]), np.array([0]))
+    with pytest.raises(TypeError):  # floats are not truncated into positions
+        uf.union_many(np.array([1.7]), np.array([0]))
+    with pytest.raises(IndexError):
+        uf.union(0, 3)
+    with pytest.raises(TypeError):
+        uf.find(1.0)  # type: ignore[arg-type]
     assert uf.roots().tolist() == [0, 1, 2]  # nothing joined by a refused call

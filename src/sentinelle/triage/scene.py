@@ -213,8 +213,9 @@ def orb_pairs(
 VOTE_PASS_KEYS = 262_144
 """Keys (or pair votes) worked on at once: more images split the keys into more slices
 and the votes into more partitions on disk, so memory stays near a few arrays of this
-many int64 entries (about 14 MB) whatever the number of images. (1,000,000 took 47 MB
-at 100,000 files and saved 3 of 10 s of voting.)"""
+many int64 entries (about 14 MB) whatever the number of images. (With 1,000,000 the
+series stage alone peaked at 245 instead of 213 MiB at 100,000 files:
+``bench/bench_triage_stages.py``, RESULTS 12-04 20:36.)"""
 
 
 def _runs(

@@ -26,17 +26,23 @@ def _find(parent: np.ndarray, i: int) -> int:
 
 
 @njit(cache=True, nogil=True)
+def _union_one(parent: np.ndarray, a: int, b: int) -> bool:
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra == rb:
+        return False
+    if ra > rb:  # the smaller root is the parent: the forest does not depend on order
+        ra, rb = rb, ra
+    parent[rb] = ra
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _union_many(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> int:
     joined = 0
     for k in range(len(a)):
-        ra = _find(parent, a[k])
-        rb = _find(parent, b[k])
-        if ra == rb:
-            continue
-        if ra > rb:
-            ra, rb = rb, ra
-        parent[rb] = ra
-        joined += 1
+        if _union_one(parent, a[k], b[k]):
+            joined += 1
     return joined
 
 
@@ -47,26 +53,24 @@ class UnionFind:
         self.parent = np.arange(n, dtype=np.int64)
 
     def find(self, i: int) -> int:
-        p = self.parent
-        root = i
-        while p[root] != root:
-            root = int(p[root])
-        while p[i] != root:
-            p[i], i = root, int(p[i])
-        return root
+        return int(_find(self.parent, self._at(i)))
 
     def union(self, a: int, b: int) -> bool:
         """Join the sets of ``a`` and ``b``; False when they were one already."""
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return False
-        if ra > rb:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        return True
+        return bool(_union_one(self.parent, self._at(a), self._at(b)))
+
+    def _at(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"a position is an integer, not {type(i).__name__}")
+        if not 0 <= i < len(self.parent):
+            raise IndexError(f"position {i} outside 0..{len(self.parent) - 1}")
+        return int(i)
 
     def union_many(self, a: np.ndarray, b: np.ndarray) -> int:
         """Join each pair ``(a[k], b[k])``; returns how many joins merged two sets."""
+        a, b = np.asarray(a), np.asarray(b)
+        if a.dtype.kind not in "iu" or b.dtype.kind not in "iu":  # 1.7 is not a position
+            raise TypeError(f"union_many needs integer arrays, not {a.dtype} and {b.dtype}")
         a = np.ascontiguousarray(a, dtype=np.int64)
         b = np.ascontiguousarray(b, dtype=np.int64)
         if a.shape != b.shape or a.ndim != 1:
